@@ -1,0 +1,58 @@
+# mtlsproxy - build, test, demo.
+PKGS	 = openssl libevent libevent_openssl libevent_pthreads yaml-0.1
+CC	?= cc
+CFLAGS	?= -O2 -g
+CFLAGS	+= -std=c11 -D_GNU_SOURCE -MMD -MP -Wall -Wextra -Wshadow \
+	   -Wpointer-arith -Wformat=2 -Wstrict-prototypes -Wmissing-prototypes \
+	   -Wno-format-nonliteral -pthread
+SAN	 = $(if $(SANITIZE),-fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover=all)
+CFLAGS	+= $(if $(WERROR),-Werror) $(SAN)
+LDFLAGS	+= $(SAN) -pthread
+PKGCFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKGLIBS	 = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+CHECKLIBS = $(shell pkg-config --libs check 2>/dev/null)
+PREFIX	?= /usr/local
+B	?= build
+
+# Modules free of libevent, linked alone into the unit tests.
+PURE	 = util cfg policy log
+SRCS	 = $(PURE) tls runtime listener worker session proxy_tcp upstream main
+OBJS	 = $(SRCS:%=$(B)/%.o)
+UNIT	 = $(wildcard tests/unit/check_*.c)
+
+.PHONY: all deps test check integration demo certs install clean
+all: $(B)/mtlsproxy
+
+$(B)/%.o: src/%.c | $(B)
+	$(CC) $(CFLAGS) $(PKGCFLAGS) -c -o $@ $<
+$(B)/mtlsproxy: $(OBJS)
+	$(CC) $(LDFLAGS) -o $@ $(OBJS) $(PKGLIBS)
+$(B)/unit/%.o: tests/unit/%.c | $(B)
+	@mkdir -p $(B)/unit
+	$(CC) $(CFLAGS) $(PKGCFLAGS) -Isrc -c -o $@ $<
+$(B)/check_all: $(UNIT:tests/unit/%.c=$(B)/unit/%.o) $(PURE:%=$(B)/%.o)
+	$(CC) $(LDFLAGS) -o $@ $^ $(PKGLIBS) $(CHECKLIBS)
+$(B):
+	@mkdir -p $(B)
+
+deps:
+	@scripts/deps.sh
+test: $(B)/check_all
+	cd tests/unit && ../../$(B)/check_all
+integration: $(B)/mtlsproxy
+	tests/integration/run.sh $(B)/mtlsproxy
+check: deps
+	@$(MAKE) --no-print-directory all $(B)/check_all
+	@$(MAKE) --no-print-directory test integration
+certs:
+	certs-example/make-demo-pki.sh certs-example/out
+demo: deps
+	@$(MAKE) --no-print-directory all
+	@scripts/demo.sh $(B)/mtlsproxy
+install: $(B)/mtlsproxy
+	install -D -m 0755 $(B)/mtlsproxy $(DESTDIR)$(PREFIX)/bin/mtlsproxy
+	install -D -m 0644 conf/mtlsproxy.yaml $(DESTDIR)/etc/mtlsproxy/mtlsproxy.yaml.example
+clean:
+	rm -rf $(B)
+
+-include $(OBJS:.o=.d) $(wildcard $(B)/unit/*.d)

@@ -1,0 +1,304 @@
+/*
+ * listener.c - listening sockets (one SO_REUSEPORT socket per worker and
+ * listener) and accepting with max_connections and EMFILE back-off.
+ */
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "mtlsproxy.h"
+
+#define ACCEPT_BATCH	64
+#define LISTEN_BACKLOG	1024
+
+static struct lstate	*lstates;
+static size_t		 nlstates;
+static unsigned		 nworkers_open;
+static bool		 limit_logged;	/* atomic */
+
+/* The process-wide state of listener i. */
+struct lstate *
+listener_state(size_t i)
+{
+	return &lstates[i];
+}
+
+/* Number of configured listeners. */
+size_t
+listener_count(void)
+{
+	return nlstates;
+}
+
+static int
+listener_socket(const struct addr *a, bool reuseport, char *err, size_t len)
+{
+	int	fd, on = 1;
+
+	fd = socket(a->ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK |
+	    SOCK_CLOEXEC, 0);
+	if (fd == -1) {
+		snprintf(err, len, "socket: %s", strerror(errno));
+		return -1;
+	}
+	(void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on));
+	if (reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on,
+	    sizeof(on)) == -1) {
+		snprintf(err, len, "SO_REUSEPORT: %s", strerror(errno));
+		close(fd);
+		return -1;
+	}
+	if (a->ss.ss_family == AF_INET6)
+		(void)setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on,
+		    sizeof(on));
+	if (bind(fd, (const struct sockaddr *)&a->ss, a->sslen) == -1) {
+		int e = errno;
+
+		snprintf(err, len, "%s%s", strerror(e), e == EADDRINUSE ?
+		    " (is another server or mtlsproxy already running on this "
+		    "port?)" : e == EACCES ? " (ports below 1024 need root or "
+		    "CAP_NET_BIND_SERVICE)" : "");
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/*
+ * Open the listening sockets of every listener, one per worker.  A plain
+ * bind first proves the port is free: with SO_REUSEPORT alone a second
+ * instance would silently share the port instead of failing.
+ */
+int
+listener_open_all(struct runtime *rt, unsigned nworkers)
+{
+	struct cfg	*cfg = rt->cfg;
+	char		 err[256];
+	size_t		 i;
+	unsigned	 w;
+	int		 probe;
+
+	lstates = xcalloc(cfg->nlisteners, sizeof(*lstates));
+	nlstates = cfg->nlisteners;
+	nworkers_open = nworkers;
+	for (i = 0; i < cfg->nlisteners; i++) {
+		struct cfg_listener *l = &cfg->listeners[i];
+		struct lstate *ls = &lstates[i];
+
+		ls->name = xstrdup(l->name);
+		addr_copy(&ls->addr, &l->listen);
+		ls->max = l->max_connections;
+		ls->fds = xcalloc(nworkers, sizeof(int));
+		for (w = 0; w < nworkers; w++)
+			ls->fds[w] = -1;
+		if (l->listen.kind != ADDR_INET) {
+			log_error("listener \"%s\": cannot listen on %s: socket "
+			    "activation is not available in this version",
+			    l->name, l->listen.text);
+			return -1;
+		}
+		if ((probe = listener_socket(&l->listen, false, err,
+		    sizeof(err))) == -1) {
+			log_error("listener \"%s\": cannot listen on %s: %s",
+			    l->name, l->listen.text, err);
+			return -1;
+		}
+		close(probe);
+		for (w = 0; w < nworkers; w++) {
+			ls->fds[w] = listener_socket(&l->listen, true, err,
+			    sizeof(err));
+			if (ls->fds[w] == -1 ||
+			    listen(ls->fds[w], LISTEN_BACKLOG) == -1) {
+				log_error("listener \"%s\": cannot listen on "
+				    "%s: %s", l->name, l->listen.text,
+				    ls->fds[w] == -1 ? err : strerror(errno));
+				return -1;
+			}
+		}
+		log_info("listener \"%s\" on %s (%u sockets)", l->name,
+		    l->listen.text, nworkers);
+	}
+	return 0;
+}
+
+/* Close every listening socket still open and free the table. */
+void
+listener_close_all(void)
+{
+	size_t		i;
+	unsigned	w;
+
+	for (i = 0; i < nlstates; i++) {
+		for (w = 0; lstates[i].fds != NULL && w < nworkers_open; w++)
+			if (lstates[i].fds[w] != -1)
+				close(lstates[i].fds[w]);
+		free(lstates[i].fds);
+		free(lstates[i].name);
+		addr_free(&lstates[i].addr);
+	}
+	free(lstates);
+	lstates = NULL;
+	nlstates = 0;
+}
+
+static void	listener_accept_cb(evutil_socket_t, short, void *);
+
+static void
+listener_pause(struct waccept *a, unsigned ms)
+{
+	struct timeval	tv = { ms / 1000, (ms % 1000) * 1000 };
+
+	if (!a->paused) {
+		event_del(a->ev);
+		a->paused = true;
+	}
+	event_add(a->pause_ev, &tv);
+}
+
+static void
+listener_resume_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct waccept	*a = arg;
+	struct lstate	*ls = &lstates[a->li];
+
+	(void)fd;
+	(void)what;
+	if (a->w->stopping)
+		return;
+	if (__atomic_load_n(&ls->nconns, __ATOMIC_RELAXED) >=
+	    __atomic_load_n(&ls->max, __ATOMIC_RELAXED)) {
+		listener_pause(a, 50);
+		return;
+	}
+	a->paused = false;
+	event_add(a->ev, NULL);
+	/* Connections may be waiting in the backlog already. */
+	listener_accept_cb(a->fd, EV_READ, a);
+}
+
+/* Reserve a connection slot; false at max_connections. */
+static bool
+listener_reserve(struct lstate *ls)
+{
+	unsigned	cur = __atomic_load_n(&ls->nconns, __ATOMIC_RELAXED);
+
+	do {
+		if (cur >= __atomic_load_n(&ls->max, __ATOMIC_RELAXED))
+			return false;
+	} while (!__atomic_compare_exchange_n(&ls->nconns, &cur, cur + 1,
+	    true, __ATOMIC_ACQ_REL, __ATOMIC_RELAXED));
+	return true;
+}
+
+/* A connection of listener i ended: free its slot. */
+void
+listener_conn_done(size_t i)
+{
+	__atomic_sub_fetch(&lstates[i].nconns, 1, __ATOMIC_ACQ_REL);
+}
+
+static void
+listener_accept_cb(evutil_socket_t lfd, short what, void *arg)
+{
+	struct waccept		*a = arg;
+	struct lstate		*ls = &lstates[a->li];
+	struct sockaddr_storage	 ss;
+	socklen_t		 sslen;
+	int			 fd, i, on = 1;
+
+	(void)what;
+	for (i = 0; i < ACCEPT_BATCH && !a->w->stopping; i++) {
+		if (!listener_reserve(ls)) {
+			/* Leave the rest in the kernel backlog. */
+			if (!__atomic_exchange_n(&limit_logged, true,
+			    __ATOMIC_RELAXED)) {
+				log_warnx("listener \"%s\": max_connections "
+				    "(%u) reached; new connections wait",
+				    ls->name, ls->max);
+			}
+			listener_pause(a, 50);
+			return;
+		}
+		sslen = sizeof(ss);
+		fd = accept4(lfd, (struct sockaddr *)&ss, &sslen,
+		    SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd == -1) {
+			listener_conn_done(a->li);
+			if (errno == EAGAIN || errno == EINTR ||
+			    errno == ECONNABORTED)
+				return;
+			if (errno == EMFILE || errno == ENFILE) {
+				log_errno(LOG_LEVEL_WARN, "listener \"%s\": "
+				    "accept", ls->name);
+				listener_pause(a, 100);
+				return;
+			}
+			log_errno(LOG_LEVEL_WARN, "listener \"%s\": accept",
+			    ls->name);
+			return;
+		}
+		if (__atomic_load_n(&limit_logged, __ATOMIC_RELAXED))
+			__atomic_store_n(&limit_logged, false, __ATOMIC_RELAXED);
+		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on,
+		    sizeof(on));
+		session_new(a->w, a->li, fd, (struct sockaddr *)&ss, sslen);
+	}
+}
+
+/* Start accepting on this worker's sockets. */
+int
+listener_start(struct worker *w)
+{
+	size_t	i;
+
+	w->nacc = nlstates;
+	w->acc = xcalloc(nlstates, sizeof(*w->acc));
+	for (i = 0; i < nlstates; i++) {
+		struct waccept *a = &w->acc[i];
+
+		a->w = w;
+		a->li = i;
+		a->fd = lstates[i].fds[w->idx];
+		lstates[i].fds[w->idx] = -1;	/* the worker owns it now */
+		a->ev = event_new(w->base, a->fd, EV_READ | EV_PERSIST,
+		    listener_accept_cb, a);
+		a->pause_ev = evtimer_new(w->base, listener_resume_cb, a);
+		if (a->ev == NULL || a->pause_ev == NULL ||
+		    event_add(a->ev, NULL) == -1)
+			return -1;
+	}
+	return 0;
+}
+
+/* Stop accepting: close this worker's listening sockets. */
+void
+listener_stop(struct worker *w)
+{
+	size_t	i;
+
+	for (i = 0; i < w->nacc; i++) {
+		struct waccept *a = &w->acc[i];
+
+		if (a->ev != NULL)
+			event_free(a->ev);
+		if (a->pause_ev != NULL)
+			event_free(a->pause_ev);
+		if (a->fd != -1)
+			close(a->fd);
+		a->ev = a->pause_ev = NULL;
+		a->fd = -1;
+	}
+	free(w->acc);
+	w->acc = NULL;
+	w->nacc = 0;
+}

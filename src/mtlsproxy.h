@@ -1,0 +1,381 @@
+/*
+ * mtlsproxy - an mTLS-enforcing reverse proxy.
+ * Shared structures and prototypes, one section per source file.
+ */
+#ifndef MTLSPROXY_H
+#define MTLSPROXY_H
+
+#include <sys/types.h>
+#include <sys/socket.h>
+#include <sys/queue.h>
+#include <netinet/in.h>
+
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+
+#define MTLSPROXY_VERSION	"0.1.0"
+#define MTLSPROXY_CONFIG	"/etc/mtlsproxy/mtlsproxy.yaml"
+
+#define PRINTF_LIKE(f, a)	__attribute__((format(printf, f, a)))
+
+/* util.c */
+struct strlist {
+	char	**v;
+	size_t	  n;
+};
+
+/* Messages collected while loading; each is "file:line:col: text". */
+struct errlist {
+	char	**v;
+	size_t	  n;
+};
+
+enum addr_kind {
+	ADDR_INET,		/* IPv4 or IPv6, in ss */
+	ADDR_UNIX,		/* unix:/path, in ss */
+	ADDR_SYSTEMD		/* systemd:NAME, socket activation */
+};
+
+struct addr {
+	enum addr_kind		 kind;
+	struct sockaddr_storage	 ss;
+	socklen_t		 sslen;
+	char			*name;		/* owned; systemd fd name */
+	char			*text;		/* owned; as written */
+};
+
+#define ADDR_ALLOW_UNIX		0x1
+#define ADDR_ALLOW_SYSTEMD	0x2
+#define ADDR_ALLOW_WILDCARD	0x4	/* 0.0.0.0 and [::] (listeners) */
+
+void	*xmalloc(size_t);
+void	*xcalloc(size_t, size_t);
+void	*xreallocarray(void *, size_t, size_t);
+char	*xstrdup(const char *);
+char	*xasprintf(const char *, ...) PRINTF_LIKE(1, 2);
+void	 strlist_add(struct strlist *, const char *);
+void	 strlist_free(struct strlist *);
+bool	 strlist_contains(const struct strlist *, const char *);
+void	 errlist_add(struct errlist *, const char *, ...) PRINTF_LIKE(2, 3);
+void	 errlist_free(struct errlist *);
+int	 duration_parse(const char *, uint64_t *, const char **);
+int	 addr_parse(const char *, int, struct addr *, const char **);
+bool	 addr_is_loopback(const struct addr *);
+void	 addr_free(struct addr *);
+void	 addr_copy(struct addr *, const struct addr *);
+const char *sockaddr_str(const struct sockaddr *, socklen_t, char *, size_t);
+int	 hex_decode(const char *, unsigned char *, size_t);
+
+/* cfg.c */
+struct cfg_loc {
+	unsigned	 line;		/* 1-based */
+	unsigned	 col;		/* 1-based */
+};
+
+/* A file named in the config, with where it was named. */
+struct cfg_file {
+	char		*path;		/* owned; NULL when not set */
+	struct cfg_loc	 loc;
+};
+
+enum log_level {
+	LOG_LEVEL_ERROR,
+	LOG_LEVEL_WARN,
+	LOG_LEVEL_INFO,
+	LOG_LEVEL_DEBUG
+};
+
+enum log_format {
+	LOG_FORMAT_TEXT,
+	LOG_FORMAT_JSON
+};
+
+enum backend_mode {
+	BACKEND_TCP,
+	BACKEND_HTTP
+};
+
+enum client_eku {
+	CLIENT_EKU_IF_PRESENT,
+	CLIENT_EKU_REQUIRED
+};
+
+#define FINGERPRINT_LEN		32	/* SHA-256 */
+
+/* Allow lists: every non-empty field must match; any value within one. */
+struct cfg_allow {
+	struct strlist	  subject_cn;
+	struct strlist	  subject_ou;
+	struct strlist	  subject_o;
+	struct strlist	  san_dns;
+	struct strlist	  san_uri;
+	struct strlist	  san_email;
+	unsigned char	(*fingerprint_sha256)[FINGERPRINT_LEN];
+	size_t		  n_fingerprint_sha256;
+	struct cfg_loc	  loc;
+};
+
+struct cfg_tls {
+	struct cfg_file	 cert;
+	struct cfg_file	 key;
+	struct cfg_file	 key_passphrase_file;
+	struct cfg_file	 pkcs12;
+	struct cfg_file	 pkcs12_passphrase_file;
+	int		 min_version;	/* TLS1_2_VERSION or TLS1_3_VERSION */
+	char		*ciphers;	/* owned; NULL: OpenSSL default */
+	struct cfg_loc	 ciphers_loc;
+	char		*ciphersuites;	/* owned; NULL: OpenSSL default */
+	struct cfg_loc	 ciphersuites_loc;
+	char		*groups;	/* owned; NULL: OpenSSL default */
+	struct cfg_loc	 groups_loc;
+	bool		 session_tickets;
+	struct cfg_loc	 loc;		/* the tls: mapping */
+};
+
+struct cfg_client_auth {
+	struct cfg_file	 ca;
+	struct cfg_file	*trusted_certs;
+	size_t		 n_trusted_certs;
+	struct cfg_file	 crl;
+	int		 verify_depth;
+	bool		 partial_chain;
+	enum client_eku	 client_eku;
+	struct cfg_allow allow;
+	struct cfg_loc	 loc;		/* the client_auth: mapping */
+};
+
+struct cfg_backend {
+	struct addr	*addrs;		/* owned; failover order */
+	size_t		 naddrs;
+	bool		 remote;
+	enum backend_mode mode;
+	bool		 proxy_protocol;
+	uint64_t	 connect_timeout_ms;
+	struct cfg_loc	 loc;
+};
+
+struct cfg_listener {
+	char		*name;		/* owned */
+	struct cfg_loc	 loc;		/* the list item */
+	struct addr	 listen;
+	struct cfg_loc	 listen_loc;
+	struct cfg_tls	 tls;
+	struct cfg_client_auth client_auth;
+	struct cfg_backend backend;
+	uint64_t	 handshake_timeout_ms;
+	uint64_t	 idle_timeout_ms;
+	unsigned	 max_connections;
+};
+
+struct cfg {
+	char		*path;		/* owned; as given */
+	unsigned	 workers;	/* resolved: auto = CPUs */
+	enum log_level	 log_level;
+	enum log_format	 log_format;
+	bool		 log_access;
+	uint64_t	 drain_timeout_ms;
+	struct cfg_listener *listeners;	/* owned */
+	size_t		 nlisteners;
+};
+
+struct cfg	*cfg_load(const char *, struct errlist *);
+void		 cfg_free(struct cfg *);
+void		 cfg_error(struct errlist *, const struct cfg *, struct cfg_loc,
+		    const char *, ...) PRINTF_LIKE(4, 5);
+
+/* log.c */
+void	log_init(enum log_level, enum log_format);
+void	log_set(enum log_level, enum log_format);
+extern enum log_level log_level_cur;
+void	log_msg(enum log_level, const char *, ...) PRINTF_LIKE(2, 3);
+void	log_errno(enum log_level, const char *, ...) PRINTF_LIKE(2, 3);
+/* One field of a key=value event line; num: print unquoted (JSON number). */
+struct log_field {
+	const char	*k;
+	const char	*v;		/* NULL: field omitted */
+	bool		 num;
+};
+void	log_event(enum log_level, const char *, const struct log_field *, size_t);
+void	fatalx(const char *, ...) PRINTF_LIKE(1, 2) __attribute__((noreturn));
+#define log_error(...)	log_msg(LOG_LEVEL_ERROR, __VA_ARGS__)
+#define log_warnx(...)	log_msg(LOG_LEVEL_WARN, __VA_ARGS__)
+#define log_info(...)	do { if (log_level_cur >= LOG_LEVEL_INFO) \
+	log_msg(LOG_LEVEL_INFO, __VA_ARGS__); } while (0)
+#define log_debug(...)	do { if (log_level_cur >= LOG_LEVEL_DEBUG) \
+	log_msg(LOG_LEVEL_DEBUG, __VA_ARGS__); } while (0)
+
+/* policy.c */
+struct policy;
+struct policy	*policy_new(const struct cfg_allow *, enum client_eku);
+void		 policy_free(struct policy *);
+int		 policy_check(const struct policy *, X509 *, char *, size_t);
+
+/* Facts about a verified (or refused) client certificate. */
+struct identity {
+	char	*subject;	/* owned; RFC 4514 */
+	char	*issuer;	/* owned; RFC 4514 */
+	char	*serial;	/* owned; hex, upper case */
+	char	*sha256;	/* owned; hex, lower case, no colons */
+	char	*cn;		/* owned; first CN or NULL */
+	time_t	 not_after;
+};
+void	identity_from_cert(struct identity *, X509 *);
+void	identity_clear(struct identity *);
+char	*x509_name_rfc4514(const X509_NAME *);
+
+/* tls.c */
+/* Why a client's certificate was refused; filled during the handshake. */
+struct tls_verdict {
+	const char	*code;		/* static reason code; NULL: none */
+	char		 reason[512];	/* words, for the log */
+	char		*subject;	/* owned; of the client's leaf */
+	char		*issuer;	/* owned */
+};
+
+/* Everything a listener needs for its handshakes, built at load. */
+struct tls_server {
+	SSL_CTX		*ctx;		/* owns */
+	X509_STORE	*trusted_store;	/* owns; exact trusted_certs or NULL */
+	unsigned char	(*trusted_fp)[FINGERPRINT_LEN]; /* owned */
+	size_t		 ntrusted;
+	struct policy	*policy;	/* owns */
+	const struct cfg_listener *cfg;	/* borrowed from the runtime's cfg */
+	time_t		 cert_not_after;
+};
+
+int	 tls_init(void);
+int	 tls_server_init(struct tls_server *, const struct cfg *,
+	    const struct cfg_listener *, struct errlist *);
+void	 tls_server_clear(struct tls_server *);
+SSL	*tls_ssl_new(const struct tls_server *, struct tls_verdict *);
+void	 tls_verdict_clear(struct tls_verdict *);
+void	 tls_verdict_from_errors(struct tls_verdict *, SSL *, unsigned long);
+char	*tls_time_str(const ASN1_TIME *, char *, size_t);
+
+/* runtime.c */
+/* An immutable, reference-counted build of one configuration. */
+struct runtime {
+	int		 refs;		/* atomic */
+	uint64_t	 generation;
+	struct cfg	*cfg;		/* owns */
+	struct tls_server *servers;	/* owns; one per cfg listener */
+	size_t		 nservers;
+};
+struct runtime	*runtime_new(struct cfg *, struct errlist *);
+struct runtime	*runtime_ref(struct runtime *);
+void		 runtime_unref(struct runtime *);
+
+struct runtime	*runtime_current(void);
+void		 runtime_set_current(struct runtime *);
+
+/* listener.c */
+struct worker;
+struct session;
+
+/* One configured listener, for the life of the process (survives reloads). */
+struct lstate {
+	char		*name;		/* owned */
+	struct addr	 addr;		/* owned */
+	int		*fds;		/* owned; one socket per worker */
+	unsigned	 nconns;	/* atomic: established + handshaking */
+	unsigned	 max;		/* atomic: max_connections now */
+};
+
+/* A worker's accept side of one listener. */
+struct waccept {
+	struct worker	*w;		/* borrowed */
+	size_t		 li;		/* index in the listener table */
+	int		 fd;		/* owns */
+	struct event	*ev;		/* owns */
+	struct event	*pause_ev;	/* owns; retry after a limit */
+	bool		 paused;
+};
+
+int	 listener_open_all(struct runtime *, unsigned);
+void	 listener_close_all(void);
+struct lstate *listener_state(size_t);
+size_t	 listener_count(void);
+int	 listener_start(struct worker *);
+void	 listener_stop(struct worker *);
+void	 listener_conn_done(size_t);
+
+/* worker.c */
+TAILQ_HEAD(session_list, session);
+
+struct worker {
+	unsigned	 idx;
+	pthread_t	 thread;
+	struct event_base *base;	/* owns */
+	struct event	*stop_ev;	/* owns; activated by the main thread */
+	struct event	*kill_ev;	/* owns; drain deadline passed */
+	struct waccept	*acc;		/* owns; one per listener */
+	size_t		 nacc;
+	struct session_list sessions;
+	unsigned	 nsessions;
+	bool		 stopping;
+	uint64_t	 next_id;
+};
+
+int	 worker_start_all(unsigned);
+void	 worker_stop_all(void);
+void	 worker_kill_all(void);
+void	 worker_join_all(void);
+void	 worker_session_gone(struct worker *);
+unsigned worker_count(void);
+unsigned worker_sessions(void);
+unsigned worker_exited(void);
+
+/* session.c */
+enum session_state {
+	SESSION_HANDSHAKE,
+	SESSION_CONNECTING,
+	SESSION_PROXYING
+};
+
+/* One client connection and its backend connection. */
+struct session {
+	uint64_t		 id;
+	struct worker		*w;		/* borrowed */
+	struct runtime		*rt;		/* holds a reference */
+	const struct tls_server	*srv;		/* in rt */
+	size_t			 li;		/* listener index */
+	enum session_state	 state;
+	struct bufferevent	*client;	/* owns fd + SSL */
+	struct bufferevent	*backend;	/* owns fd */
+	struct event		*timer;		/* owns; handshake/idle */
+	size_t			 backend_idx;	/* address being tried */
+	char			 peer[64];
+	char			 backend_addr[128];
+	struct tls_verdict	 verdict;
+	struct identity		 ident;
+	uint64_t		 bytes_in;	/* client -> backend */
+	uint64_t		 bytes_out;	/* backend -> client */
+	struct timeval		 start;
+	struct timeval		 last_active;
+	bool			 client_eof;	/* client sent all it will */
+	bool			 backend_eof;	/* backend sent all it will */
+	bool			 client_shut;	/* close_notify sent */
+	bool			 backend_shut;	/* shutdown(SHUT_WR) done */
+	bool			 client_eof_first;
+	TAILQ_ENTRY(session)	 entry;
+};
+
+void	 session_new(struct worker *, size_t, int, struct sockaddr *,
+	    socklen_t);
+void	 session_close(struct session *, const char *);
+void	 session_touch(struct session *);
+void	 session_proxy_start(struct session *);
+
+/* upstream.c */
+void	 upstream_connect(struct session *);
+
+/* proxy_tcp.c */
+void	 tcp_start(struct session *);
+
+#endif /* MTLSPROXY_H */

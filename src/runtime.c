@@ -1,0 +1,91 @@
+/*
+ * runtime.c - an immutable, reference-counted build of one configuration:
+ * the cfg tree plus a TLS server (SSL_CTX, stores, policy) per listener.
+ * Connections hold the runtime they started with; a reload swaps in a new one.
+ */
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mtlsproxy.h"
+
+static pthread_mutex_t	 runtime_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct runtime	*runtime_cur;
+static uint64_t		 runtime_generation;
+
+/* Build a runtime; takes ownership of cfg. NULL with messages in errs. */
+struct runtime *
+runtime_new(struct cfg *cfg, struct errlist *errs)
+{
+	struct runtime	*rt;
+	size_t		 i;
+	int		 failed = 0;
+
+	rt = xcalloc(1, sizeof(*rt));
+	rt->refs = 1;
+	rt->cfg = cfg;
+	rt->servers = xcalloc(cfg->nlisteners, sizeof(*rt->servers));
+	for (i = 0; i < cfg->nlisteners; i++) {
+		if (tls_server_init(&rt->servers[i], cfg, &cfg->listeners[i],
+		    errs) == -1)
+			failed = 1;
+		else
+			rt->nservers = i + 1;
+	}
+	rt->nservers = cfg->nlisteners;
+	if (failed) {
+		runtime_unref(rt);
+		return NULL;
+	}
+	rt->generation = ++runtime_generation;
+	return rt;
+}
+
+/* Take a reference. */
+struct runtime *
+runtime_ref(struct runtime *rt)
+{
+	__atomic_add_fetch(&rt->refs, 1, __ATOMIC_RELAXED);
+	return rt;
+}
+
+/* Drop a reference; the last one frees everything. */
+void
+runtime_unref(struct runtime *rt)
+{
+	size_t	i;
+
+	if (rt == NULL || __atomic_sub_fetch(&rt->refs, 1,
+	    __ATOMIC_ACQ_REL) != 0)
+		return;
+	for (i = 0; i < rt->nservers; i++)
+		tls_server_clear(&rt->servers[i]);
+	free(rt->servers);
+	cfg_free(rt->cfg);
+	free(rt);
+}
+
+/* The runtime new connections use, with a reference for the caller. */
+struct runtime *
+runtime_current(void)
+{
+	struct runtime	*rt;
+
+	pthread_mutex_lock(&runtime_lock);
+	rt = runtime_cur ? runtime_ref(runtime_cur) : NULL;
+	pthread_mutex_unlock(&runtime_lock);
+	return rt;
+}
+
+/* Make rt current (takes the caller's reference); drops the old one. */
+void
+runtime_set_current(struct runtime *rt)
+{
+	struct runtime	*old;
+
+	pthread_mutex_lock(&runtime_lock);
+	old = runtime_cur;
+	runtime_cur = rt;
+	pthread_mutex_unlock(&runtime_lock);
+	runtime_unref(old);
+}

@@ -1,0 +1,255 @@
+/*
+ * session.c - one client connection from accept to close: the TLS handshake,
+ * the refusal line, handshake and idle timeouts, and the one close path that
+ * writes the access line and frees everything.
+ */
+#include <sys/socket.h>
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <openssl/err.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/event.h>
+
+#include "mtlsproxy.h"
+
+static void	session_client_event_cb(struct bufferevent *, short, void *);
+static void	session_timer_cb(evutil_socket_t, short, void *);
+
+static void
+session_timer_arm(struct session *s, uint64_t ms)
+{
+	struct timeval	tv;
+
+	tv.tv_sec = (time_t)(ms / 1000);
+	tv.tv_usec = (suseconds_t)(ms % 1000) * 1000;
+	evtimer_add(s->timer, &tv);
+}
+
+/* Note activity for the idle timeout. */
+void
+session_touch(struct session *s)
+{
+	event_base_gettimeofday_cached(s->w->base, &s->last_active);
+}
+
+/* Accept a connection on listener li: start the TLS handshake. */
+void
+session_new(struct worker *w, size_t li, int fd, struct sockaddr *sa,
+    socklen_t salen)
+{
+	struct session	*s;
+	SSL		*ssl;
+
+	s = xcalloc(1, sizeof(*s));
+	s->w = w;
+	s->li = li;
+	s->id = ++w->next_id;
+	s->state = SESSION_HANDSHAKE;
+	s->rt = runtime_current();
+	s->srv = &s->rt->servers[li];
+	sockaddr_str(sa, salen, s->peer, sizeof(s->peer));
+	event_base_gettimeofday_cached(w->base, &s->start);
+	s->last_active = s->start;
+	TAILQ_INSERT_TAIL(&w->sessions, s, entry);
+	__atomic_add_fetch(&w->nsessions, 1, __ATOMIC_RELAXED);
+
+	if ((ssl = tls_ssl_new(s->srv, &s->verdict)) == NULL) {
+		ERR_clear_error();
+		close(fd);
+		session_close(s, "out of memory");
+		return;
+	}
+	s->client = bufferevent_openssl_socket_new(w->base, fd, ssl,
+	    BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
+	s->timer = evtimer_new(w->base, session_timer_cb, s);
+	if (s->client == NULL || s->timer == NULL) {
+		if (s->client == NULL) {
+			SSL_free(ssl);
+			close(fd);
+		}
+		session_close(s, "out of memory");
+		return;
+	}
+	/* Many clients close without close_notify; that is an EOF. */
+	bufferevent_openssl_set_allow_dirty_shutdown(s->client, 1);
+	bufferevent_setcb(s->client, NULL, NULL, session_client_event_cb, s);
+	bufferevent_enable(s->client, EV_READ | EV_WRITE);
+	session_timer_arm(s, s->srv->cfg->handshake_timeout_ms);
+}
+
+/* Log why a handshake was refused, then free the session. */
+static void
+session_refused(struct session *s)
+{
+	struct log_field f[] = {
+		{ "listener", s->srv->cfg->name, false },
+		{ "peer", s->peer, false },
+		{ "code", s->verdict.code, false },
+		{ "reason", s->verdict.reason, false },
+		{ "subject", s->verdict.subject, false },
+		{ "issuer", s->verdict.issuer, false },
+	};
+
+	log_event(LOG_LEVEL_WARN, "refused", f, sizeof(f) / sizeof(f[0]));
+	session_close(s, NULL);
+}
+
+static void
+session_handshake_done(struct session *s)
+{
+	SSL	*ssl = bufferevent_openssl_get_ssl(s->client);
+	X509	*peer = SSL_get0_peer_certificate(ssl);
+
+	if (peer == NULL) {
+		/* Impossible with SSL_VERIFY_FAIL_IF_NO_PEER_CERT. */
+		s->verdict.code = "no_cert";
+		snprintf(s->verdict.reason, sizeof(s->verdict.reason),
+		    "no client certificate");
+		session_refused(s);
+		return;
+	}
+	identity_from_cert(&s->ident, peer);
+	s->state = SESSION_CONNECTING;
+	bufferevent_disable(s->client, EV_READ);
+	evtimer_del(s->timer);
+	log_debug("session %" PRIu64 ": %s verified \"%s\" (%s)", s->id,
+	    s->peer, s->ident.subject, SSL_get_version(ssl));
+	upstream_connect(s);
+}
+
+static void
+session_client_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	struct session	*s = arg;
+	unsigned long	 e, err = 0;
+
+	if (what & BEV_EVENT_CONNECTED) {
+		session_handshake_done(s);
+		return;
+	}
+	/* Handshake failed: keep the most telling OpenSSL error. */
+	while ((e = bufferevent_get_openssl_error(bev)) != 0)
+		if (err == 0 || ERR_GET_LIB(e) == ERR_LIB_SSL)
+			err = e;
+	if (err == 0 && (what & BEV_EVENT_ERROR) && errno != 0 &&
+	    s->verdict.code == NULL) {
+		s->verdict.code = "tls_error";
+		snprintf(s->verdict.reason, sizeof(s->verdict.reason),
+		    "connection error during the TLS handshake: %s",
+		    strerror(errno));
+	}
+	tls_verdict_from_errors(&s->verdict, bufferevent_openssl_get_ssl(bev),
+	    err);
+	session_refused(s);
+}
+
+static void
+session_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct session	*s = arg;
+	struct timeval	 now, diff;
+	uint64_t	 idle, ms;
+
+	(void)fd;
+	(void)what;
+	if (s->state == SESSION_HANDSHAKE) {
+		s->verdict.code = "handshake_timeout";
+		snprintf(s->verdict.reason, sizeof(s->verdict.reason),
+		    "TLS handshake not completed within %" PRIu64 " ms "
+		    "(timeouts.handshake)", s->srv->cfg->handshake_timeout_ms);
+		session_refused(s);
+		return;
+	}
+	idle = s->srv->cfg->idle_timeout_ms;
+	event_base_gettimeofday_cached(s->w->base, &now);
+	timersub(&now, &s->last_active, &diff);
+	ms = (uint64_t)diff.tv_sec * 1000 + (uint64_t)diff.tv_usec / 1000;
+	if (ms >= idle) {
+		session_close(s, "idle_timeout");
+		return;
+	}
+	session_timer_arm(s, idle - ms);
+}
+
+/* The backend is connected: start moving bytes. */
+void
+session_proxy_start(struct session *s)
+{
+	s->state = SESSION_PROXYING;
+	session_touch(s);
+	session_timer_arm(s, s->srv->cfg->idle_timeout_ms);
+	tcp_start(s);
+}
+
+static void
+session_log_access(struct session *s, const char *why)
+{
+	struct timeval	now, d;
+	char		in[24], out[24], ms[24];
+	struct log_field f[] = {
+		{ "listener", s->srv->cfg->name, false },
+		{ "peer", s->peer, false },
+		{ "subject", s->ident.subject, false },
+		{ "issuer", s->ident.issuer, false },
+		{ "serial", s->ident.serial, false },
+		{ "sha256", s->ident.sha256, false },
+		{ "backend", s->backend_addr[0] ? s->backend_addr : NULL,
+		    false },
+		{ "bytes_in", in, true },
+		{ "bytes_out", out, true },
+		{ "duration_ms", ms, true },
+		{ "close", why, false },
+	};
+
+	event_base_gettimeofday_cached(s->w->base, &now);
+	timersub(&now, &s->start, &d);
+	snprintf(in, sizeof(in), "%" PRIu64, s->bytes_in);
+	snprintf(out, sizeof(out), "%" PRIu64, s->bytes_out);
+	snprintf(ms, sizeof(ms), "%" PRIu64,
+	    (uint64_t)d.tv_sec * 1000 + (uint64_t)d.tv_usec / 1000);
+	log_event(LOG_LEVEL_INFO, "access", f, sizeof(f) / sizeof(f[0]));
+}
+
+/*
+ * The one close path: write the access line (why == NULL: the refusal was
+ * logged already), send close_notify if the handshake finished, free all.
+ * The session must not be touched after this returns.
+ */
+void
+session_close(struct session *s, const char *why)
+{
+	struct worker	*w = s->w;
+
+	if (why != NULL && s->state != SESSION_HANDSHAKE &&
+	    s->rt->cfg->log_access)
+		session_log_access(s, why);
+	if (s->client != NULL) {
+		SSL *ssl = bufferevent_openssl_get_ssl(s->client);
+
+		if (s->state != SESSION_HANDSHAKE && !s->client_shut &&
+		    ssl != NULL)
+			(void)SSL_shutdown(ssl);
+		ERR_clear_error();
+		bufferevent_free(s->client);
+	}
+	if (s->backend != NULL)
+		bufferevent_free(s->backend);
+	if (s->timer != NULL)
+		event_free(s->timer);
+	TAILQ_REMOVE(&w->sessions, s, entry);
+	listener_conn_done(s->li);
+	identity_clear(&s->ident);
+	tls_verdict_clear(&s->verdict);
+	runtime_unref(s->rt);
+	free(s);
+	worker_session_gone(w);
+}

@@ -1,0 +1,860 @@
+/*
+ * tls.c - SSL_CTX per listener from the config: server credentials (PEM,
+ * encrypted PEM, PKCS#12), client CAs, exact trusted leaves, CRLs, and the
+ * verification step that runs OpenSSL's chain check and then the policy.
+ * The only file that touches private keys and passphrases.
+ */
+#include <sys/stat.h>
+
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/bio.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/pkcs12.h>
+#include <openssl/provider.h>
+#include <openssl/x509v3.h>
+
+#include "mtlsproxy.h"
+
+#define PASSPHRASE_MAX	1024
+
+static int	tls_verdict_idx = -1;
+
+/* One-time library set-up; returns -1 if OpenSSL cannot be initialised. */
+int
+tls_init(void)
+{
+	if (OPENSSL_init_ssl(OPENSSL_INIT_LOAD_SSL_STRINGS |
+	    OPENSSL_INIT_LOAD_CRYPTO_STRINGS, NULL) != 1)
+		return -1;
+	tls_verdict_idx = SSL_get_ex_new_index(0, "verdict", NULL, NULL,
+	    NULL);
+	return tls_verdict_idx < 0 ? -1 : 0;
+}
+
+/* Text of the most recent OpenSSL error, and drain the queue. */
+static const char *
+tls_error_str(char *buf, size_t len)
+{
+	unsigned long	e, last = 0;
+
+	while ((e = ERR_get_error()) != 0)
+		last = e;
+	if (last == 0)
+		snprintf(buf, len, "unknown error");
+	else {
+		const char *r = ERR_reason_error_string(last);
+
+		snprintf(buf, len, "%s", r ? r : "unknown error");
+	}
+	return buf;
+}
+
+/* True if the last queued OpenSSL error means a wrong passphrase. */
+static bool
+tls_error_is_bad_decrypt(void)
+{
+	unsigned long	e;
+	bool		bad = false;
+
+	while ((e = ERR_get_error()) != 0) {
+		int r = ERR_GET_REASON(e);
+		const char *s = ERR_reason_error_string(e);
+
+		if (r == EVP_R_BAD_DECRYPT || r == PEM_R_BAD_DECRYPT ||
+		    r == PKCS12_R_MAC_VERIFY_FAILURE ||
+		    (s != NULL && strstr(s, "bad decrypt") != NULL))
+			bad = true;
+	}
+	return bad;
+}
+
+/* Format an ASN1_TIME as "2026-01-31 12:00:00 UTC". */
+char *
+tls_time_str(const ASN1_TIME *t, char *buf, size_t len)
+{
+	struct tm	tm;
+
+	if (t == NULL || ASN1_TIME_to_tm(t, &tm) != 1)
+		snprintf(buf, len, "(unknown date)");
+	else
+		strftime(buf, len, "%Y-%m-%d %H:%M:%S UTC", &tm);
+	return buf;
+}
+
+static time_t
+asn1_time_t(const ASN1_TIME *t)
+{
+	struct tm	tm;
+
+	if (t == NULL || ASN1_TIME_to_tm(t, &tm) != 1)
+		return 0;
+	return timegm(&tm);
+}
+
+/*
+ * Where a passphrase file is: absolute as given; a relative name is looked
+ * up in $CREDENTIALS_DIRECTORY (systemd LoadCredential) first, then next to
+ * the config file.
+ */
+static char *
+tls_passphrase_path(const struct cfg *cfg, const char *name)
+{
+	const char	*creds, *slash;
+	char		*p;
+
+	if (name[0] == '/')
+		return xstrdup(name);
+	creds = getenv("CREDENTIALS_DIRECTORY");
+	if (creds != NULL && *creds != '\0') {
+		p = xasprintf("%s/%s", creds, name);
+		if (access(p, F_OK) == 0)
+			return p;
+		free(p);
+	}
+	slash = strrchr(cfg->path, '/');
+	if (slash == NULL)
+		return xstrdup(name);
+	return xasprintf("%.*s/%s", (int)(slash - cfg->path), cfg->path, name);
+}
+
+/* Read a passphrase: the first line of the file, without CR/LF. */
+static int
+tls_read_passphrase(const struct cfg *cfg, const struct cfg_file *f,
+    char *out, size_t outlen, struct errlist *errs)
+{
+	FILE	*fp;
+	char	*path;
+	size_t	 n;
+
+	path = tls_passphrase_path(cfg, f->path);
+	if ((fp = fopen(path, "r")) == NULL) {
+		cfg_error(errs, cfg, f->loc, "cannot read passphrase file %s: "
+		    "%s", path, strerror(errno));
+		free(path);
+		return -1;
+	}
+	if (fgets(out, (int)outlen, fp) == NULL)
+		out[0] = '\0';
+	fclose(fp);
+	n = strcspn(out, "\r\n");
+	out[n] = '\0';
+	if (n == 0) {
+		cfg_error(errs, cfg, f->loc, "passphrase file %s is empty",
+		    path);
+		free(path);
+		return -1;
+	}
+	free(path);
+	return 0;
+}
+
+struct pass_cb_arg {
+	const char	*pass;		/* NULL: none configured */
+	bool		 asked;
+};
+
+/* PEM password callback: never prompt on a terminal. */
+static int
+tls_pass_cb(char *buf, int size, int rwflag, void *u)
+{
+	struct pass_cb_arg	*a = u;
+	size_t			 n;
+
+	(void)rwflag;
+	a->asked = true;
+	if (a->pass == NULL)
+		return -1;
+	n = strlen(a->pass);
+	if (n > (size_t)size)
+		return -1;
+	memcpy(buf, a->pass, n);
+	return (int)n;
+}
+
+/* Read every certificate of a PEM file; NULL and a message on failure. */
+static STACK_OF(X509) *
+tls_read_certs(const struct cfg *cfg, const struct cfg_file *f,
+    const char *what, struct errlist *errs)
+{
+	STACK_OF(X509)	*sk;
+	BIO		*bio;
+	X509		*x;
+
+	if ((bio = BIO_new_file(f->path, "r")) == NULL) {
+		cfg_error(errs, cfg, f->loc, "cannot read %s %s: %s", what,
+		    f->path, strerror(errno));
+		ERR_clear_error();
+		return NULL;
+	}
+	sk = sk_X509_new_null();
+	while ((x = PEM_read_bio_X509(bio, NULL, NULL, NULL)) != NULL)
+		sk_X509_push(sk, x);
+	ERR_clear_error();
+	if (sk_X509_num(sk) == 0) {
+		/* Maybe a single DER certificate. */
+		(void)BIO_reset(bio);
+		if ((x = d2i_X509_bio(bio, NULL)) != NULL)
+			sk_X509_push(sk, x);
+		ERR_clear_error();
+	}
+	BIO_free(bio);
+	if (sk_X509_num(sk) == 0) {
+		cfg_error(errs, cfg, f->loc, "no certificate found in %s %s "
+		    "(expected PEM \"-----BEGIN CERTIFICATE-----\" blocks)",
+		    what, f->path);
+		sk_X509_free(sk);
+		return NULL;
+	}
+	return sk;
+}
+
+/* Load cert (leaf then chain) and key, maybe encrypted, into ctx. */
+static int
+tls_load_pem_pair(SSL_CTX *ctx, const struct cfg *cfg,
+    const struct cfg_tls *t, struct errlist *errs)
+{
+	STACK_OF(X509)		*certs;
+	EVP_PKEY		*pkey = NULL;
+	BIO			*bio;
+	char			 pass[PASSPHRASE_MAX], ebuf[256];
+	struct pass_cb_arg	 pa = { NULL, false };
+	int			 i, rc = -1;
+
+	if ((certs = tls_read_certs(cfg, &t->cert, "certificate file",
+	    errs)) == NULL)
+		return -1;
+	if (t->key_passphrase_file.path != NULL) {
+		if (tls_read_passphrase(cfg, &t->key_passphrase_file, pass,
+		    sizeof(pass), errs) == -1)
+			goto fail;
+		pa.pass = pass;
+	}
+	if ((bio = BIO_new_file(t->key.path, "r")) == NULL) {
+		cfg_error(errs, cfg, t->key.loc, "cannot read key file %s: %s",
+		    t->key.path, strerror(errno));
+		ERR_clear_error();
+		goto fail;
+	}
+	pkey = PEM_read_bio_PrivateKey(bio, NULL, tls_pass_cb, &pa);
+	BIO_free(bio);
+	if (pkey == NULL) {
+		bool bad = tls_error_is_bad_decrypt();
+
+		if (pa.asked && pa.pass == NULL)
+			cfg_error(errs, cfg, t->key.loc, "key file %s is "
+			    "encrypted: set \"key_passphrase_file\" to a file "
+			    "holding its passphrase", t->key.path);
+		else if (pa.asked || bad)
+			cfg_error(errs, cfg, t->key_passphrase_file.loc,
+			    "cannot decrypt key file %s: wrong passphrase in "
+			    "%s", t->key.path, t->key_passphrase_file.path);
+		else
+			cfg_error(errs, cfg, t->key.loc, "no private key found "
+			    "in %s (expected a PEM \"-----BEGIN ... PRIVATE "
+			    "KEY-----\" block)", t->key.path);
+		goto fail;
+	}
+	if (SSL_CTX_use_certificate(ctx, sk_X509_value(certs, 0)) != 1) {
+		cfg_error(errs, cfg, t->cert.loc, "cannot use certificate %s: "
+		    "%s", t->cert.path, tls_error_str(ebuf, sizeof(ebuf)));
+		goto fail;
+	}
+	for (i = 1; i < sk_X509_num(certs); i++) {
+		if (SSL_CTX_add1_chain_cert(ctx, sk_X509_value(certs, i)) !=
+		    1) {
+			cfg_error(errs, cfg, t->cert.loc, "cannot use chain "
+			    "certificate %d of %s: %s", i + 1, t->cert.path,
+			    tls_error_str(ebuf, sizeof(ebuf)));
+			goto fail;
+		}
+	}
+	if (SSL_CTX_use_PrivateKey(ctx, pkey) != 1 ||
+	    SSL_CTX_check_private_key(ctx) != 1) {
+		ERR_clear_error();
+		cfg_error(errs, cfg, t->key.loc, "private key %s does not "
+		    "match certificate %s (check that both files belong to "
+		    "the same pair)", t->key.path, t->cert.path);
+		goto fail;
+	}
+	rc = 0;
+ fail:
+	OPENSSL_cleanse(pass, sizeof(pass));
+	EVP_PKEY_free(pkey);
+	sk_X509_pop_free(certs, X509_free);
+	return rc;
+}
+
+/* Load key, leaf and chain from a PKCS#12 bundle into ctx. */
+static int
+tls_load_pkcs12(SSL_CTX *ctx, const struct cfg *cfg, const struct cfg_tls *t,
+    struct errlist *errs)
+{
+	STACK_OF(X509)	*ca = NULL;
+	PKCS12		*p12 = NULL;
+	EVP_PKEY	*pkey = NULL;
+	X509		*cert = NULL;
+	BIO		*bio;
+	char		 pass[PASSPHRASE_MAX], ebuf[256];
+	const char	*pw = NULL;
+	int		 i, rc = -1;
+
+	pass[0] = '\0';
+	if (t->pkcs12_passphrase_file.path != NULL) {
+		if (tls_read_passphrase(cfg, &t->pkcs12_passphrase_file, pass,
+		    sizeof(pass), errs) == -1)
+			return -1;
+		pw = pass;
+	}
+	if ((bio = BIO_new_file(t->pkcs12.path, "rb")) == NULL) {
+		cfg_error(errs, cfg, t->pkcs12.loc, "cannot read PKCS#12 file "
+		    "%s: %s", t->pkcs12.path, strerror(errno));
+		ERR_clear_error();
+		goto fail;
+	}
+	p12 = d2i_PKCS12_bio(bio, NULL);
+	BIO_free(bio);
+	if (p12 == NULL) {
+		ERR_clear_error();
+		cfg_error(errs, cfg, t->pkcs12.loc, "%s is not a PKCS#12 "
+		    "file (expected DER, as made by \"openssl pkcs12 "
+		    "-export\")", t->pkcs12.path);
+		goto fail;
+	}
+	if (PKCS12_verify_mac(p12, pw, -1) != 1 &&
+	    PKCS12_verify_mac(p12, pw == NULL ? "" : NULL, 0) != 1) {
+		ERR_clear_error();
+		if (pw == NULL)
+			cfg_error(errs, cfg, t->pkcs12.loc, "PKCS#12 file %s "
+			    "is protected: set \"pkcs12_passphrase_file\"",
+			    t->pkcs12.path);
+		else
+			cfg_error(errs, cfg, t->pkcs12_passphrase_file.loc,
+			    "cannot open PKCS#12 file %s: wrong passphrase in "
+			    "%s", t->pkcs12.path, t->pkcs12_passphrase_file.path);
+		goto fail;
+	}
+	if (PKCS12_parse(p12, pw, &pkey, &cert, &ca) != 1) {
+		/* Old bundles (RC2, 3DES-40) need the legacy provider. */
+		ERR_clear_error();
+		(void)OSSL_PROVIDER_load(NULL, "legacy");
+		(void)OSSL_PROVIDER_load(NULL, "default");
+		if (PKCS12_parse(p12, pw, &pkey, &cert, &ca) != 1) {
+			cfg_error(errs, cfg, t->pkcs12.loc, "cannot read "
+			    "PKCS#12 file %s: %s", t->pkcs12.path,
+			    tls_error_str(ebuf, sizeof(ebuf)));
+			goto fail;
+		}
+	}
+	if (pkey == NULL || cert == NULL) {
+		cfg_error(errs, cfg, t->pkcs12.loc, "PKCS#12 file %s must hold "
+		    "a private key and its certificate", t->pkcs12.path);
+		goto fail;
+	}
+	if (SSL_CTX_use_certificate(ctx, cert) != 1 ||
+	    SSL_CTX_use_PrivateKey(ctx, pkey) != 1 ||
+	    SSL_CTX_check_private_key(ctx) != 1) {
+		cfg_error(errs, cfg, t->pkcs12.loc, "cannot use the key and "
+		    "certificate of %s: %s", t->pkcs12.path,
+		    tls_error_str(ebuf, sizeof(ebuf)));
+		goto fail;
+	}
+	for (i = 0; ca != NULL && i < sk_X509_num(ca); i++)
+		if (SSL_CTX_add1_chain_cert(ctx, sk_X509_value(ca, i)) != 1) {
+			cfg_error(errs, cfg, t->pkcs12.loc, "cannot use chain "
+			    "certificate of %s: %s", t->pkcs12.path,
+			    tls_error_str(ebuf, sizeof(ebuf)));
+			goto fail;
+		}
+	rc = 0;
+ fail:
+	OPENSSL_cleanse(pass, sizeof(pass));
+	sk_X509_pop_free(ca, X509_free);
+	X509_free(cert);
+	EVP_PKEY_free(pkey);
+	PKCS12_free(p12);
+	return rc;
+}
+
+/* Load CRLs (PEM, several allowed, or one DER) into the store. */
+static int
+tls_load_crl(X509_STORE *store, const struct cfg *cfg, const struct cfg_file *f,
+    struct errlist *errs)
+{
+	X509_CRL	*crl;
+	BIO		*bio;
+	int		 n = 0;
+
+	if ((bio = BIO_new_file(f->path, "rb")) == NULL) {
+		cfg_error(errs, cfg, f->loc, "cannot read CRL file %s: %s",
+		    f->path, strerror(errno));
+		ERR_clear_error();
+		return -1;
+	}
+	while ((crl = PEM_read_bio_X509_CRL(bio, NULL, NULL, NULL)) != NULL) {
+		X509_STORE_add_crl(store, crl);
+		X509_CRL_free(crl);
+		n++;
+	}
+	ERR_clear_error();
+	if (n == 0) {
+		(void)BIO_reset(bio);
+		if ((crl = d2i_X509_CRL_bio(bio, NULL)) != NULL) {
+			X509_STORE_add_crl(store, crl);
+			X509_CRL_free(crl);
+			n++;
+		}
+		ERR_clear_error();
+	}
+	BIO_free(bio);
+	if (n == 0) {
+		cfg_error(errs, cfg, f->loc, "no CRL found in %s (expected PEM "
+		    "\"-----BEGIN X509 CRL-----\" or DER)", f->path);
+		return -1;
+	}
+	return 0;
+}
+
+static void
+set_reason(struct tls_verdict *v, const char *code, const char *fmt, ...)
+    PRINTF_LIKE(3, 4);
+
+static void
+set_reason(struct tls_verdict *v, const char *code, const char *fmt, ...)
+{
+	va_list	ap;
+
+	v->code = code;
+	va_start(ap, fmt);
+	vsnprintf(v->reason, sizeof(v->reason), fmt, ap);
+	va_end(ap);
+}
+
+/* Put a chain verification failure into words. */
+static void
+tls_explain(struct tls_verdict *v, X509_STORE_CTX *xs,
+    const struct tls_server *srv)
+{
+	X509		*cur = X509_STORE_CTX_get_current_cert(xs);
+	X509_CRL	*crl;
+	int		 err = X509_STORE_CTX_get_error(xs);
+	int		 depth = X509_STORE_CTX_get_error_depth(xs);
+	char		 when[64], *name = NULL, whose[600];
+
+	if (cur != NULL)
+		name = x509_name_rfc4514(X509_get_subject_name(cur));
+	if (depth > 0 && name != NULL)
+		snprintf(whose, sizeof(whose), "issuing CA certificate \"%s\"",
+		    name);
+	else
+		snprintf(whose, sizeof(whose), "certificate");
+	switch (err) {
+	case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT:
+	case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY:
+	case X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE:
+		set_reason(v, "unknown_ca", "unknown issuer: no certificate in "
+		    "client_auth.ca issued \"%s\"", v->issuer ? v->issuer :
+		    "?");
+		break;
+	case X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT:
+		set_reason(v, "unknown_ca", "unknown issuer: self-signed "
+		    "certificate that is not in client_auth.trusted_certs");
+		break;
+	case X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN:
+		set_reason(v, "unknown_ca", "unknown issuer: the chain ends at "
+		    "root \"%s\" that is not in client_auth.ca",
+		    name ? name : "?");
+		break;
+	case X509_V_ERR_CERT_HAS_EXPIRED:
+		set_reason(v, "expired", "%s expired on %s", whose,
+		    tls_time_str(X509_get0_notAfter(cur), when, sizeof(when)));
+		break;
+	case X509_V_ERR_CERT_NOT_YET_VALID:
+		set_reason(v, "not_yet_valid", "%s not yet valid: valid from "
+		    "%s", whose, tls_time_str(X509_get0_notBefore(cur), when,
+		    sizeof(when)));
+		break;
+	case X509_V_ERR_CERT_REVOKED: {
+		char *serial = NULL;
+		BIGNUM *bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(cur),
+		    NULL);
+
+		if (bn != NULL)
+			serial = BN_bn2hex(bn);
+		set_reason(v, "revoked", "%s revoked (serial %s) according "
+		    "to client_auth.crl", whose, serial ? serial : "?");
+		OPENSSL_free(serial);
+		BN_free(bn);
+		break;
+	}
+	case X509_V_ERR_CRL_HAS_EXPIRED:
+		crl = X509_STORE_CTX_get0_current_crl(xs);
+		set_reason(v, "crl_expired", "CRL expired: the CRL for %s "
+		    "passed its nextUpdate on %s; publish a fresh CRL to "
+		    "client_auth.crl", whose, tls_time_str(crl ?
+		    X509_CRL_get0_nextUpdate(crl) : NULL, when, sizeof(when)));
+		break;
+	case X509_V_ERR_CRL_NOT_YET_VALID:
+		set_reason(v, "crl_not_yet_valid", "CRL not yet valid for %s "
+		    "(check the clock)", whose);
+		break;
+	case X509_V_ERR_UNABLE_TO_GET_CRL: {
+		char *iss = cur ? x509_name_rfc4514(X509_get_issuer_name(cur)) :
+		    NULL;
+
+		set_reason(v, "crl_missing", "no CRL for %s: client_auth.crl "
+		    "has no CRL from \"%s\" (with crl set, every CA in the "
+		    "chain needs one)", whose, iss ? iss : "?");
+		free(iss);
+		break;
+	}
+	case X509_V_ERR_INVALID_PURPOSE:
+		set_reason(v, "wrong_purpose", "wrong purpose: %s's "
+		    "extendedKeyUsage does not allow TLS client authentication",
+		    whose);
+		break;
+	case X509_V_ERR_CERT_CHAIN_TOO_LONG:
+	case X509_V_ERR_PATH_LENGTH_EXCEEDED:
+		set_reason(v, "chain_too_long", "chain too long: more than %d "
+		    "intermediate CAs (client_auth.verify_depth)",
+		    srv->cfg->client_auth.verify_depth);
+		break;
+	case X509_V_ERR_EE_KEY_TOO_SMALL:
+	case X509_V_ERR_CA_KEY_TOO_SMALL:
+		set_reason(v, "weak_crypto", "weak key in %s (RSA under 2048 "
+		    "bits is refused)", whose);
+		break;
+	case X509_V_ERR_CA_MD_TOO_WEAK:
+		set_reason(v, "weak_crypto", "weak signature on %s (SHA-1 or "
+		    "MD5 is refused)", whose);
+		break;
+	case X509_V_ERR_CERT_SIGNATURE_FAILURE:
+		set_reason(v, "bad_signature", "bad signature on %s", whose);
+		break;
+	case X509_V_ERR_INVALID_CA:
+		set_reason(v, "invalid_ca", "%s is not a CA certificate but "
+		    "signed another certificate in the chain", whose);
+		break;
+	default:
+		set_reason(v, "verify_failed", "verification failed for %s: %s",
+		    whose, X509_verify_cert_error_string(err));
+	}
+	free(name);
+}
+
+static bool
+tls_is_trusted_leaf(const struct tls_server *srv, X509 *leaf)
+{
+	unsigned char	md[EVP_MAX_MD_SIZE];
+	unsigned int	mdlen = 0;
+	size_t		i;
+
+	if (srv->ntrusted == 0 ||
+	    X509_digest(leaf, EVP_sha256(), md, &mdlen) != 1)
+		return false;
+	for (i = 0; i < srv->ntrusted; i++)
+		if (memcmp(md, srv->trusted_fp[i], FINGERPRINT_LEN) == 0)
+			return true;
+	return false;
+}
+
+/* Verify an exact trusted leaf against the trusted-only store. */
+static int
+tls_verify_trusted(const struct tls_server *srv, X509_STORE_CTX *xs, SSL *ssl)
+{
+	X509_STORE_CTX	*x2;
+	int		 ok;
+
+	if ((x2 = X509_STORE_CTX_new()) == NULL)
+		return 0;
+	if (X509_STORE_CTX_init(x2, srv->trusted_store,
+	    X509_STORE_CTX_get0_cert(xs), NULL) != 1) {
+		X509_STORE_CTX_free(x2);
+		return 0;
+	}
+	X509_STORE_CTX_set_purpose(x2, X509_PURPOSE_SSL_CLIENT);
+	X509_VERIFY_PARAM_set_auth_level(X509_STORE_CTX_get0_param(x2),
+	    SSL_get_security_level(ssl));
+	ok = X509_verify_cert(x2);
+	if (ok == 1)
+		X509_STORE_CTX_set0_verified_chain(xs,
+		    X509_STORE_CTX_get1_chain(x2));
+	else {
+		X509_STORE_CTX_set_error(xs, X509_STORE_CTX_get_error(x2));
+		X509_STORE_CTX_set_error_depth(xs,
+		    X509_STORE_CTX_get_error_depth(x2));
+		X509_STORE_CTX_set_current_cert(xs,
+		    X509_STORE_CTX_get_current_cert(x2));
+	}
+	X509_STORE_CTX_free(x2);
+	return ok == 1;
+}
+
+/*
+ * Certificate verification for a handshake: OpenSSL's chain check first,
+ * then the policy on the verified leaf.  Records the reason for a refusal;
+ * a non-zero error in xs makes OpenSSL send the matching TLS alert.
+ */
+static int
+tls_verify_cb(X509_STORE_CTX *xs, void *arg)
+{
+	const struct tls_server	*srv = arg;
+	struct tls_verdict	*v;
+	SSL			*ssl;
+	X509			*leaf;
+	char			 why[512];
+	int			 ok, r;
+
+	ssl = X509_STORE_CTX_get_ex_data(xs,
+	    SSL_get_ex_data_X509_STORE_CTX_idx());
+	v = SSL_get_ex_data(ssl, tls_verdict_idx);
+	leaf = X509_STORE_CTX_get0_cert(xs);
+	if (v != NULL && leaf != NULL) {
+		free(v->subject);
+		free(v->issuer);
+		v->subject = x509_name_rfc4514(X509_get_subject_name(leaf));
+		v->issuer = x509_name_rfc4514(X509_get_issuer_name(leaf));
+	}
+	if (tls_is_trusted_leaf(srv, leaf))
+		ok = tls_verify_trusted(srv, xs, ssl);
+	else
+		ok = X509_verify_cert(xs) == 1;
+	if (!ok) {
+		if (v != NULL)
+			tls_explain(v, xs, srv);
+		return 0;
+	}
+	r = policy_check(srv->policy, leaf, why, sizeof(why));
+	if (r == 0)
+		return 1;
+	if (strncmp(why, "wrong purpose", 13) == 0) {
+		X509_STORE_CTX_set_error(xs, X509_V_ERR_INVALID_PURPOSE);
+		if (v != NULL)
+			set_reason(v, "wrong_purpose", "%s", why);
+	} else {
+		X509_STORE_CTX_set_error(xs, X509_V_ERR_APPLICATION_VERIFICATION);
+		if (v != NULL)
+			set_reason(v, "policy", "%s", why);
+	}
+	X509_STORE_CTX_set_error_depth(xs, 0);
+	return 0;
+}
+
+/* Build the CA store, trusted leaves and CRLs for client verification. */
+static int
+tls_load_client_auth(struct tls_server *srv, SSL_CTX *ctx,
+    const struct cfg *cfg, const struct cfg_client_auth *ca,
+    struct errlist *errs)
+{
+	STACK_OF(X509_NAME)	*names;
+	STACK_OF(X509)		*sk;
+	X509_STORE		*store = SSL_CTX_get_cert_store(ctx);
+	X509_VERIFY_PARAM	*param;
+	unsigned int		 mdlen;
+	size_t			 i;
+	int			 j, rc = 0;
+
+	names = sk_X509_NAME_new_null();
+	if (ca->ca.path != NULL) {
+		if ((sk = tls_read_certs(cfg, &ca->ca, "CA file", errs)) ==
+		    NULL)
+			rc = -1;
+		for (j = 0; sk != NULL && j < sk_X509_num(sk); j++) {
+			X509 *x = sk_X509_value(sk, j);
+
+			X509_STORE_add_cert(store, x);
+			sk_X509_NAME_push(names,
+			    X509_NAME_dup(X509_get_subject_name(x)));
+		}
+		sk_X509_pop_free(sk, X509_free);
+	}
+	if (ca->n_trusted_certs > 0) {
+		srv->trusted_store = X509_STORE_new();
+		srv->trusted_fp = xcalloc(ca->n_trusted_certs,
+		    sizeof(*srv->trusted_fp));
+		X509_STORE_set_flags(srv->trusted_store,
+		    X509_V_FLAG_PARTIAL_CHAIN);
+	}
+	for (i = 0; i < ca->n_trusted_certs; i++) {
+		sk = tls_read_certs(cfg, &ca->trusted_certs[i],
+		    "trusted certificate file", errs);
+		if (sk == NULL) {
+			rc = -1;
+			continue;
+		}
+		for (j = 0; j < sk_X509_num(sk); j++) {
+			X509 *x = sk_X509_value(sk, j);
+
+			if (j > 0)
+				srv->trusted_fp = xreallocarray(
+				    srv->trusted_fp, srv->ntrusted + 1,
+				    sizeof(*srv->trusted_fp));
+			X509_STORE_add_cert(srv->trusted_store, x);
+			X509_digest(x, EVP_sha256(),
+			    srv->trusted_fp[srv->ntrusted++], &mdlen);
+			sk_X509_NAME_push(names,
+			    X509_NAME_dup(X509_get_subject_name(x)));
+		}
+		sk_X509_pop_free(sk, X509_free);
+	}
+	if (ca->crl.path != NULL) {
+		if (tls_load_crl(store, cfg, &ca->crl, errs) == -1)
+			rc = -1;
+		X509_STORE_set_flags(store, X509_V_FLAG_CRL_CHECK |
+		    X509_V_FLAG_CRL_CHECK_ALL);
+	}
+	if (ca->partial_chain)
+		X509_STORE_set_flags(store, X509_V_FLAG_PARTIAL_CHAIN);
+	param = SSL_CTX_get0_param(ctx);
+	X509_VERIFY_PARAM_set_purpose(param, X509_PURPOSE_SSL_CLIENT);
+	X509_VERIFY_PARAM_set_trust(param, X509_TRUST_SSL_CLIENT);
+	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER |
+	    SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
+	SSL_CTX_set_verify_depth(ctx, ca->verify_depth);
+	SSL_CTX_set_cert_verify_callback(ctx, tls_verify_cb, srv);
+	/* Names in the CertificateRequest help clients pick their cert. */
+	SSL_CTX_set_client_CA_list(ctx, names);
+	return rc;
+}
+
+/* Build the server side of one listener; -1 with messages in errs. */
+int
+tls_server_init(struct tls_server *srv, const struct cfg *cfg,
+    const struct cfg_listener *l, struct errlist *errs)
+{
+	const struct cfg_tls	*t = &l->tls;
+	SSL_CTX			*ctx;
+	unsigned char		 sid[SHA256_DIGEST_LENGTH];
+	char			 ebuf[256];
+	size_t			 nerr = errs->n;
+
+	memset(srv, 0, sizeof(*srv));
+	srv->cfg = l;
+	if ((ctx = SSL_CTX_new(TLS_server_method())) == NULL) {
+		cfg_error(errs, cfg, l->loc, "cannot create TLS context: %s",
+		    tls_error_str(ebuf, sizeof(ebuf)));
+		return -1;
+	}
+	srv->ctx = ctx;
+	/* Security level 2 at least: no RSA < 2048, no SHA-1 signatures. */
+	if (SSL_CTX_get_security_level(ctx) < 2)
+		SSL_CTX_set_security_level(ctx, 2);
+	SSL_CTX_set_min_proto_version(ctx, t->min_version);
+	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION |
+	    SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_COMPRESSION |
+	    (t->session_tickets ? 0 : SSL_OP_NO_TICKET));
+	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+	if (t->ciphers != NULL &&
+	    SSL_CTX_set_cipher_list(ctx, t->ciphers) != 1) {
+		ERR_clear_error();
+		cfg_error(errs, cfg, t->ciphers_loc, "no usable cipher in "
+		    "\"%s\" (see \"openssl ciphers -v\")", t->ciphers);
+	}
+	if (t->ciphersuites != NULL &&
+	    SSL_CTX_set_ciphersuites(ctx, t->ciphersuites) != 1) {
+		ERR_clear_error();
+		cfg_error(errs, cfg, t->ciphersuites_loc, "bad TLS 1.3 "
+		    "ciphersuites \"%s\" (e.g. TLS_AES_256_GCM_SHA384:"
+		    "TLS_CHACHA20_POLY1305_SHA256)", t->ciphersuites);
+	}
+	if (t->groups != NULL && SSL_CTX_set1_groups_list(ctx, t->groups) !=
+	    1) {
+		ERR_clear_error();
+		cfg_error(errs, cfg, t->groups_loc, "bad groups \"%s\" (e.g. "
+		    "X25519:P-256)", t->groups);
+	}
+	if (t->pkcs12.path != NULL)
+		(void)tls_load_pkcs12(ctx, cfg, t, errs);
+	else
+		(void)tls_load_pem_pair(ctx, cfg, t, errs);
+	if (SSL_CTX_get0_certificate(ctx) != NULL)
+		srv->cert_not_after = asn1_time_t(X509_get0_notAfter(
+		    SSL_CTX_get0_certificate(ctx)));
+	(void)tls_load_client_auth(srv, ctx, cfg, &l->client_auth, errs);
+	srv->policy = policy_new(&l->client_auth.allow,
+	    l->client_auth.client_eku);
+	/* Sessions resume only on the listener that verified them. */
+	SHA256((const unsigned char *)l->name, strlen(l->name), sid);
+	SSL_CTX_set_session_id_context(ctx, sid, SSL_MAX_SID_CTX_LENGTH);
+	if (errs->n != nerr) {
+		tls_server_clear(srv);
+		return -1;
+	}
+	return 0;
+}
+
+/* Free what tls_server_init built. */
+void
+tls_server_clear(struct tls_server *srv)
+{
+	SSL_CTX_free(srv->ctx);
+	X509_STORE_free(srv->trusted_store);
+	free(srv->trusted_fp);
+	policy_free(srv->policy);
+	memset(srv, 0, sizeof(*srv));
+}
+
+/* A new server-side SSL for one connection, recording into v. */
+SSL *
+tls_ssl_new(const struct tls_server *srv, struct tls_verdict *v)
+{
+	SSL	*ssl;
+
+	if ((ssl = SSL_new(srv->ctx)) == NULL)
+		return NULL;
+	SSL_set_ex_data(ssl, tls_verdict_idx, v);
+	return ssl;
+}
+
+/* Free the strings of a verdict. */
+void
+tls_verdict_clear(struct tls_verdict *v)
+{
+	free(v->subject);
+	free(v->issuer);
+	memset(v, 0, sizeof(*v));
+}
+
+/*
+ * A handshake failed: if verification did not already say why, explain
+ * from the TLS error (no certificate, protocol mismatch, client alert).
+ */
+void
+tls_verdict_from_errors(struct tls_verdict *v, SSL *ssl, unsigned long err)
+{
+	const char	*r;
+	int		 reason;
+
+	(void)ssl;
+	if (v->code != NULL)
+		return;
+	if (err == 0) {
+		set_reason(v, "tls_error", "connection closed during the TLS "
+		    "handshake");
+		return;
+	}
+	reason = ERR_GET_REASON(err);
+	r = ERR_reason_error_string(err);
+	if (reason == SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE ||
+	    reason == SSL_R_NO_CERTIFICATES_RETURNED)
+		set_reason(v, "no_cert", "no client certificate: the client "
+		    "sent none (a client certificate is required)");
+	else if (r != NULL && strncmp(r, "tlsv1 alert ", 12) == 0)
+		set_reason(v, "tls_error", "the client aborted the handshake "
+		    "with alert \"%s\" (does it trust the server "
+		    "certificate?)", r + 12);
+	else if (r != NULL && strncmp(r, "sslv3 alert ", 12) == 0)
+		set_reason(v, "tls_error", "the client aborted the handshake "
+		    "with alert \"%s\"", r + 12);
+	else
+		set_reason(v, "tls_error", "TLS handshake failed: %s",
+		    r ? r : "unknown error");
+}

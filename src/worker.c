@@ -1,0 +1,167 @@
+/*
+ * worker.c - worker threads, each with its own event_base and its own
+ * listening sockets; stop (drain) and kill (deadline) requests from the
+ * main thread arrive as activated events.
+ */
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/event.h>
+#include <event2/thread.h>
+
+#include "mtlsproxy.h"
+
+static struct worker	*workers;
+static unsigned		 nworkers;
+static unsigned		 nexited;	/* atomic */
+
+/* Number of workers whose loop has ended. */
+unsigned
+worker_exited(void)
+{
+	return __atomic_load_n(&nexited, __ATOMIC_ACQUIRE);
+}
+
+/* Number of workers started. */
+unsigned
+worker_count(void)
+{
+	return nworkers;
+}
+
+static void
+worker_maybe_exit(struct worker *w)
+{
+	if (w->stopping && __atomic_load_n(&w->nsessions, __ATOMIC_RELAXED) == 0)
+		event_base_loopexit(w->base, NULL);
+}
+
+/* A session of this worker was freed. */
+void
+worker_session_gone(struct worker *w)
+{
+	__atomic_sub_fetch(&w->nsessions, 1, __ATOMIC_RELAXED);
+	worker_maybe_exit(w);
+}
+
+static void
+worker_stop_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct worker	*w = arg;
+
+	(void)fd;
+	(void)what;
+	if (w->stopping)
+		return;
+	w->stopping = true;
+	listener_stop(w);
+	worker_maybe_exit(w);
+}
+
+static void
+worker_kill_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct worker	*w = arg;
+	struct session	*s;
+
+	worker_stop_cb(fd, what, arg);
+	while ((s = TAILQ_FIRST(&w->sessions)) != NULL)
+		session_close(s, "shutdown");
+	worker_maybe_exit(w);
+}
+
+static void *
+worker_main(void *arg)
+{
+	struct worker	*w = arg;
+
+	event_base_dispatch(w->base);
+	__atomic_add_fetch(&nexited, 1, __ATOMIC_ACQ_REL);
+	return NULL;
+}
+
+/* Create n workers with their bases and start their threads. */
+int
+worker_start_all(unsigned n)
+{
+	sigset_t	 all, old;
+	unsigned	 i;
+
+	workers = xcalloc(n, sizeof(*workers));
+	nworkers = n;
+	for (i = 0; i < n; i++) {
+		struct worker *w = &workers[i];
+
+		w->idx = i;
+		TAILQ_INIT(&w->sessions);
+		if ((w->base = event_base_new()) == NULL)
+			return -1;
+		w->stop_ev = event_new(w->base, -1, 0, worker_stop_cb, w);
+		w->kill_ev = event_new(w->base, -1, 0, worker_kill_cb, w);
+		if (w->stop_ev == NULL || w->kill_ev == NULL ||
+		    listener_start(w) == -1)
+			return -1;
+	}
+	/* Signals belong to the main thread alone. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	for (i = 0; i < n; i++)
+		if (pthread_create(&workers[i].thread, NULL, worker_main,
+		    &workers[i]) != 0) {
+			pthread_sigmask(SIG_SETMASK, &old, NULL);
+			return -1;
+		}
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	return 0;
+}
+
+/* Ask every worker to stop accepting and exit once its sessions end. */
+void
+worker_stop_all(void)
+{
+	unsigned	i;
+
+	for (i = 0; i < nworkers; i++)
+		event_active(workers[i].stop_ev, 0, 0);
+}
+
+/* Drain deadline: close every remaining session. */
+void
+worker_kill_all(void)
+{
+	unsigned	i;
+
+	for (i = 0; i < nworkers; i++)
+		event_active(workers[i].kill_ev, 0, 0);
+}
+
+/* Wait for the worker threads and free them. */
+void
+worker_join_all(void)
+{
+	unsigned	i;
+
+	for (i = 0; i < nworkers; i++) {
+		pthread_join(workers[i].thread, NULL);
+		listener_stop(&workers[i]);
+		event_free(workers[i].stop_ev);
+		event_free(workers[i].kill_ev);
+		event_base_free(workers[i].base);
+	}
+	free(workers);
+	workers = NULL;
+	nworkers = 0;
+}
+
+/* Total sessions open in all workers (approximate while running). */
+unsigned
+worker_sessions(void)
+{
+	unsigned	i, n = 0;
+
+	for (i = 0; i < nworkers; i++)
+		n += __atomic_load_n(&workers[i].nsessions, __ATOMIC_RELAXED);
+	return n;
+}

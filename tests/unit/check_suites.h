@@ -1,0 +1,10 @@
+/* Suites run by check_main.c, one per module. */
+#ifndef CHECK_SUITES_H
+#define CHECK_SUITES_H
+#include <check.h>
+
+Suite	*cfg_suite(void);
+Suite	*policy_suite(void);
+Suite	*util_suite(void);
+
+#endif
