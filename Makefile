@@ -15,7 +15,7 @@ PREFIX	?= /usr/local
 B	?= build
 
 # Modules free of libevent, linked alone into the unit tests.
-PURE	 = util cfg policy log
+PURE	 = util cfg policy log tls
 SRCS	 = $(PURE) tls runtime listener worker session proxy_tcp upstream main
 OBJS	 = $(SRCS:%=$(B)/%.o)
 UNIT	 = $(wildcard tests/unit/check_*.c)

@@ -43,10 +43,11 @@ fi
 
 command -v openssl >/dev/null || { echo "make-demo-pki: openssl not found (apt-get install openssl)" >&2; exit 1; }
 
-parent=$(dirname -- "$OUT")
-mkdir -p -- "$parent"
+mkdir -p -- "$(dirname -- "$OUT")"
+parent=$(cd -- "$(dirname -- "$OUT")" && pwd)
+OUT=$parent/$(basename -- "$OUT")
 WORK=$(mktemp -d "$parent/.$(basename -- "$OUT").XXXXXX")
-cleanup() { [ -n "${WORK:-}" ] && rm -rf -- "$WORK"; }
+cleanup() { if [ -n "${WORK:-}" ]; then rm -rf -- "$WORK"; fi; }
 trap cleanup EXIT
 cd -- "$WORK"
 umask 077

@@ -685,7 +685,7 @@ policy_check(const struct policy *p, X509 *leaf, char *why, size_t whylen)
 		return 0;
 	gens = X509_get_ext_d2i(leaf, NID_subject_alt_name, &crit, NULL);
 	if (gens == NULL && crit != -1) {
-		/* -2: two SAN extensions (which would we believe?); else bad DER */
+		/* -2: two SAN extensions (which to believe?); else bad DER */
 		ERR_clear_error();
 		reason_str(&r, crit == -2 ?
 		    "policy: certificate has more than one subjectAltName "

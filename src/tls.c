@@ -750,6 +750,7 @@ tls_server_init(struct tls_server *srv, const struct cfg *cfg,
 	SSL_CTX_set_min_proto_version(ctx, t->min_version);
 	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION |
 	    SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_COMPRESSION |
+	    SSL_OP_IGNORE_UNEXPECTED_EOF |
 	    (t->session_tickets ? 0 : SSL_OP_NO_TICKET));
 	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
 	if (t->ciphers != NULL &&

@@ -170,7 +170,7 @@ function runOne(pl, sink) {
     }
     sock.on('secureConnect', () => {
       const pc = sock.getPeerCertificate();
-      process.stderr.write(`server-cert: subject=CN=${pc.subject && pc.subject.CN} ` +
+      if (opt.connections === 1) process.stderr.write(`server-cert: subject=CN=${pc.subject && pc.subject.CN} ` +
         `bits=${pc.bits} curve=${pc.asn1Curve || '-'} protocol=${sock.getProtocol()}\n`);
       if (pl.file) {
         const rs = fs.createReadStream(pl.file, { highWaterMark: 64 * 1024 });

@@ -157,8 +157,9 @@ reset(struct strlist *l, const char *v)
 		strlist_add(l, v);
 }
 
+/* Sign; md gets the 32-byte SHA-256, hex its 64 lower-case digits. */
 static void
-fingerprint(unsigned char md[FINGERPRINT_LEN], char hex[2 * FINGERPRINT_LEN + 1])
+fingerprint(unsigned char *md, char *hex)
 {
 	unsigned int	 n = 0, i;
 
@@ -541,7 +542,8 @@ START_TEST(test_uri_pattern)
 		ALLOWED(IFP);
 	else {
 		snprintf(expect, sizeof(expect), "policy: no SAN URI matches "
-		    "allow.san_uri (certificate has \"%s\")", uri_cases[_i].uri);
+		    "allow.san_uri (certificate has \"%s\")",
+		    uri_cases[_i].uri);
 		DENIED(IFP, expect);
 	}
 }
@@ -554,7 +556,8 @@ START_TEST(test_uri_reason)
 	san(GEN_URI, "https://x.example.com/\"\n");
 	strlist_add(&allow.san_uri, "spiffe://corp/ns/prod/*");
 	DENIED(IFP, "policy: no SAN URI matches allow.san_uri (certificate "
-	    "has \"spiffe://corp/ns/dev/x\", \"https://x.example.com/\\\"\\n\")");
+	    "has \"spiffe://corp/ns/dev/x\", "
+	    "\"https://x.example.com/\\\"\\n\")");
 }
 END_TEST
 
@@ -631,7 +634,8 @@ END_TEST
 START_TEST(test_fingerprint_any_case_colons)
 {
 	unsigned char	 md[FINGERPRINT_LEN], parsed[FINGERPRINT_LEN];
-	char		 hex[2 * FINGERPRINT_LEN + 1], text[3 * FINGERPRINT_LEN];
+	char		 hex[2 * FINGERPRINT_LEN + 1];
+	char		 text[3 * FINGERPRINT_LEN];
 	size_t		 i;
 
 	fingerprint(md, hex);
@@ -788,7 +792,8 @@ START_TEST(test_identity)
 	subj("CN", "orders");
 	fingerprint(md, hex);
 	identity_from_cert(&id, cert);
-	ck_assert_str_eq(id.subject, "CN=orders,OU=eng,O=M\xc3\xbcller GmbH,C=DE");
+	ck_assert_str_eq(id.subject,
+	    "CN=orders,OU=eng,O=M\xc3\xbcller GmbH,C=DE");
 	ck_assert_str_eq(id.issuer, "CN=Test CA,O=Example");
 	ck_assert_str_eq(id.serial, "0A1B2C3D");
 	ck_assert_str_eq(id.sha256, hex);
