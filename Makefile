@@ -16,7 +16,7 @@ B	?= build
 
 # Modules free of libevent, linked alone into the unit tests.
 PURE	 = util cfg policy log tls
-SRCS	 = $(PURE) tls runtime listener worker session proxy_tcp upstream main
+SRCS	 = $(PURE) runtime listener worker session proxy_tcp upstream main
 OBJS	 = $(SRCS:%=$(B)/%.o)
 UNIT	 = $(wildcard tests/unit/check_*.c)
 

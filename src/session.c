@@ -136,6 +136,14 @@ session_client_event_cb(struct bufferevent *bev, short what, void *arg)
 		session_handshake_done(s);
 		return;
 	}
+	if (s->state != SESSION_HANDSHAKE) {
+		/* The client left while the backend was being connected. */
+		while (bufferevent_get_openssl_error(bev) != 0)
+			;
+		session_close(s, (what & BEV_EVENT_EOF) ? "client_closed" :
+		    "client_error: connection lost");
+		return;
+	}
 	/* Handshake failed: keep the most telling OpenSSL error. */
 	while ((e = bufferevent_get_openssl_error(bev)) != 0)
 		if (err == 0 || ERR_GET_LIB(e) == ERR_LIB_SSL)

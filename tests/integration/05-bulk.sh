@@ -40,7 +40,7 @@ HSIZE=$((4 * 1024 * 1024))
 head -c "$HSIZE" /dev/urandom >"$TMPDIR/half.in"
 log_mark
 node_client "$PORT" --cert "$PKI/orders.crt" --key "$PKI/orders.key" \
-    --send-file "$TMPDIR/half.in" --half-close --echo --out "$TMPDIR/half.out" --timeout 30000
+    --send-file "$TMPDIR/half.in" --half-close --echo --out "$TMPDIR/half.out" --timeout 20000
 [ "$NODE_RC" -eq 0 ] || fail "half-close echo failed: $(cat "$NODE_OUT") $(tail -n 1 "$NODE_ERR")"
 cmp -s "$TMPDIR/half.in" "$TMPDIR/half.out" || fail "half-close: received bytes differ from the sent ones"
 assert_log_contains ' access ' "bytes_in=$HSIZE( |$)" "bytes_out=$HSIZE( |$)"

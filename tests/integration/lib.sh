@@ -356,7 +356,7 @@ node_client() {
 	shift
 	NODE_OUT=$TMPDIR/node.out
 	NODE_ERR=$TMPDIR/node.err
-	timeout -k 2 "${NODE_TIMEOUT:-30}" node "$ITEST_DIR/client.js" 127.0.0.1 "$port" \
+	timeout -k 2 "${NODE_TIMEOUT:-60}" node "$ITEST_DIR/client.js" 127.0.0.1 "$port" \
 	    --ca "$PKI/root-ca.crt" "$@" >"$NODE_OUT" 2>"$NODE_ERR"
 	NODE_RC=$?
 }
