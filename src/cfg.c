@@ -96,7 +96,7 @@ struct cfg_key {
 	size_t			 loc_off;	/* CFG_T_STRING: its location */
 	long long		 min;
 	long long		 max;
-	const struct cfg_enum	*values;	/* CFG_T_ENUM, NULL-terminated */
+	const struct cfg_enum	*values;	/* CFG_T_ENUM; name NULL ends */
 	void			(*fn)(struct cfg_parser *,
 				    const struct cfg_key *, yaml_node_t *,
 				    void *);
@@ -333,17 +333,29 @@ cfg_is_null(const yaml_node_t *n)
 	    strcmp(v, "Null") == 0 || strcmp(v, "NULL") == 0;
 }
 
-/* What the user wrote, for "got ..." in messages. */
+/*
+ * What the user wrote, for "got ..." in messages: quoted, shortened, and
+ * with control characters shown as '?' so that a message stays one line.
+ */
 static const char *
 cfg_got(const yaml_node_t *n, char *buf, size_t len)
 {
+	const char	*v;
+	size_t		 i, max = len - 6;	/* quotes, "...", NUL */
+
 	if (n->type == YAML_MAPPING_NODE)
 		return "a mapping";
 	if (n->type == YAML_SEQUENCE_NODE)
 		return "a list";
 	if (cfg_is_null(n))
 		return "an empty value";
-	(void)snprintf(buf, len, "\"%s\"", (const char *)n->data.scalar.value);
+	v = (const char *)n->data.scalar.value;
+	buf[0] = '"';
+	for (i = 0; v[i] != '\0' && i < max; i++)
+		buf[i + 1] = (unsigned char)v[i] < 0x20 || v[i] == 0x7f ?
+		    '?' : v[i];
+	(void)snprintf(buf + i + 1, len - i - 1, "%s\"",
+	    v[i] != '\0' ? "..." : "");
 	return buf;
 }
 
@@ -461,13 +473,14 @@ static int
 cfg_duration(struct cfg_parser *p, const struct cfg_key *k, yaml_node_t *n,
     uint64_t *ms)
 {
-	const char	*s, *why;
+	const char	*s = NULL, *why;
 	char		 buf[256];
 	uint64_t	 v;
 
-	if (n->type != YAML_SCALAR_NODE || cfg_is_null(n) ||
-	    (s = (const char *)n->data.scalar.value,
-	    duration_parse(s, &v, &why) == -1)) {
+	if (n->type == YAML_SCALAR_NODE && !cfg_is_null(n) &&
+	    (s = cfg_scalar(p, k->name, n, "a duration")) == NULL)
+		return -1;	/* a NUL inside: reported */
+	if (s == NULL || duration_parse(s, &v, &why) == -1) {
 		cfg_err(p, n, "\"%s\" is not a duration (use e.g. 30s, 5m): "
 		    "%s", k->name, cfg_got(n, buf, sizeof(buf)));
 		return -1;
@@ -672,7 +685,7 @@ cfg_distance(const char *a, const char *b)
 		for (j = 1; j <= lb; j++) {
 			tmp = d[j];
 			sub = prev + (a[i - 1] != b[j - 1]);
-			d[j] = d[j] + 1 < d[j - 1] + 1 ? d[j] + 1 : d[j - 1] + 1;
+			d[j] = (d[j] < d[j - 1] ? d[j] : d[j - 1]) + 1;
 			if (sub < d[j])
 				d[j] = sub;
 			prev = tmp;
@@ -811,7 +824,9 @@ cfg_map(struct cfg_parser *p, yaml_node_t *node, const char *name,
 	    pair < node->data.mapping.pairs.top; pair++) {
 		kn = cfg_node(p, pair->key);
 		vn = cfg_node(p, pair->value);
-		if (kn->type != YAML_SCALAR_NODE || cfg_is_null(kn)) {
+		if (kn->type != YAML_SCALAR_NODE || cfg_is_null(kn) ||
+		    strlen((const char *)kn->data.scalar.value) !=
+		    kn->data.scalar.length) {
 			cfg_err(p, kn, "a key must be a plain name, got %s",
 			    cfg_got(kn, buf, sizeof(buf)));
 			continue;
@@ -1152,7 +1167,8 @@ cfg_backend_address(struct cfg_parser *p, const struct cfg_key *k,
 	struct cfg_backend	*b = obj;
 
 	if (n->type == YAML_MAPPING_NODE || cfg_is_null(n)) {
-		cfg_err_type(p, k->name, n, "an address or a list of addresses");
+		cfg_err_type(p, k->name, n,
+		    "an address or a list of addresses");
 		return;
 	}
 	if (cfg_nitems(n) == 0) {

@@ -7,6 +7,7 @@ ECHO_PORT=$(free_port)
 HTTP_PORT=$(free_port)
 PORT=$(free_port)
 PORT2=$(free_port)
+PORT3=$(free_port)
 start_echo "$ECHO_PORT"
 start_http "$HTTP_PORT"
 
@@ -17,9 +18,11 @@ ALLOW="      crl: $PKI/crl.pem
 	config_head
 	config_listener echo "$PORT" "\"127.0.0.1:$ECHO_PORT\"" "$ALLOW"
 	config_listener web "$PORT2" "\"127.0.0.1:$HTTP_PORT\"" "$ALLOW"
+	config_listener partner "$PORT3" "\"127.0.0.1:$ECHO_PORT\"" "      trusted_certs: [$PKI/partner.crt]"
 } >"$TMPDIR/allowed.yaml"
 start_proxy "$TMPDIR/allowed.yaml" "$PORT"
 wait_port "$PORT2" "$PROXY_PID" 5 || fail "second listener 127.0.0.1:$PORT2 does not accept"
+wait_port "$PORT3" "$PROXY_PID" 5 || fail "third listener 127.0.0.1:$PORT3 does not accept"
 
 # openssl s_client: a line goes through and comes back.
 log_mark
@@ -61,6 +64,21 @@ grep -q -F -- "$HTTP_BODY" "$CURL_OUT" || fail "curl (billing): unexpected body"
 assert_log_contains ' access ' 'listener=web' 'subject="CN=orders,OU=payments,O=Demo Corp"'
 assert_log_contains ' access ' 'listener=web' 'subject="CN=billing,O=Demo Corp"'
 pass "curl GET"
+
+# A self-signed client listed in trusted_certs gets in there (and only
+# there); orders still gets in alongside it.
+log_mark
+node_client "$PORT3" --cert "$PKI/partner.crt" --key "$PKI/partner.key" --send "partner\n" --echo
+[ "$NODE_RC" -eq 0 ] || fail "partner (trusted_certs) was not let in: $(cat "$NODE_OUT"); $(new_log_lines | grep refused | tail -n 1)"
+grep -q -x 'partner' "$NODE_OUT" || fail "partner: wrong bytes back"
+assert_log_contains ' access ' 'listener=partner' 'subject="CN=partner,O=Partner Ltd"'
+node_client "$PORT3" --cert "$PKI/orders.crt" --key "$PKI/orders.key" --send "orders too\n" --echo
+[ "$NODE_RC" -eq 0 ] || fail "orders refused on the trusted_certs listener: $(cat "$NODE_OUT")"
+log_mark
+node_client "$PORT" --cert "$PKI/partner.crt" --key "$PKI/partner.key" --send "partner\n" --echo
+[ "$NODE_RC" -ne 0 ] || fail "partner got in on a listener without trusted_certs"
+assert_log_contains 'refused' 'listener=echo' 'code=unknown_ca' 'CN=partner'
+pass "trusted_certs: self-signed partner"
 
 stop_proxy
 [ "$PROXY_RC" -eq 0 ] || fail "mtlsproxy exited $PROXY_RC on SIGTERM"

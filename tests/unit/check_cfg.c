@@ -290,6 +290,17 @@ START_TEST(test_cfg_error_format)
 }
 END_TEST
 
+START_TEST(test_example_config)
+{
+	/* The shipped, documented example must load as it is. */
+	load_ok("../../conf/mtlsproxy.yaml");
+	ck_assert_uint_eq(cfg->nlisteners, 1);
+	ck_assert_str_eq(cfg->listeners[0].tls.cert.path,
+	    "/etc/mtlsproxy/server.crt");
+	ck_assert_uint_eq(cfg->listeners[0].max_connections, 10000);
+}
+END_TEST
+
 START_TEST(test_free_null)
 {
 	cfg_free(NULL);
@@ -640,8 +651,8 @@ START_TEST(test_bad_allow)
 	    "be a whole path segment, as in "
 	    "\"spiffe://corp.example/ns/*/sa/web\" (it matches exactly one "
 	    "segment; it cannot match part of a segment or the host)",
-	    "data/bad_allow.yaml:11:72: san_uri \"spiffe://*/ns/a\": \"*\" must "
-	    "be a whole path segment, as in "
+	    "data/bad_allow.yaml:11:72: san_uri \"spiffe://*/ns/a\": \"*\" "
+	    "must be a whole path segment, as in "
 	    "\"spiffe://corp.example/ns/*/sa/web\" (it matches exactly one "
 	    "segment; it cannot match part of a segment or the host)",
 	    "data/bad_allow.yaml:12:30: each \"subject_cn\" entry must be a "
@@ -654,8 +665,8 @@ START_TEST(test_many_errors)
 	EXPECT("data/many_errors.yaml",
 	    "data/many_errors.yaml:2:10: \"workers\" must be \"auto\" or a "
 	    "positive integer, got \"lots\"",
-	    "data/many_errors.yaml:4:10: \"level\" must be error, warn, info or "
-	    "debug, got \"loud\"",
+	    "data/many_errors.yaml:4:10: \"level\" must be error, warn, info "
+	    "or debug, got \"loud\"",
 	    "data/many_errors.yaml:9:7: listener \"api\": \"tls\" has \"cert\" "
 	    "but no \"key\"; add \"key\" (the certificate's private key file)",
 	    "data/many_errors.yaml:12:21: \"verify_depth\" must be an integer "
@@ -697,6 +708,7 @@ cfg_suite(void)
 	tcase_add_test(ok, test_booleans);
 	tcase_add_test(ok, test_relative_to_cwd);
 	tcase_add_test(ok, test_cfg_error_format);
+	tcase_add_test(ok, test_example_config);
 	tcase_add_test(ok, test_free_null);
 	tcase_add_test(ok, test_errors_appended);
 	suite_add_tcase(s, ok);

@@ -5,6 +5,7 @@
 
 Suite	*cfg_suite(void);
 Suite	*policy_suite(void);
+Suite	*tls_suite(void);
 Suite	*util_suite(void);
 
 #endif

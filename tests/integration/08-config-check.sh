@@ -1,0 +1,154 @@
+#!/usr/bin/env bash
+# `mtlsproxy -t -c FILE` checks a config like `nginx -t`: 0 for a good one;
+# 1 for a bad one with file:line:col and a hint. -h and -V exit 0.
+. "$(dirname -- "$0")/lib.sh"
+
+P1=$(free_port)
+P2=$(free_port)
+B=$(free_port)
+
+# A config using most of the documented keys.
+cat >"$TMPDIR/good.yaml" <<YAML
+workers: 2
+drain_timeout: 5s
+log:
+  level: info
+  format: json
+  access: true
+listeners:
+  - name: api
+    listen: "127.0.0.1:$P1"
+    tls:
+      cert: $PKI/server-fullchain.crt
+      key: $PKI/server-enc.key
+      key_passphrase_file: $PKI/server-key.pass
+      min_version: TLSv1.2
+    client_auth:
+      ca: $PKI/client-ca.pem
+      crl: $PKI/crl.pem
+      verify_depth: 4
+      partial_chain: false
+      client_eku: if_present
+      allow:
+        subject_cn: [orders, billing]
+        subject_ou: [payments]
+        subject_o: ["Demo Corp"]
+        san_dns: [orders.demo.example]
+        san_uri: ["spiffe://demo.example/ns/prod/*"]
+    backend:
+      address: ["127.0.0.1:$B", "127.0.0.1:$((B + 1))"]
+      mode: tcp
+      connect_timeout: 2s
+    timeouts:
+      handshake: 10s
+      idle: 300s
+    max_connections: 1000
+  - name: partner
+    listen: "127.0.0.1:$P2"
+    tls:
+      pkcs12: $PKI/server.p12
+      pkcs12_passphrase_file: $PKI/server-p12.pass
+      min_version: TLSv1.3
+    client_auth:
+      ca: $PKI/client-ca.pem
+      trusted_certs: [$PKI/partner.crt]
+      crl: $PKI/crl.der
+      client_eku: required
+    backend:
+      address: "127.0.0.1:$B"
+      mode: tcp
+YAML
+"$MTLSPROXY" -t -c "$TMPDIR/good.yaml" >"$TMPDIR/good.out" 2>&1
+rc=$?
+[ "$rc" -eq 0 ] || fail "-t on a good config exited $rc: $(cat "$TMPDIR/good.out")"
+port_accepts "$P1" && fail "-t left something listening on 127.0.0.1:$P1"
+pass "-t good.yaml: $(tail -n 1 "$TMPDIR/good.out")"
+
+# A typo'd key: line 12, column 7 (the key's first character).
+cat >"$TMPDIR/typo.yaml" <<YAML
+workers: 2
+log:
+  level: info
+listeners:
+  - name: api
+    listen: "127.0.0.1:$P1"
+    tls:
+      cert: $PKI/server-fullchain.crt
+      key: $PKI/server.key
+    client_auth:
+      ca: $PKI/client-ca.pem
+      verfy_depth: 3
+    backend:
+      address: "127.0.0.1:$B"
+      mode: tcp
+YAML
+"$MTLSPROXY" -t -c "$TMPDIR/typo.yaml" >"$TMPDIR/typo.out" 2>&1
+rc=$?
+[ "$rc" -eq 1 ] || fail "-t on a config with a typo exited $rc, want 1: $(cat "$TMPDIR/typo.out")"
+grep -q -F "typo.yaml:12:7" "$TMPDIR/typo.out" ||
+    fail "the typo is not reported at typo.yaml:12:7: $(cat "$TMPDIR/typo.out")"
+grep -q -F "verfy_depth" "$TMPDIR/typo.out" || fail "the message does not name the bad key: $(cat "$TMPDIR/typo.out")"
+grep -q -i "did you mean" "$TMPDIR/typo.out" || fail "no 'did you mean' hint: $(cat "$TMPDIR/typo.out")"
+grep -q -i "did you mean.*verify_depth" "$TMPDIR/typo.out" ||
+    fail "the hint does not suggest verify_depth: $(cat "$TMPDIR/typo.out")"
+pass "typo: $(grep -m1 'typo.yaml:12:7' "$TMPDIR/typo.out")"
+
+# The daemon refuses to start with it, too.
+timeout 10 "$MTLSPROXY" -c "$TMPDIR/typo.yaml" >"$TMPDIR/typo-run.out" 2>&1
+rc=$?
+[ "$rc" -eq 1 ] || fail "mtlsproxy -c with a typo exited $rc, want 1"
+grep -q -F "typo.yaml:12:7" "$TMPDIR/typo-run.out" || fail "mtlsproxy -c: the typo is not reported"
+pass "mtlsproxy -c refuses to start with the typo"
+
+# Several mistakes are all reported in one run, each with its place.
+sed -e 's/^  level: info$/  level: loud/' \
+    -e "s|ca: $PKI/client-ca.pem|ca: $TMPDIR/missing-ca.pem|" "$TMPDIR/typo.yaml" >"$TMPDIR/multi.yaml"
+"$MTLSPROXY" -t -c "$TMPDIR/multi.yaml" >"$TMPDIR/multi.out" 2>&1
+rc=$?
+[ "$rc" -eq 1 ] || fail "-t on a config with several mistakes exited $rc, want 1"
+grep -q -F "multi.yaml:3:" "$TMPDIR/multi.out" || fail "bad log level not reported at line 3: $(cat "$TMPDIR/multi.out")"
+grep -q -F "loud" "$TMPDIR/multi.out" || fail "the bad level value is not quoted: $(cat "$TMPDIR/multi.out")"
+grep -q -F "multi.yaml:12:7" "$TMPDIR/multi.out" ||
+    fail "typo not reported at 12:7 alongside the other error: $(cat "$TMPDIR/multi.out")"
+pass "several errors in one run: $(grep -c -E 'multi\.yaml:[0-9]+:[0-9]+' "$TMPDIR/multi.out") reported"
+
+# A CA file that does not exist: named, with its line.
+sed -e 's/verfy_depth/verify_depth/' \
+    -e "s|ca: $PKI/client-ca.pem|ca: $TMPDIR/missing-ca.pem|" "$TMPDIR/typo.yaml" >"$TMPDIR/noca.yaml"
+"$MTLSPROXY" -t -c "$TMPDIR/noca.yaml" >"$TMPDIR/noca.out" 2>&1
+rc=$?
+[ "$rc" -eq 1 ] || fail "-t with a missing CA file exited $rc, want 1"
+grep -q -E "noca\.yaml:11:[0-9]+.*missing-ca\.pem" "$TMPDIR/noca.out" ||
+    fail "missing CA file not reported at noca.yaml:11 with its path: $(cat "$TMPDIR/noca.out")"
+pass "missing CA file: $(grep -m1 'missing-ca' "$TMPDIR/noca.out")"
+
+# A config file that does not exist.
+"$MTLSPROXY" -t -c "$TMPDIR/nonexistent.yaml" >"$TMPDIR/none.out" 2>&1
+rc=$?
+[ "$rc" -eq 1 ] || fail "-t on a missing config file exited $rc, want 1"
+grep -q -F "nonexistent.yaml" "$TMPDIR/none.out" || fail "a missing config file is not named: $(cat "$TMPDIR/none.out")"
+pass "missing config file"
+
+# -h and -V
+"$MTLSPROXY" -h >"$TMPDIR/h.out" 2>&1
+rc=$?
+[ "$rc" -eq 0 ] || fail "-h exited $rc"
+grep -q -e '-c' "$TMPDIR/h.out" && grep -q -e '-t' "$TMPDIR/h.out" ||
+    fail "-h does not describe -c and -t: $(cat "$TMPDIR/h.out")"
+"$MTLSPROXY" -V >"$TMPDIR/v.out" 2>&1
+rc=$?
+[ "$rc" -eq 0 ] || fail "-V exited $rc"
+grep -q -E '^mtlsproxy [0-9]+\.[0-9]+\.[0-9]+' "$TMPDIR/v.out" ||
+    fail "-V does not print 'mtlsproxy X.Y.Z': $(cat "$TMPDIR/v.out")"
+want=$(sed -n 's/^#define MTLSPROXY_VERSION[[:space:]]*"\(.*\)"/\1/p' "$ROOT/src/mtlsproxy.h")
+if [ -n "$want" ]; then
+	grep -q -F "mtlsproxy $want" "$TMPDIR/v.out" ||
+	    fail "-V prints $(head -n 1 "$TMPDIR/v.out"), the header says $want"
+fi
+pass "-h, -V: $(head -n 1 "$TMPDIR/v.out")"
+
+# An unknown option is a usage error.
+"$MTLSPROXY" --no-such-option >"$TMPDIR/bad.out" 2>&1
+rc=$?
+[ "$rc" -ne 0 ] || fail "an unknown option exited 0"
+pass "unknown option exits $rc"
