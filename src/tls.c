@@ -693,10 +693,8 @@ tls_load_client_auth(struct tls_server *srv, SSL_CTX *ctx,
 		for (j = 0; j < sk_X509_num(sk); j++) {
 			X509 *x = sk_X509_value(sk, j);
 
-			if (j > 0)
-				srv->trusted_fp = xreallocarray(
-				    srv->trusted_fp, srv->ntrusted + 1,
-				    sizeof(*srv->trusted_fp));
+			srv->trusted_fp = xreallocarray(srv->trusted_fp,
+			    srv->ntrusted + 1, sizeof(*srv->trusted_fp));
 			X509_STORE_add_cert(srv->trusted_store, x);
 			X509_digest(x, EVP_sha256(),
 			    srv->trusted_fp[srv->ntrusted++], &mdlen);

@@ -33,10 +33,10 @@ assert_log_contains ' access ' 'listener=bulk' "bytes_in=$SIZE( |$)" "bytes_out=
 pass "64 MiB byte-exact in ${ms} ms (sha256 $in_sum)"
 rm -f "$TMPDIR/bulk.in" "$TMPDIR/bulk.out"
 
-# Half-close: the client sends 4 MiB then ends its side (TLS close_notify
+# Half-close: the client sends 16 MiB then ends its side (TLS close_notify
 # + FIN); the echo backend sees EOF only after the proxy passes the
 # half-close on, finishes echoing, and closes; the client must get all of it.
-HSIZE=$((4 * 1024 * 1024))
+HSIZE=$((16 * 1024 * 1024))
 head -c "$HSIZE" /dev/urandom >"$TMPDIR/half.in"
 log_mark
 node_client "$PORT" --cert "$PKI/orders.crt" --key "$PKI/orders.key" \

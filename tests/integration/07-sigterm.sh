@@ -25,7 +25,8 @@ open_held_client() {
 	    <"$TMPDIR/held.fifo" >"$HELD_OUT" 2>"$TMPDIR/held-$1.err" &
 	HELD_PID=$!
 	track "$HELD_PID"
-	exec 3>"$TMPDIR/held.fifo"
+	# read-write: never blocks, even if the client failed to start
+	exec 3<>"$TMPDIR/held.fifo"
 }
 
 # held_say LINE: send LINE on the held connection and wait (max 5 s) for it

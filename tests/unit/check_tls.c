@@ -3,8 +3,6 @@
  * cfg_load() and tls_server_init(), against keys, certificates, CRLs and
  * PKCS#12 bundles built here with the OpenSSL API in a temporary directory.
  */
-#include <sys/stat.h>
-
 #include <dirent.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -36,6 +34,8 @@ static char		 dir[] = "/tmp/check_tls.XXXXXX";
 static char		 credsdir[] = "/tmp/check_tls_creds.XXXXXX";
 static char		 cfgpath[PATH_MAX];
 static time_t		 leaf_not_after;
+static unsigned char	 fp_root[FINGERPRINT_LEN], fp_inter[FINGERPRINT_LEN];
+static unsigned char	 fp_leaf[FINGERPRINT_LEN];
 
 /* Per test. */
 static char		*yaml;		/* the config written last */
@@ -204,6 +204,15 @@ mkcrl(X509 *issuer, EVP_PKEY *ikey, long serial)
 }
 
 static void
+fingerprint(X509 *x, unsigned char *md)
+{
+	unsigned int	n = 0;
+
+	ck_assert_int_eq(X509_digest(x, EVP_sha256(), md, &n), 1);
+	ck_assert_uint_eq(n, FINGERPRINT_LEN);
+}
+
+static void
 wcerts(const char *name, X509 *a, X509 *b)
 {
 	BIO	*bio = wopen(dir, name);
@@ -218,9 +227,14 @@ wcerts(const char *name, X509 *a, X509 *b)
 static void
 wkey(const char *name, EVP_PKEY *k, const EVP_CIPHER *cipher, bool trad)
 {
-	BIO	*bio = wopen(dir, name);
-	int	 plen = cipher != NULL ? (int)strlen(PASS) : 0;
-	unsigned char *pass = cipher != NULL ? (unsigned char *)PASS : NULL;
+	unsigned char	*pass = NULL;
+	BIO		*bio = wopen(dir, name);
+	int		 plen = 0;
+
+	if (cipher != NULL) {
+		pass = (unsigned char *)PASS;
+		plen = (int)strlen(PASS);
+	}
 
 	if (trad)
 		ck_assert_int_eq(PEM_write_bio_PrivateKey_traditional(bio, k,
@@ -260,8 +274,8 @@ pki_setup(void)
 	static const char garbage[] = "this is not PEM\n"
 	    "-----BEGIN CERTIFICATE-----\nnot base64 !!\n"
 	    "-----END CERTIFICATE-----\n\x30\x82\x01\x00\xff\xfe junk\n";
-	EVP_PKEY	*rootk, *intk, *leafk, *otherk;
-	X509		*root, *inter, *leaf;
+	EVP_PKEY	*rootk, *intk, *leafk, *otherk, *weakk;
+	X509		*root, *inter, *leaf, *weak;
 	X509_CRL	*intcrl, *rootcrl;
 	BIO		*bio;
 
@@ -286,11 +300,21 @@ pki_setup(void)
 	inter = mkcert("Test Intermediate CA", 2, intk, root, rootk, true);
 	leaf = mkcert("server.example", LEAF_SERIAL, leafk, inter, intk,
 	    false);
+	/* RSA under 2048 bits: refused at security level 2 */
+	weakk = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)1024);
+	ck_assert_ptr_nonnull(weakk);
+	weak = mkcert("Weak CA", 3, weakk, NULL, NULL, true);
 
+	fingerprint(root, fp_root);
+	fingerprint(inter, fp_inter);
+	fingerprint(leaf, fp_leaf);
 	wcerts("root.pem", root, NULL);
 	wcerts("leaf.pem", leaf, NULL);
 	wcerts("chain.pem", leaf, inter);	/* leaf first */
 	wcerts("cas.pem", root, inter);
+	wcerts("weak.pem", weak, NULL);
+	wcerts("chain-weak.pem", leaf, weak);
+	wkey("weak.key", weakk, NULL, false);
 	wkey("leaf.key", leafk, NULL, false);
 	wkey("other.key", otherk, NULL, false);
 	wkey("leaf-aes.key", leafk, EVP_aes_256_cbc(), false);
@@ -328,9 +352,11 @@ pki_setup(void)
 
 	X509_CRL_free(rootcrl);
 	X509_CRL_free(intcrl);
+	X509_free(weak);
 	X509_free(leaf);
 	X509_free(inter);
 	X509_free(root);
+	EVP_PKEY_free(weakk);
 	EVP_PKEY_free(otherk);
 	EVP_PKEY_free(leafk);
 	EVP_PKEY_free(intk);
@@ -436,12 +462,12 @@ value_loc(const char *key)
 static struct cfg_loc
 text_loc(const char *text)
 {
-	const char	*p, *bol;
+	const char	*p, *bol, *nl;
 	unsigned	 n = 1;
 
 	ck_assert_ptr_nonnull(p = strstr(yaml, text));
-	for (bol = yaml; strchr(bol, '\n') != NULL &&
-	    strchr(bol, '\n') < p; bol = strchr(bol, '\n') + 1)
+	for (bol = yaml; (nl = strchr(bol, '\n')) != NULL && nl < p;
+	    bol = nl + 1)
 		n++;
 	return (struct cfg_loc){ n, (unsigned)(p - bol) + 1 };
 }
@@ -667,6 +693,19 @@ START_TEST(test_cert_missing)
 	config("cert: nosuch.pem\nkey: leaf.key", "ca: cas.pem");
 	EXPECT(AT("cert", "cannot read certificate file %s: No such file or "
 	    "directory", P("nosuch.pem")));
+}
+END_TEST
+
+START_TEST(test_cert_weak_key)
+{
+	config("cert: weak.pem\nkey: weak.key", "ca: cas.pem");
+	EXPECT(AT("cert", "cannot use certificate %s: ee key too small",
+	    P("weak.pem")));
+	teardown();
+	setup();
+	config("cert: chain-weak.pem\nkey: leaf.key", "ca: cas.pem");
+	EXPECT(AT("cert", "cannot use chain certificate 2 of %s: ca key too "
+	    "small", P("chain-weak.pem")));
 }
 END_TEST
 
@@ -970,6 +1009,20 @@ START_TEST(test_trusted_certs)
 	expect_ok();
 	ck_assert_ptr_nonnull(srv.trusted_store);
 	ck_assert_uint_eq(srv.ntrusted, 2);
+	ck_assert_mem_eq(srv.trusted_fp[0], fp_leaf, FINGERPRINT_LEN);
+	ck_assert_mem_eq(srv.trusted_fp[1], fp_root, FINGERPRINT_LEN);
+	teardown();
+	setup();
+	/* a file of two certificates, then one more */
+	config("cert: chain.pem\nkey: leaf.key",
+	    "trusted_certs:\n  - cas.pem\n  - leaf.pem");
+	expect_ok();
+	ck_assert_uint_eq(srv.ntrusted, 3);
+	ck_assert_mem_eq(srv.trusted_fp[0], fp_root, FINGERPRINT_LEN);
+	ck_assert_mem_eq(srv.trusted_fp[1], fp_inter, FINGERPRINT_LEN);
+	ck_assert_mem_eq(srv.trusted_fp[2], fp_leaf, FINGERPRINT_LEN);
+	ck_assert_int_eq(sk_X509_NAME_num(SSL_CTX_get_client_CA_list(srv.ctx)),
+	    3);
 	teardown();
 	setup();
 	config("cert: chain.pem\nkey: leaf.key",
@@ -1135,6 +1188,7 @@ tls_suite(void)
 	tcase_add_test(pem, test_cert_has_no_certificate);
 	tcase_add_test(pem, test_cert_empty_and_garbage);
 	tcase_add_test(pem, test_cert_missing);
+	tcase_add_test(pem, test_cert_weak_key);
 	suite_add_tcase(s, pem);
 
 	tcase_add_unchecked_fixture(pass, pki_setup, pki_teardown);
