@@ -129,11 +129,13 @@ tls_passphrase_path(const struct cfg *cfg, const char *name)
 /* Read a passphrase: the first line of the file, without CR/LF. */
 static int
 tls_read_passphrase(const struct cfg *cfg, const struct cfg_file *f,
-    char *out, size_t outlen, struct errlist *errs)
+    char *out, size_t outlen, char *where, size_t wherelen,
+    struct errlist *errs)
 {
 	FILE	*fp;
 	char	*path;
 	size_t	 n;
+	int	 rerr = 0;
 
 	path = tls_passphrase_path(cfg, f->path);
 	if ((fp = fopen(path, "r")) == NULL) {
@@ -142,9 +144,19 @@ tls_read_passphrase(const struct cfg *cfg, const struct cfg_file *f,
 		free(path);
 		return -1;
 	}
-	if (fgets(out, (int)outlen, fp) == NULL)
+	snprintf(where, wherelen, "%s", path);
+	if (fgets(out, (int)outlen, fp) == NULL) {
 		out[0] = '\0';
+		if (ferror(fp))
+			rerr = errno;
+	}
 	fclose(fp);
+	if (rerr != 0) {
+		cfg_error(errs, cfg, f->loc, "cannot read passphrase file %s: "
+		    "%s", path, strerror(rerr));
+		free(path);
+		return -1;
+	}
 	n = strcspn(out, "\r\n");
 	out[n] = '\0';
 	if (n == 0) {
@@ -226,6 +238,7 @@ tls_load_pem_pair(SSL_CTX *ctx, const struct cfg *cfg,
 	EVP_PKEY		*pkey = NULL;
 	BIO			*bio;
 	char			 pass[PASSPHRASE_MAX], ebuf[256];
+	char			 where[PATH_MAX];
 	struct pass_cb_arg	 pa = { NULL, false };
 	int			 i, rc = -1;
 
@@ -234,7 +247,7 @@ tls_load_pem_pair(SSL_CTX *ctx, const struct cfg *cfg,
 		return -1;
 	if (t->key_passphrase_file.path != NULL) {
 		if (tls_read_passphrase(cfg, &t->key_passphrase_file, pass,
-		    sizeof(pass), errs) == -1)
+		    sizeof(pass), where, sizeof(where), errs) == -1)
 			goto fail;
 		pa.pass = pass;
 	}
@@ -256,7 +269,7 @@ tls_load_pem_pair(SSL_CTX *ctx, const struct cfg *cfg,
 		else if (pa.asked || bad)
 			cfg_error(errs, cfg, t->key_passphrase_file.loc,
 			    "cannot decrypt key file %s: wrong passphrase in "
-			    "%s", t->key.path, t->key_passphrase_file.path);
+			    "%s", t->key.path, where);
 		else
 			cfg_error(errs, cfg, t->key.loc, "no private key found "
 			    "in %s (expected a PEM \"-----BEGIN ... PRIVATE "
@@ -304,13 +317,14 @@ tls_load_pkcs12(SSL_CTX *ctx, const struct cfg *cfg, const struct cfg_tls *t,
 	X509		*cert = NULL;
 	BIO		*bio;
 	char		 pass[PASSPHRASE_MAX], ebuf[256];
+	char		 where[PATH_MAX];
 	const char	*pw = NULL;
 	int		 i, rc = -1;
 
 	pass[0] = '\0';
 	if (t->pkcs12_passphrase_file.path != NULL) {
 		if (tls_read_passphrase(cfg, &t->pkcs12_passphrase_file, pass,
-		    sizeof(pass), errs) == -1)
+		    sizeof(pass), where, sizeof(where), errs) == -1)
 			return -1;
 		pw = pass;
 	}
@@ -329,7 +343,8 @@ tls_load_pkcs12(SSL_CTX *ctx, const struct cfg *cfg, const struct cfg_tls *t,
 		    "-export\")", t->pkcs12.path);
 		goto fail;
 	}
-	if (PKCS12_verify_mac(p12, pw, -1) != 1 &&
+	/* Bundles made with -nomac have no MAC; PKCS12_parse copes. */
+	if (PKCS12_mac_present(p12) && PKCS12_verify_mac(p12, pw, -1) != 1 &&
 	    PKCS12_verify_mac(p12, pw == NULL ? "" : NULL, 0) != 1) {
 		ERR_clear_error();
 		if (pw == NULL)
@@ -339,7 +354,7 @@ tls_load_pkcs12(SSL_CTX *ctx, const struct cfg *cfg, const struct cfg_tls *t,
 		else
 			cfg_error(errs, cfg, t->pkcs12_passphrase_file.loc,
 			    "cannot open PKCS#12 file %s: wrong passphrase in "
-			    "%s", t->pkcs12.path, t->pkcs12_passphrase_file.path);
+			    "%s", t->pkcs12.path, where);
 		goto fail;
 	}
 	if (PKCS12_parse(p12, pw, &pkey, &cert, &ca) != 1) {

@@ -767,7 +767,7 @@ START_TEST(test_encrypted_key_wrong_passphrase)
 		config(tls, "ca: cas.pem");
 		free(tls);
 		EXPECT(AT("key_passphrase_file", "cannot decrypt key file %s: "
-		    "wrong passphrase in wrong.txt", P(keys[i])));
+		    "wrong passphrase in %s", P(keys[i]), P("wrong.txt")));
 	}
 }
 END_TEST
@@ -868,7 +868,7 @@ START_TEST(test_passphrase_relative_to_config)
 	config("cert: chain.pem\nkey: leaf-aes.key\n"
 	    "key_passphrase_file: cred.txt", "ca: cas.pem");
 	EXPECT(AT("key_passphrase_file", "cannot decrypt key file %s: "
-	    "wrong passphrase in cred.txt", P("leaf-aes.key")));
+	    "wrong passphrase in %s", P("leaf-aes.key"), P("cred.txt")));
 	teardown();
 	setup();
 	config("cert: chain.pem\nkey: leaf-aes.key\n"
@@ -923,7 +923,7 @@ START_TEST(test_pkcs12_wrong_passphrase)
 	config("pkcs12: server.p12\npkcs12_passphrase_file: wrong.txt",
 	    "ca: cas.pem");
 	EXPECT(AT("pkcs12_passphrase_file", "cannot open PKCS#12 file %s: "
-	    "wrong passphrase in wrong.txt", P("server.p12")));
+	    "wrong passphrase in %s", P("server.p12"), P("wrong.txt")));
 }
 END_TEST
 
