@@ -58,8 +58,8 @@ cleanup() {
 	fi
 }
 trap cleanup EXIT
-# Ctrl-C or SIGTERM: ask the proxy to drain (it may already have the
-# signal), then the EXIT trap stops the backend.
+# Ctrl-C or SIGTERM: ask the proxy to drain (SIGTERM; it exits within its
+# drain_timeout), then stop the backend.
 trap 'cleanup; exit 130' INT
 trap 'cleanup; exit 143' TERM
 
@@ -116,7 +116,9 @@ Each refusal logs one line below saying why. Press Ctrl-C to stop.
 
 MSG
 
-"$BIN" -c "$CONF" &
+# setsid: the proxy is kept out of the terminal's process group, so Ctrl-C
+# reaches it once, through the trap above, and it drains gracefully.
+setsid "$BIN" -c "$CONF" &
 PROXY_PID=$!
 set +e
 wait "$PROXY_PID"

@@ -234,6 +234,7 @@ char	*x509_name_rfc4514(const X509_NAME *);
 struct tls_verdict {
 	const char	*code;		/* static reason code; NULL: none */
 	char		 reason[512];	/* words, for the log */
+	char		 crl_when[64];	/* date of a CRL that failed */
 	char		*subject;	/* owned; of the client's leaf */
 	char		*issuer;	/* owned */
 };

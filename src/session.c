@@ -130,6 +130,7 @@ static void
 session_client_event_cb(struct bufferevent *bev, short what, void *arg)
 {
 	struct session	*s = arg;
+	SSL		*ssl;
 	unsigned long	 e, err = 0;
 
 	if (what & BEV_EVENT_CONNECTED) {
@@ -155,8 +156,15 @@ session_client_event_cb(struct bufferevent *bev, short what, void *arg)
 		    "connection error during the TLS handshake: %s",
 		    strerror(errno));
 	}
-	tls_verdict_from_errors(&s->verdict, bufferevent_openssl_get_ssl(bev),
-	    err);
+	ssl = bufferevent_openssl_get_ssl(bev);
+	if (err == 0 && s->verdict.code == NULL && ssl != NULL &&
+	    BIO_number_read(SSL_get_rbio(ssl)) == 0) {
+		/* A port probe (health check, scanner): nothing was sent. */
+		log_debug("%s closed before sending anything", s->peer);
+		session_close(s, NULL);
+		return;
+	}
+	tls_verdict_from_errors(&s->verdict, ssl, err);
 	session_refused(s);
 }
 

@@ -459,7 +459,6 @@ tls_explain(struct tls_verdict *v, X509_STORE_CTX *xs,
     const struct tls_server *srv)
 {
 	X509		*cur = X509_STORE_CTX_get_current_cert(xs);
-	X509_CRL	*crl;
 	int		 err = X509_STORE_CTX_get_error(xs);
 	int		 depth = X509_STORE_CTX_get_error_depth(xs);
 	char		 when[64], *name = NULL, whose[600];
@@ -474,11 +473,17 @@ tls_explain(struct tls_verdict *v, X509_STORE_CTX *xs,
 	switch (err) {
 	case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT:
 	case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY:
-	case X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE:
+	case X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE: {
+		/* The issuer missing is that of the certificate that failed. */
+		char *iss = cur ? x509_name_rfc4514(X509_get_issuer_name(cur)) :
+		    NULL;
+
 		set_reason(v, "unknown_ca", "unknown issuer: no certificate in "
-		    "client_auth.ca issued \"%s\"", v->issuer ? v->issuer :
-		    "?");
+		    "client_auth.ca issued \"%s\"", iss ? iss : v->issuer ?
+		    v->issuer : "?");
+		free(iss);
 		break;
+	}
 	case X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT:
 		set_reason(v, "unknown_ca", "unknown issuer: self-signed "
 		    "certificate that is not in client_auth.trusted_certs");
@@ -511,15 +516,15 @@ tls_explain(struct tls_verdict *v, X509_STORE_CTX *xs,
 		break;
 	}
 	case X509_V_ERR_CRL_HAS_EXPIRED:
-		crl = X509_STORE_CTX_get0_current_crl(xs);
 		set_reason(v, "crl_expired", "CRL expired: the CRL for %s "
 		    "passed its nextUpdate on %s; publish a fresh CRL to "
-		    "client_auth.crl", whose, tls_time_str(crl ?
-		    X509_CRL_get0_nextUpdate(crl) : NULL, when, sizeof(when)));
+		    "client_auth.crl", whose, v->crl_when[0] ? v->crl_when :
+		    "(unknown date)");
 		break;
 	case X509_V_ERR_CRL_NOT_YET_VALID:
-		set_reason(v, "crl_not_yet_valid", "CRL not yet valid for %s "
-		    "(check the clock)", whose);
+		set_reason(v, "crl_not_yet_valid", "CRL not yet valid for %s: "
+		    "its lastUpdate is %s (check the clock)", whose,
+		    v->crl_when[0] ? v->crl_when : "(unknown date)");
 		break;
 	case X509_V_ERR_UNABLE_TO_GET_CRL: {
 		char *iss = cur ? x509_name_rfc4514(X509_get_issuer_name(cur)) :
@@ -563,6 +568,36 @@ tls_explain(struct tls_verdict *v, X509_STORE_CTX *xs,
 		    whose, X509_verify_cert_error_string(err));
 	}
 	free(name);
+}
+
+/*
+ * OpenSSL's per-error verify callback: only records the CRL's dates, which
+ * are gone once X509_verify_cert returns.  Never changes the outcome.
+ */
+static int
+tls_x509_cb(int ok, X509_STORE_CTX *xs)
+{
+	struct tls_verdict	*v;
+	X509_CRL		*crl;
+	SSL			*ssl;
+	int			 err;
+
+	if (ok)
+		return ok;
+	err = X509_STORE_CTX_get_error(xs);
+	if (err != X509_V_ERR_CRL_HAS_EXPIRED &&
+	    err != X509_V_ERR_CRL_NOT_YET_VALID)
+		return ok;
+	ssl = X509_STORE_CTX_get_ex_data(xs,
+	    SSL_get_ex_data_X509_STORE_CTX_idx());
+	crl = X509_STORE_CTX_get0_current_crl(xs);
+	if (ssl == NULL || crl == NULL ||
+	    (v = SSL_get_ex_data(ssl, tls_verdict_idx)) == NULL)
+		return ok;
+	tls_time_str(err == X509_V_ERR_CRL_HAS_EXPIRED ?
+	    X509_CRL_get0_nextUpdate(crl) : X509_CRL_get0_lastUpdate(crl),
+	    v->crl_when, sizeof(v->crl_when));
+	return ok;
 }
 
 static bool
@@ -730,7 +765,7 @@ tls_load_client_auth(struct tls_server *srv, SSL_CTX *ctx,
 	X509_VERIFY_PARAM_set_purpose(param, X509_PURPOSE_SSL_CLIENT);
 	X509_VERIFY_PARAM_set_trust(param, X509_TRUST_SSL_CLIENT);
 	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER |
-	    SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
+	    SSL_VERIFY_FAIL_IF_NO_PEER_CERT, tls_x509_cb);
 	SSL_CTX_set_verify_depth(ctx, ca->verify_depth);
 	SSL_CTX_set_cert_verify_callback(ctx, tls_verify_cb, srv);
 	/* Names in the CertificateRequest help clients pick their cert. */

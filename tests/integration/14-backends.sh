@@ -139,7 +139,7 @@ pass "unix:$SOCK backend echoes"
 
 # ------------------------------------------------------------------- IPv6
 if [ -n "$HAVE6" ]; then
-	for i in $(seq 50); do
+	for _ in $(seq 50); do
 		port6_accepts "$P6" && break
 		kill -0 "$PROXY_PID" 2>/dev/null || fail "mtlsproxy exited"
 		sleep 0.1
@@ -195,8 +195,9 @@ port_accepts "$P_R" && fail "something listens on 127.0.0.1:$P_R after the refus
 } >"$TMPDIR/remote-list.yaml"
 "$MTLSPROXY" -t -c "$TMPDIR/remote-list.yaml" >"$TMPDIR/remote-list.out" 2>&1
 rc=$?
-[ "$rc" -eq 1 ] && grep -q -F '10.1.2.3:80' "$TMPDIR/remote-list.out" ||
-    fail "-t with 10.1.2.3:80 second in an address list: exit $rc: $(cat "$TMPDIR/remote-list.out")"
+if [ "$rc" -ne 1 ] || ! grep -q -F '10.1.2.3:80' "$TMPDIR/remote-list.out"; then
+	fail "-t with 10.1.2.3:80 second in an address list: exit $rc: $(cat "$TMPDIR/remote-list.out")"
+fi
 {
 	head_yaml
 	listener remote "127.0.0.1:$P_R" '"10.1.2.3:80"' "      remote: true"

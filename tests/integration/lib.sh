@@ -223,6 +223,15 @@ start_proxy() {
 	log "mtlsproxy pid $PROXY_PID on 127.0.0.1:$port, log $PROXY_LOG"
 }
 
+# check_sanitizers: fail if the proxy log holds an ASan/UBSan/LSan report
+# (builds with SANITIZE=...; UBSan may report and carry on).
+check_sanitizers() {
+	[ -n "$PROXY_LOG" ] && [ -f "$PROXY_LOG" ] || return 0
+	if grep -q -E 'ERROR: (Address|Leak|Thread)Sanitizer|runtime error:' "$PROXY_LOG"; then
+		fail "sanitizer report in $PROXY_LOG: $(grep -m1 -E 'Sanitizer|runtime error:' "$PROXY_LOG")"
+	fi
+}
+
 # stop_proxy: SIGTERM by PID, wait up to 10 s, then SIGKILL. Sets PROXY_RC
 # (exit status; 137 when it had to be killed) and PROXY_STOP_MS.
 stop_proxy() {
@@ -243,6 +252,7 @@ stop_proxy() {
 	PROXY_STOP_MS=$(($(now_ms) - t0))
 	untrack "$PROXY_PID"
 	PROXY_PID=
+	check_sanitizers
 }
 
 # proxy_wait_exit SECONDS: wait for the proxy to exit on its own; sets
@@ -258,6 +268,7 @@ proxy_wait_exit() {
 	PROXY_RC=$?
 	untrack "$PROXY_PID"
 	PROXY_PID=
+	check_sanitizers
 	return 0
 }
 

@@ -32,6 +32,14 @@ PKI=$ROOT/certs-example/out
 
 TMPBASE=$HERE/tmp
 mkdir -p "$TMPBASE"
+# Two runs at once would share tmp/NN-name: the second one waits.
+if command -v flock >/dev/null; then
+	exec 9>"$TMPBASE/.lock"
+	if ! flock -n 9; then
+		echo "# another run.sh is using $TMPBASE; waiting for it (max 10 min)" >&2
+		flock -w 600 9 || { echo "run.sh: gave up waiting for the other run" >&2; exit 2; }
+	fi
+fi
 PER_TEST_LIMIT=${ITEST_TIMEOUT:-120}
 
 passed=0
@@ -53,7 +61,7 @@ for t in "$HERE"/[0-9][0-9]-*.sh; do
 	# timeout runs the test in a process group of its own, so at the
 	# time limit it stops the test and everything the test started.
 	MTLSPROXY=$BIN PKI=$PKI TMPDIR=$dir \
-	    timeout -k 5 "$PER_TEST_LIMIT" bash "$t" >"$dir/test.log" 2>&1 </dev/null
+	    timeout -k 5 "$PER_TEST_LIMIT" bash "$t" >"$dir/test.log" 2>&1 </dev/null 9>&-
 	rc=$?
 	secs=$(($(date +%s) - t0))
 	if [ "$rc" -eq 0 ]; then
