@@ -109,7 +109,12 @@ tcp_event_cb(struct bufferevent *bev, short what, void *arg)
 		/* Whatever arrived before the EOF goes out first. */
 		tcp_move(s, bev);
 		bufferevent_disable(bev, EV_READ);
+		/*
+		 * libevent stops writing to a TLS peer whose close_notify it
+		 * read; TLS 1.3 lets us answer, so keep writing.
+		 */
 		if (bev == s->client) {
+			bufferevent_enable(bev, EV_WRITE);
 			if (!s->backend_eof)
 				s->client_eof_first = true;
 			s->client_eof = true;
