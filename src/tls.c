@@ -882,12 +882,16 @@ tls_verdict_from_errors(struct tls_verdict *v, SSL *ssl, unsigned long err)
 	const char	*r;
 	int		 reason;
 
-	(void)ssl;
 	if (v->code != NULL)
 		return;
 	if (err == 0) {
-		set_reason(v, "tls_error", "connection closed during the TLS "
-		    "handshake");
+		if (ssl != NULL && BIO_number_written(SSL_get_wbio(ssl)) > 0)
+			set_reason(v, "tls_error", "the client closed the "
+			    "connection after receiving the server certificate "
+			    "(does it trust the server certificate?)");
+		else
+			set_reason(v, "tls_error", "connection closed during "
+			    "the TLS handshake");
 		return;
 	}
 	reason = ERR_GET_REASON(err);
