@@ -15,16 +15,23 @@ PREFIX	?= /usr/local
 B	?= build
 
 # Modules free of libevent, linked alone into the unit tests.
-PURE	 = util cfg policy log tls
-SRCS	 = $(PURE) runtime listener worker session proxy_tcp upstream main
-OBJS	 = $(SRCS:%=$(B)/%.o)
+PURE	 = util cfg policy log tls proxy_v2 hdr
+SRCS	 = $(PURE) runtime listener worker session proxy_tcp proxy_http \
+	   upstream main
+# llhttp is compiled in from Debian's node-llhttp sources, never copied.
+LLHTTP_SRC ?= /usr/share/llhttp
+LLHTTP_INC ?= /usr/share/include/llhttp
+LLHTTP	 = api http llhttp
+OBJS	 = $(SRCS:%=$(B)/%.o) $(LLHTTP:%=$(B)/llhttp-%.o)
 UNIT	 = $(wildcard tests/unit/check_*.c)
 
 .PHONY: all deps test check integration demo certs install clean
 all: $(B)/mtlsproxy
 
 $(B)/%.o: src/%.c | $(B)
-	$(CC) $(CFLAGS) $(PKGCFLAGS) -c -o $@ $<
+	$(CC) $(CFLAGS) $(PKGCFLAGS) -I$(LLHTTP_INC) -c -o $@ $<
+$(B)/llhttp-%.o: $(LLHTTP_SRC)/%.c | $(B)
+	$(CC) -O2 -g $(SAN) -I$(LLHTTP_INC) -c -o $@ $<
 $(B)/mtlsproxy: $(OBJS)
 	$(CC) $(LDFLAGS) -o $@ $(OBJS) $(PKGLIBS)
 $(B)/unit/%.o: tests/unit/%.c | $(B)

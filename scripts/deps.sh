@@ -3,7 +3,7 @@
 # missing. Quiet when everything is present.
 set -eu
 
-PKGS="build-essential pkg-config libssl-dev libevent-dev libyaml-dev check openssl curl nodejs python3 ca-certificates"
+PKGS="build-essential pkg-config libssl-dev libevent-dev libyaml-dev check openssl curl nodejs python3 ca-certificates nginx"
 
 missing=
 for p in $PKGS; do

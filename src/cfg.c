@@ -25,6 +25,8 @@
 #define CFG_MAX_CONNECTIONS	1000000
 #define CFG_VERIFY_DEPTH_MAX	100
 #define CFG_MAX_KEYS		64	/* keys of one mapping, for a bitmask */
+#define CFG_HEADER_SIZE_MIN	1024
+#define CFG_HEADER_SIZE_MAX	(1024 * 1024)
 
 /*
  * Defaults, all in one place.  Anything not listed is 0, false or NULL.
@@ -55,6 +57,12 @@ static const struct cfg_listener cfg_listener_default = {
 	},
 	.handshake_timeout_ms = 10 * 1000,
 	.idle_timeout_ms = 300 * 1000,
+	.backend_timeout_ms = 60 * 1000,
+	.max_header_size = 16 * 1024,
+	.headers = {
+		.preset = HEADERS_DEFAULT,
+		.forwarded = true,
+	},
 	.max_connections = 10000,
 };
 
@@ -72,6 +80,7 @@ enum cfg_type {
 	CFG_T_UINT,		/* unsigned, min..max */
 	CFG_T_INT,		/* int, min..max */
 	CFG_T_DURATION,		/* uint64_t milliseconds, at least min */
+	CFG_T_SIZE,		/* size_t bytes, 16k/1m suffixes, min..max */
 	CFG_T_ENUM,		/* int, one of values */
 	CFG_T_STRING,		/* char *, its cfg_loc at loc_off */
 	CFG_T_FILE,		/* struct cfg_file, relative to the config */
@@ -106,6 +115,8 @@ struct cfg_key {
 _Static_assert(sizeof(enum log_level) == sizeof(int), "enum size");
 _Static_assert(sizeof(enum log_format) == sizeof(int), "enum size");
 _Static_assert(sizeof(enum client_eku) == sizeof(int), "enum size");
+_Static_assert(sizeof(enum backend_mode) == sizeof(int), "enum size");
+_Static_assert(sizeof(enum header_preset) == sizeof(int), "enum size");
 
 static void	cfg_workers(struct cfg_parser *, const struct cfg_key *,
 		    yaml_node_t *, void *);
@@ -133,11 +144,13 @@ static void	cfg_backend(struct cfg_parser *, const struct cfg_key *,
 		    yaml_node_t *, void *);
 static void	cfg_backend_address(struct cfg_parser *,
 		    const struct cfg_key *, yaml_node_t *, void *);
-static void	cfg_backend_mode(struct cfg_parser *, const struct cfg_key *,
-		    yaml_node_t *, void *);
-static void	cfg_proxy_protocol(struct cfg_parser *, const struct cfg_key *,
-		    yaml_node_t *, void *);
 static void	cfg_timeouts(struct cfg_parser *, const struct cfg_key *,
+		    yaml_node_t *, void *);
+static void	cfg_headers(struct cfg_parser *, const struct cfg_key *,
+		    yaml_node_t *, void *);
+static void	cfg_header_names(struct cfg_parser *, const struct cfg_key *,
+		    yaml_node_t *, void *);
+static void	cfg_header_name(struct cfg_parser *, const struct cfg_key *,
 		    yaml_node_t *, void *);
 
 static const struct cfg_enum cfg_log_levels[] = {
@@ -166,12 +179,26 @@ static const struct cfg_enum cfg_client_ekus[] = {
 	{ .name = NULL }
 };
 
+static const struct cfg_enum cfg_backend_modes[] = {
+	{ "tcp", BACKEND_TCP },
+	{ "http", BACKEND_HTTP },
+	{ .name = NULL }
+};
+
+static const struct cfg_enum cfg_header_presets[] = {
+	{ "default", HEADERS_DEFAULT },
+	{ "nginx", HEADERS_NGINX },
+	{ "envoy", HEADERS_ENVOY },
+	{ .name = NULL }
+};
+
 #define C(f)	offsetof(struct cfg, f)
 #define L(f)	offsetof(struct cfg_listener, f)
 #define T(f)	offsetof(struct cfg_tls, f)
 #define A(f)	offsetof(struct cfg_client_auth, f)
 #define W(f)	offsetof(struct cfg_allow, f)
 #define B(f)	offsetof(struct cfg_backend, f)
+#define H(f)	offsetof(struct cfg_headers, f)
 
 /* The schema: one table per mapping, in the order the docs list them. */
 static const struct cfg_key cfg_top_keys[] = {
@@ -200,10 +227,12 @@ static const struct cfg_key cfg_listener_keys[] = {
 	{ "tls", CFG_T_FUNC, CFG_REQUIRED, .fn = cfg_tls },
 	{ "client_auth", CFG_T_FUNC, CFG_REQUIRED, .fn = cfg_client_auth },
 	{ "backend", CFG_T_FUNC, CFG_REQUIRED, .fn = cfg_backend },
+	{ "headers", CFG_T_FUNC, .fn = cfg_headers },
 	{ "timeouts", CFG_T_FUNC, .fn = cfg_timeouts },
 	{ "max_connections", CFG_T_UINT, .off = L(max_connections), .min = 1,
 	    .max = CFG_MAX_CONNECTIONS },
-	{ .name = "headers", .type = CFG_T_UNAVAILABLE },
+	{ "max_header_size", CFG_T_SIZE, .off = L(max_header_size),
+	    .min = CFG_HEADER_SIZE_MIN, .max = CFG_HEADER_SIZE_MAX },
 	{ .name = NULL }
 };
 
@@ -253,8 +282,8 @@ static const struct cfg_key cfg_allow_keys[] = {
 static const struct cfg_key cfg_backend_keys[] = {
 	{ "address", CFG_T_FUNC, CFG_REQUIRED, .fn = cfg_backend_address },
 	{ "remote", CFG_T_BOOL, .off = B(remote) },
-	{ "mode", CFG_T_FUNC, .fn = cfg_backend_mode },
-	{ "proxy_protocol", CFG_T_FUNC, .fn = cfg_proxy_protocol },
+	{ "mode", CFG_T_ENUM, .off = B(mode), .values = cfg_backend_modes },
+	{ "proxy_protocol", CFG_T_BOOL, .off = B(proxy_protocol) },
 	{ "connect_timeout", CFG_T_DURATION, .off = B(connect_timeout_ms),
 	    .min = 1 },
 	{ .name = NULL }
@@ -265,7 +294,65 @@ static const struct cfg_key cfg_timeout_keys[] = {
 	{ "handshake", CFG_T_DURATION, .off = L(handshake_timeout_ms),
 	    .min = 1 },
 	{ "idle", CFG_T_DURATION, .off = L(idle_timeout_ms), .min = 1 },
+	{ "backend", CFG_T_DURATION, .off = L(backend_timeout_ms), .min = 1 },
 	{ .name = NULL }
+};
+
+/* The object of these keys is the listener's cfg_headers. */
+static const struct cfg_key cfg_headers_keys[] = {
+	{ "preset", CFG_T_ENUM, .off = H(preset),
+	    .values = cfg_header_presets },
+	{ "names", CFG_T_FUNC, .fn = cfg_header_names },
+	{ "forwarded", CFG_T_BOOL, .off = H(forwarded) },
+	{ .name = NULL }
+};
+
+/* One per identity fact, in hdr.c's order; the value is a header name. */
+static const struct cfg_key cfg_header_name_keys[] = {
+	{ "verify", CFG_T_FUNC, .off = H(verify), .fn = cfg_header_name },
+	{ "subject", CFG_T_FUNC, .off = H(subject), .fn = cfg_header_name },
+	{ "issuer", CFG_T_FUNC, .off = H(issuer), .fn = cfg_header_name },
+	{ "serial", CFG_T_FUNC, .off = H(serial), .fn = cfg_header_name },
+	{ "fingerprint", CFG_T_FUNC, .off = H(fingerprint),
+	    .fn = cfg_header_name },
+	{ "san_dns", CFG_T_FUNC, .off = H(san_dns), .fn = cfg_header_name },
+	{ "san_uri", CFG_T_FUNC, .off = H(san_uri), .fn = cfg_header_name },
+	{ "cert", CFG_T_FUNC, .off = H(cert), .fn = cfg_header_name },
+	{ "xfcc", CFG_T_FUNC, .off = H(xfcc), .fn = cfg_header_name },
+	{ .name = NULL }
+};
+
+#define CFG_NHEADER_NAMES \
+	(sizeof(cfg_header_name_keys) / sizeof(cfg_header_name_keys[0]) - 1)
+
+/*
+ * Each preset's header names, in the order of cfg_header_name_keys; NULL:
+ * not sent.  The same table as in hdr.c (which sends them), kept here to
+ * report a name clash at load.
+ */
+static const char *const cfg_preset_names[][CFG_NHEADER_NAMES] = {
+	[HEADERS_DEFAULT] = { "X-Client-Verify", "X-Client-Subject",
+	    "X-Client-Issuer", "X-Client-Serial",
+	    "X-Client-Fingerprint-SHA256", "X-Client-SAN-DNS",
+	    "X-Client-SAN-URI", "X-Client-Cert", NULL },
+	[HEADERS_NGINX] = { "X-SSL-Client-Verify", "X-SSL-Client-S-DN",
+	    "X-SSL-Client-I-DN", "X-SSL-Client-Serial",
+	    "X-SSL-Client-Fingerprint", NULL, NULL, "X-SSL-Client-Cert",
+	    NULL },
+	[HEADERS_ENVOY] = { NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+	    "X-Forwarded-Client-Cert" },
+};
+
+/*
+ * Names an identity header may not take: HTTP's own framing and hop-by-hop
+ * headers (a client's Content-Length would be removed and replaced), and
+ * those the proxy sets itself.
+ */
+static const char *const cfg_header_taken[] = {
+	"Host", "Content-Length", "Transfer-Encoding", "Connection",
+	"Keep-Alive", "Proxy-Connection", "TE", "Trailer", "Upgrade",
+	"Expect", "Forwarded", "X-Forwarded-For", "X-Forwarded-Proto",
+	"X-Forwarded-Host", NULL
 };
 
 #undef C
@@ -274,6 +361,7 @@ static const struct cfg_key cfg_timeout_keys[] = {
 #undef A
 #undef W
 #undef B
+#undef H
 
 /* Report a problem at a config location, as "path:line:col: message". */
 void
@@ -494,6 +582,67 @@ cfg_duration(struct cfg_parser *p, const struct cfg_key *k, yaml_node_t *n,
 	return 0;
 }
 
+/*
+ * A size in bytes: decimal digits, then optionally a unit in any case,
+ * with or without a space: b; k, kb, kib (1024); m, mb, mib (1024 * 1024).
+ */
+static int
+cfg_size_parse(const char *s, unsigned long long *v)
+{
+	static const struct {
+		const char		*unit;
+		unsigned long long	 mult;
+	} units[] = {
+		{ "", 1 }, { "b", 1 },
+		{ "k", 1024 }, { "kb", 1024 }, { "kib", 1024 },
+		{ "m", 1024 * 1024 }, { "mb", 1024 * 1024 },
+		{ "mib", 1024 * 1024 },
+	};
+	char			 digits[19];
+	unsigned long long	 n;
+	size_t			 len, i;
+
+	if ((len = strspn(s, "0123456789")) == 0 || len >= sizeof(digits))
+		return -1;
+	memcpy(digits, s, len);
+	digits[len] = '\0';
+	if (cfg_number_parse(digits, &n) == -1)
+		return -1;
+	s += len;
+	if (*s == ' ')
+		s++;
+	for (i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+		if (strcasecmp(s, units[i].unit) != 0)
+			continue;
+		if (n > ULLONG_MAX / units[i].mult)
+			return -1;
+		*v = n * units[i].mult;
+		return 0;
+	}
+	return -1;
+}
+
+static int
+cfg_size(struct cfg_parser *p, const struct cfg_key *k, yaml_node_t *n,
+    size_t *out)
+{
+	unsigned long long	 v;
+	const char		*s;
+	char			 what[128];
+
+	(void)snprintf(what, sizeof(what), "a size from %lld to %lld bytes "
+	    "(e.g. 16384, 16k, 64KiB, 1m)", k->min, k->max);
+	if ((s = cfg_scalar(p, k->name, n, what)) == NULL)
+		return -1;
+	if (cfg_size_parse(s, &v) == -1 || v < (unsigned long long)k->min ||
+	    v > (unsigned long long)k->max) {
+		cfg_err_type(p, k->name, n, what);
+		return -1;
+	}
+	*out = (size_t)v;
+	return 0;
+}
+
 /* Append to a string buffer, truncating. */
 static void
 cfg_append(char *buf, const char *s, size_t len)
@@ -641,6 +790,9 @@ cfg_value(struct cfg_parser *p, const struct cfg_key *k, yaml_node_t *n,
 		break;
 	case CFG_T_DURATION:
 		(void)cfg_duration(p, k, n, (uint64_t *)field);
+		break;
+	case CFG_T_SIZE:
+		(void)cfg_size(p, k, n, (size_t *)field);
 		break;
 	case CFG_T_ENUM:
 		(void)cfg_enum(p, k, n, (int *)field);
@@ -1182,51 +1334,23 @@ cfg_backend_address(struct cfg_parser *p, const struct cfg_key *k,
 }
 
 static void
-cfg_backend_mode(struct cfg_parser *p, const struct cfg_key *k,
-    yaml_node_t *n, void *obj)
-{
-	struct cfg_backend	*b = obj;
-	const char		*s;
-
-	if ((s = cfg_scalar(p, k->name, n, "\"tcp\"")) == NULL)
-		return;
-	if (strcasecmp(s, "tcp") == 0)
-		b->mode = BACKEND_TCP;
-	else if (strcasecmp(s, "http") == 0)
-		cfg_err(p, n, "backend mode \"http\" is not available in this "
-		    "version; use \"tcp\"");
-	else
-		cfg_err_type(p, k->name, n, "\"tcp\"");
-}
-
-static void
-cfg_proxy_protocol(struct cfg_parser *p, const struct cfg_key *k,
-    yaml_node_t *n, void *obj)
-{
-	struct cfg_backend	*b = obj;
-	bool			 v;
-
-	if (cfg_bool(p, k->name, n, &v) == -1)
-		return;
-	if (v)
-		cfg_err(p, n, "proxy_protocol is not available in this "
-		    "version; remove it or set it to false");
-	b->proxy_protocol = false;
-}
-
-static void
 cfg_backend(struct cfg_parser *p, const struct cfg_key *k, yaml_node_t *n,
     void *obj)
 {
 	struct cfg_listener	*l = obj;
 	struct cfg_backend	*b = &l->backend;
-	yaml_node_t		*an, *item;
+	yaml_node_t		*an, *item, *pn;
 	uint64_t		 seen;
 	size_t			 i;
 
 	b->loc = cfg_loc(n);
 	if (!cfg_map(p, n, k->name, "backend", cfg_backend_keys, b, &seen))
 		return;
+	if (b->proxy_protocol && b->mode == BACKEND_HTTP &&
+	    (pn = cfg_map_get(p, n, "proxy_protocol")) != NULL)
+		cfg_err(p, pn, "proxy_protocol applies to mode: tcp, but this "
+		    "backend has mode: http (which sends the client identity "
+		    "in headers); remove proxy_protocol or set it to false");
 	if (b->remote || (an = cfg_map_get(p, n, "address")) == NULL)
 		return;
 	/*
@@ -1255,6 +1379,146 @@ cfg_timeouts(struct cfg_parser *p, const struct cfg_key *k, yaml_node_t *n,
 	(void)cfg_map(p, n, k->name, "timeouts", cfg_timeout_keys, obj, &seen);
 }
 
+/* RFC 9110 token: what a header name may be. */
+static bool
+cfg_token(const char *s)
+{
+	if (*s == '\0')
+		return false;
+	for (; *s != '\0'; s++) {
+		if ((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
+		    (*s >= '0' && *s <= '9') ||
+		    strchr("!#$%&'*+-.^_`|~", *s) != NULL)
+			continue;
+		return false;
+	}
+	return true;
+}
+
+/* Header names as the proxy compares them: any case, '_' as '-'. */
+static bool
+cfg_header_same(const char *a, const char *b)
+{
+	char	ca, cb;
+
+	for (;; a++, b++) {
+		ca = *a == '_' ? '-' : *a;
+		cb = *b == '_' ? '-' : *b;
+		if (ca >= 'A' && ca <= 'Z')
+			ca += 'a' - 'A';
+		if (cb >= 'A' && cb <= 'Z')
+			cb += 'a' - 'A';
+		if (ca != cb)
+			return false;
+		if (ca == '\0')
+			return true;
+	}
+}
+
+/* A header name for one identity fact; "" (or an empty value): not sent. */
+static void
+cfg_header_name(struct cfg_parser *p, const struct cfg_key *k,
+    yaml_node_t *n, void *obj)
+{
+	char		**field = (char **)((char *)obj + k->off);
+	const char	 *s;
+	char		  buf[256];
+
+	if (n->type == YAML_SCALAR_NODE && cfg_is_null(n)) {
+		free(*field);
+		*field = xstrdup("");
+		return;
+	}
+	if ((s = cfg_scalar(p, k->name, n, "a header name or \"\"")) == NULL)
+		return;
+	if (!cfg_token(s)) {
+		cfg_err(p, n, "header name %s for \"%s\" is not an HTTP "
+		    "token: use letters, digits and !#$%%&'*+-.^_`|~ only, no "
+		    "spaces or colons (or \"\" to not send this header)",
+		    cfg_got(n, buf, sizeof(buf)), k->name);
+		return;
+	}
+	free(*field);
+	*field = xstrdup(s);
+}
+
+static void
+cfg_header_names(struct cfg_parser *p, const struct cfg_key *k,
+    yaml_node_t *n, void *obj)
+{
+	uint64_t	seen;
+
+	if (cfg_is_null(n))
+		return;		/* every entry commented out: no overrides */
+	(void)cfg_map(p, n, k->name, "headers.names", cfg_header_name_keys,
+	    obj, &seen);
+}
+
+/*
+ * The names a listener sends must differ from each other, and from the
+ * headers HTTP and the proxy use.  Only names set in headers.names (the
+ * node names) can be wrong: the presets' own are fine.
+ */
+static void
+cfg_header_check(struct cfg_parser *p, const struct cfg_headers *h,
+    yaml_node_t *names)
+{
+	const struct cfg_key	*keys = cfg_header_name_keys;
+	const char		*eff[CFG_NHEADER_NAMES];
+	yaml_node_t		*vn, *other;
+	size_t			 i, j;
+
+	for (i = 0; i < CFG_NHEADER_NAMES; i++) {
+		eff[i] = *(char *const *)((const char *)h + keys[i].off);
+		if (eff[i] == NULL)
+			eff[i] = cfg_preset_names[h->preset][i];
+		if (eff[i] != NULL && eff[i][0] == '\0')
+			eff[i] = NULL;
+	}
+	for (i = 0; i < CFG_NHEADER_NAMES; i++) {
+		if (eff[i] == NULL ||
+		    (vn = cfg_map_get(p, names, keys[i].name)) == NULL)
+			continue;
+		for (j = 0; cfg_header_taken[j] != NULL; j++)
+			if (cfg_header_same(eff[i], cfg_header_taken[j]))
+				break;
+		if (cfg_header_taken[j] != NULL) {
+			cfg_err(p, vn, "header name \"%s\" for \"%s\" is one "
+			    "that HTTP or the proxy itself uses; choose another "
+			    "name", eff[i], keys[i].name);
+			continue;
+		}
+		/* A clash of two set names is reported at the second. */
+		for (j = 0; j < CFG_NHEADER_NAMES; j++) {
+			if (j == i || eff[j] == NULL ||
+			    !cfg_header_same(eff[i], eff[j]))
+				continue;
+			other = cfg_map_get(p, names, keys[j].name);
+			if (other != NULL && j > i)
+				continue;
+			cfg_err(p, vn, "header name \"%s\" for \"%s\" is "
+			    "already the name for \"%s\"%s; give each header "
+			    "its own name", eff[i], keys[i].name, keys[j].name,
+			    other == NULL ? " in this preset" : "");
+			break;
+		}
+	}
+}
+
+static void
+cfg_headers(struct cfg_parser *p, const struct cfg_key *k, yaml_node_t *n,
+    void *obj)
+{
+	struct cfg_listener	*l = obj;
+	struct cfg_headers	*h = &l->headers;
+	uint64_t		 seen;
+
+	h->loc = cfg_loc(n);
+	if (!cfg_map(p, n, k->name, "headers", cfg_headers_keys, h, &seen))
+		return;
+	cfg_header_check(p, h, cfg_map_get(p, n, "names"));
+}
+
 /* Two listeners on one address: the second bind would fail at start. */
 static bool
 cfg_addr_same(const struct addr *a, const struct addr *b)
@@ -1264,6 +1528,20 @@ cfg_addr_same(const struct addr *a, const struct addr *b)
 	if (a->kind == ADDR_SYSTEMD)
 		return strcmp(a->name, b->name) == 0;
 	return a->sslen == b->sslen && memcmp(&a->ss, &b->ss, a->sslen) == 0;
+}
+
+/* The backend mapping says mode tcp, by default or as written. */
+static bool
+cfg_mode_is_tcp(struct cfg_parser *p, yaml_node_t *backend)
+{
+	yaml_node_t	*mode;
+
+	if (backend == NULL || backend->type != YAML_MAPPING_NODE)
+		return false;	/* reported */
+	if ((mode = cfg_map_get(p, backend, "mode")) == NULL)
+		return true;
+	return mode->type == YAML_SCALAR_NODE &&
+	    strcasecmp((const char *)mode->data.scalar.value, "tcp") == 0;
 }
 
 static void
@@ -1291,6 +1569,12 @@ cfg_listener(struct cfg_parser *p, yaml_node_t *n, size_t idx)
 	else
 		p->label = xasprintf("listener #%zu", idx + 1);
 	(void)cfg_map(p, n, "listeners", NULL, cfg_listener_keys, l, &seen);
+	if (cfg_seen(cfg_listener_keys, seen, "headers") &&
+	    cfg_mode_is_tcp(p, cfg_map_get(p, n, "backend")))
+		cfg_error(p->errs, p->cfg, l->headers.loc, "%s: \"headers\" "
+		    "apply to mode: http, but the backend has mode: tcp; set "
+		    "\"mode: http\" in backend, or remove \"headers\"",
+		    p->label);
 	free(p->label);
 	p->label = NULL;
 
@@ -1575,6 +1859,16 @@ cfg_listener_free(struct cfg_listener *l)
 	for (i = 0; i < l->backend.naddrs; i++)
 		addr_free(&l->backend.addrs[i]);
 	free(l->backend.addrs);
+
+	free(l->headers.verify);
+	free(l->headers.subject);
+	free(l->headers.issuer);
+	free(l->headers.serial);
+	free(l->headers.fingerprint);
+	free(l->headers.san_dns);
+	free(l->headers.san_uri);
+	free(l->headers.cert);
+	free(l->headers.xfcc);
 }
 
 /* Free a config and everything it owns; NULL is fine. */

@@ -160,6 +160,28 @@ struct cfg_backend {
 	struct cfg_loc	 loc;
 };
 
+enum header_preset {
+	HEADERS_DEFAULT,	/* X-Client-* */
+	HEADERS_NGINX,		/* X-SSL-Client-* as nginx users write them */
+	HEADERS_ENVOY		/* X-Forwarded-Client-Cert */
+};
+
+/* Identity header names; NULL means the preset's name, "" means not sent. */
+struct cfg_headers {
+	enum header_preset preset;
+	char		*verify;
+	char		*subject;
+	char		*issuer;
+	char		*serial;
+	char		*fingerprint;
+	char		*san_dns;
+	char		*san_uri;
+	char		*cert;
+	char		*xfcc;
+	bool		 forwarded;	/* X-Forwarded-For/-Proto/-Host */
+	struct cfg_loc	 loc;
+};
+
 struct cfg_listener {
 	char		*name;		/* owned */
 	struct cfg_loc	 loc;		/* the list item */
@@ -170,6 +192,9 @@ struct cfg_listener {
 	struct cfg_backend backend;
 	uint64_t	 handshake_timeout_ms;
 	uint64_t	 idle_timeout_ms;
+	uint64_t	 backend_timeout_ms;	/* http: wait for a response */
+	size_t		 max_header_size;	/* http: request head limit */
+	struct cfg_headers headers;		/* http mode */
 	unsigned	 max_connections;
 };
 
@@ -188,6 +213,20 @@ struct cfg	*cfg_load(const char *, struct errlist *);
 void		 cfg_free(struct cfg *);
 void		 cfg_error(struct errlist *, const struct cfg *, struct cfg_loc,
 		    const char *, ...) PRINTF_LIKE(4, 5);
+
+/* hdr.c */
+/* Identity header rules of a listener, compiled at load. */
+struct hdr_set;
+struct hdr_set	*hdr_set_new(const struct cfg_headers *);
+void		 hdr_set_free(struct hdr_set *);
+bool		 hdr_is_reserved(const struct hdr_set *, const char *, size_t);
+char		*hdr_identity_block(const struct hdr_set *, X509 *, size_t *);
+
+/* proxy_v2.c */
+#define PP2_MAX_HEADER	8192
+int	 pp2_build(unsigned char *, size_t, const struct sockaddr *,
+	    const struct sockaddr *, SSL *);
+uint32_t pp2_crc32c(const void *, size_t);
 
 /* log.c */
 void	log_init(enum log_level, enum log_format);
@@ -246,6 +285,7 @@ struct tls_server {
 	unsigned char	(*trusted_fp)[FINGERPRINT_LEN]; /* owned */
 	size_t		 ntrusted;
 	struct policy	*policy;	/* owns */
+	struct hdr_set	*hdrs;		/* owns; http mode */
 	const struct cfg_listener *cfg;	/* borrowed from the runtime's cfg */
 	time_t		 cert_not_after;
 };
@@ -364,6 +404,7 @@ struct session {
 	bool			 client_shut;	/* close_notify sent */
 	bool			 backend_shut;	/* shutdown(SHUT_WR) done */
 	bool			 client_eof_first;
+	struct http		*http;		/* owned; http mode */
 	TAILQ_ENTRY(session)	 entry;
 };
 
@@ -372,9 +413,16 @@ void	 session_new(struct worker *, size_t, int, struct sockaddr *,
 void	 session_close(struct session *, const char *);
 void	 session_touch(struct session *);
 void	 session_proxy_start(struct session *);
+void	 session_backend_failed(struct session *);
 
 /* upstream.c */
 void	 upstream_connect(struct session *);
+
+/* proxy_http.c */
+struct http;
+void	 http_start(struct session *);
+void	 http_start_failed(struct session *);
+void	 http_free(struct http *);
 
 /* proxy_tcp.c */
 void	 tcp_start(struct session *);

@@ -4,6 +4,8 @@
  */
 #include <sys/socket.h>
 
+#include <errno.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <openssl/err.h>
@@ -140,10 +142,40 @@ tcp_event_cb(struct bufferevent *bev, short what, void *arg)
 	}
 }
 
+/*
+ * proxy_protocol: the PROXY v2 header goes out before any client byte, so
+ * the backend learns the client's address and verified identity.
+ */
+static int
+tcp_send_pp2(struct session *s)
+{
+	unsigned char		 hdr[PP2_MAX_HEADER];
+	struct sockaddr_storage	 src, dst;
+	socklen_t		 srclen = sizeof(src), dstlen = sizeof(dst);
+	char			 why[160];
+	int			 fd = bufferevent_getfd(s->client), n;
+
+	if (getpeername(fd, (struct sockaddr *)&src, &srclen) == -1 ||
+	    getsockname(fd, (struct sockaddr *)&dst, &dstlen) == -1) {
+		snprintf(why, sizeof(why), "client_error: %s", strerror(errno));
+		session_close(s, why);
+		return -1;
+	}
+	n = pp2_build(hdr, sizeof(hdr), (struct sockaddr *)&src,
+	    (struct sockaddr *)&dst, bufferevent_openssl_get_ssl(s->client));
+	if (n == -1 || bufferevent_write(s->backend, hdr, (size_t)n) == -1) {
+		session_close(s, "proxy_protocol: header not sent");
+		return -1;
+	}
+	return 0;
+}
+
 /* Both sides are connected: pump bytes. */
 void
 tcp_start(struct session *s)
 {
+	if (s->srv->cfg->backend.proxy_protocol && tcp_send_pp2(s) == -1)
+		return;
 	bufferevent_setcb(s->client, tcp_read_cb, tcp_write_cb, tcp_event_cb,
 	    s);
 	bufferevent_setcb(s->backend, tcp_read_cb, tcp_write_cb, tcp_event_cb,

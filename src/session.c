@@ -203,7 +203,26 @@ session_proxy_start(struct session *s)
 	s->state = SESSION_PROXYING;
 	session_touch(s);
 	session_timer_arm(s, s->srv->cfg->idle_timeout_ms);
-	tcp_start(s);
+	if (s->srv->cfg->backend.mode == BACKEND_HTTP)
+		http_start(s);
+	else
+		tcp_start(s);
+}
+
+/* No backend address answered. */
+void
+session_backend_failed(struct session *s)
+{
+	if (s->srv->cfg->backend.mode != BACKEND_HTTP) {
+		/* tcp: a clean TLS close is all the client can be told. */
+		session_close(s, "backend_unavailable");
+		return;
+	}
+	/* http: read the request, then answer 502 Bad Gateway. */
+	s->state = SESSION_PROXYING;
+	session_touch(s);
+	session_timer_arm(s, s->srv->cfg->idle_timeout_ms);
+	http_start_failed(s);
 }
 
 static void
@@ -259,6 +278,7 @@ session_close(struct session *s, const char *why)
 	}
 	if (s->backend != NULL)
 		bufferevent_free(s->backend);
+	http_free(s->http);
 	if (s->timer != NULL)
 		event_free(s->timer);
 	TAILQ_REMOVE(&w->sessions, s, entry);

@@ -830,6 +830,8 @@ tls_server_init(struct tls_server *srv, const struct cfg *cfg,
 	(void)tls_load_client_auth(srv, ctx, cfg, &l->client_auth, errs);
 	srv->policy = policy_new(&l->client_auth.allow,
 	    l->client_auth.client_eku);
+	if (l->backend.mode == BACKEND_HTTP)
+		srv->hdrs = hdr_set_new(&l->headers);
 	/* Sessions resume only on the listener that verified them. */
 	SHA256((const unsigned char *)l->name, strlen(l->name), sid);
 	SSL_CTX_set_session_id_context(ctx, sid, SSL_MAX_SID_CTX_LENGTH);
@@ -848,6 +850,7 @@ tls_server_clear(struct tls_server *srv)
 	X509_STORE_free(srv->trusted_store);
 	free(srv->trusted_fp);
 	policy_free(srv->policy);
+	hdr_set_free(srv->hdrs);
 	memset(srv, 0, sizeof(*srv));
 }
 

@@ -76,5 +76,5 @@ upstream_connect(struct session *s)
 		bufferevent_free(bev);
 		s->backend = NULL;
 	}
-	session_close(s, "backend_unavailable");
+	session_backend_failed(s);
 }

@@ -176,11 +176,13 @@ START_TEST(test_full_config)
 	ck_assert_uint_eq(port_of(&l->backend.addrs[2]), 9090);
 	ck_assert(!l->backend.remote);
 	ck_assert_int_eq(l->backend.mode, BACKEND_TCP);
-	ck_assert(!l->backend.proxy_protocol);
+	ck_assert(l->backend.proxy_protocol);
 	ck_assert_uint_eq(l->backend.connect_timeout_ms, 250);
 	ck_assert_uint_eq(l->handshake_timeout_ms, 5000);
 	ck_assert_uint_eq(l->idle_timeout_ms, 120000);
+	ck_assert_uint_eq(l->backend_timeout_ms, 90000);
 	ck_assert_uint_eq(l->max_connections, 500);
+	ck_assert_uint_eq(l->max_header_size, 8192);
 
 	/* The second listener leaves most keys to their defaults. */
 	l = &cfg->listeners[1];
@@ -246,7 +248,81 @@ START_TEST(test_defaults)
 	ck_assert_uint_eq(l->backend.connect_timeout_ms, 5000);
 	ck_assert_uint_eq(l->handshake_timeout_ms, 10000);
 	ck_assert_uint_eq(l->idle_timeout_ms, 300000);
+	ck_assert_uint_eq(l->backend_timeout_ms, 60000);
 	ck_assert_uint_eq(l->max_connections, 10000);
+	ck_assert_uint_eq(l->max_header_size, 16384);
+	ck_assert_int_eq(l->headers.preset, HEADERS_DEFAULT);
+	ck_assert(l->headers.forwarded);
+	ck_assert_ptr_null(l->headers.verify);
+	ck_assert_ptr_null(l->headers.subject);
+	ck_assert_ptr_null(l->headers.issuer);
+	ck_assert_ptr_null(l->headers.serial);
+	ck_assert_ptr_null(l->headers.fingerprint);
+	ck_assert_ptr_null(l->headers.san_dns);
+	ck_assert_ptr_null(l->headers.san_uri);
+	ck_assert_ptr_null(l->headers.cert);
+	ck_assert_ptr_null(l->headers.xfcc);
+}
+END_TEST
+
+START_TEST(test_http_config)
+{
+	const struct cfg_listener	*l;
+
+	load_ok("data/good_http.yaml");
+	ck_assert_uint_eq(cfg->nlisteners, 4);
+
+	l = &cfg->listeners[0];
+	ck_assert_int_eq(l->backend.mode, BACKEND_HTTP);
+	ck_assert(!l->backend.proxy_protocol);
+	ck_assert_int_eq(l->headers.preset, HEADERS_NGINX);
+	ck_assert_uint_eq(l->headers.loc.line, 15);
+	ck_assert_uint_eq(l->headers.loc.col, 7);
+	ck_assert_str_eq(l->headers.subject, "X-Subject-DN");
+	ck_assert_str_eq(l->headers.cert, "");		/* not sent */
+	ck_assert_str_eq(l->headers.issuer, "");	/* empty: not sent */
+	ck_assert_str_eq(l->headers.san_uri, "X-SSL-Client-SAN-URI");
+	ck_assert_ptr_null(l->headers.verify);		/* the preset's */
+	ck_assert_ptr_null(l->headers.xfcc);
+	ck_assert(!l->headers.forwarded);
+	ck_assert_uint_eq(l->backend_timeout_ms, 120000);
+	ck_assert_uint_eq(l->max_header_size, 64 * 1024);
+
+	l = &cfg->listeners[1];
+	ck_assert_int_eq(l->headers.preset, HEADERS_ENVOY);
+	ck_assert_str_eq(l->headers.xfcc, "X-Client-XFCC");
+	ck_assert(l->headers.forwarded);
+	ck_assert_uint_eq(l->backend_timeout_ms, 60000);
+	ck_assert_uint_eq(l->max_header_size, 1024 * 1024);
+
+	l = &cfg->listeners[2];
+	ck_assert_int_eq(l->headers.preset, HEADERS_DEFAULT);
+	ck_assert(l->headers.forwarded);
+	ck_assert_ptr_null(l->headers.subject);
+	ck_assert_uint_eq(l->max_header_size, 1024);
+
+	l = &cfg->listeners[3];
+	ck_assert_int_eq(l->backend.mode, BACKEND_HTTP);
+	ck_assert_uint_eq(l->max_header_size, 32 * 1024);
+}
+END_TEST
+
+START_TEST(test_mode_http)
+{
+	/* mode: http alone: the default preset, forwarded headers on. */
+	load_ok("data/mode_http.yaml");
+	ck_assert_int_eq(cfg->listeners[0].backend.mode, BACKEND_HTTP);
+	ck_assert_int_eq(cfg->listeners[0].headers.preset, HEADERS_DEFAULT);
+	ck_assert(cfg->listeners[0].headers.forwarded);
+	ck_assert_uint_eq(cfg->listeners[0].max_header_size, 16384);
+}
+END_TEST
+
+START_TEST(test_proxy_protocol)
+{
+	load_ok("data/proxy_protocol.yaml");
+	ck_assert_int_eq(cfg->listeners[0].backend.mode, BACKEND_TCP);
+	ck_assert(cfg->listeners[0].backend.proxy_protocol);
 }
 END_TEST
 
@@ -298,6 +374,12 @@ START_TEST(test_example_config)
 	ck_assert_str_eq(cfg->listeners[0].tls.cert.path,
 	    "/etc/mtlsproxy/server.crt");
 	ck_assert_uint_eq(cfg->listeners[0].max_connections, 10000);
+	ck_assert_int_eq(cfg->listeners[0].backend.mode, BACKEND_HTTP);
+	ck_assert_int_eq(cfg->listeners[0].headers.preset, HEADERS_DEFAULT);
+	ck_assert_ptr_null(cfg->listeners[0].headers.subject);
+	ck_assert(cfg->listeners[0].headers.forwarded);
+	ck_assert_uint_eq(cfg->listeners[0].backend_timeout_ms, 60000);
+	ck_assert_uint_eq(cfg->listeners[0].max_header_size, 16384);
 }
 END_TEST
 
@@ -405,8 +487,6 @@ START_TEST(test_unavailable)
 	    "data/unavailable.yaml:1:1: \"admin\" is not available in this "
 	    "version; remove it",
 	    "data/unavailable.yaml:3:1: \"user\" is not available in this "
-	    "version; remove it",
-	    "data/unavailable.yaml:14:5: \"headers\" is not available in this "
 	    "version; remove it");
 }
 END_TEST
@@ -583,19 +663,84 @@ START_TEST(test_backend_no_address)
 }
 END_TEST
 
-START_TEST(test_mode_http)
+START_TEST(test_headers_tcp)
 {
-	EXPECT("data/mode_http.yaml",
-	    "data/mode_http.yaml:11:13: backend mode \"http\" is not available "
-	    "in this version; use \"tcp\"");
+	EXPECT("data/headers_tcp.yaml",
+	    "data/headers_tcp.yaml:12:7: listener \"api\": \"headers\" apply "
+	    "to mode: http, but the backend has mode: tcp; set \"mode: http\" "
+	    "in backend, or remove \"headers\"");
 }
 END_TEST
 
-START_TEST(test_proxy_protocol)
+START_TEST(test_proxy_protocol_http)
 {
-	EXPECT("data/proxy_protocol.yaml",
-	    "data/proxy_protocol.yaml:11:23: proxy_protocol is not available "
-	    "in this version; remove it or set it to false");
+	EXPECT("data/proxy_protocol_http.yaml",
+	    "data/proxy_protocol_http.yaml:12:23: proxy_protocol applies to "
+	    "mode: tcp, but this backend has mode: http (which sends the "
+	    "client identity in headers); remove proxy_protocol or set it to "
+	    "false");
+}
+END_TEST
+
+START_TEST(test_bad_headers)
+{
+	EXPECT("data/bad_headers.yaml",
+	    "data/bad_headers.yaml:11:13: \"mode\" must be tcp or http, got "
+	    "\"websocket\"",
+	    "data/bad_headers.yaml:13:15: \"preset\" must be default, nginx or "
+	    "envoy, got \"apache\"",
+	    "data/bad_headers.yaml:14:18: \"forwarded\" must be true or false, "
+	    "got \"sometimes\"",
+	    "data/bad_headers.yaml:16:18: header name \"X Client Subject\" for "
+	    "\"subject\" is not an HTTP token: use letters, digits and "
+	    "!#$%&'*+-.^_`|~ only, no spaces or colons (or \"\" to not send "
+	    "this header)",
+	    "data/bad_headers.yaml:17:17: header name \"X-Client-Issuer:\" for "
+	    "\"issuer\" is not an HTTP token: use letters, digits and "
+	    "!#$%&'*+-.^_`|~ only, no spaces or colons (or \"\" to not send "
+	    "this header)",
+	    "data/bad_headers.yaml:18:17: \"serial\" must be a header name or "
+	    "\"\", got a list",
+	    "data/bad_headers.yaml:19:9: unknown key \"fingerprnt\" in "
+	    "\"headers.names\" of listener \"api\" (did you mean "
+	    "\"fingerprint\"?)",
+	    /* x_client_subject is X-Client-Subject to the proxy */
+	    "data/bad_headers.yaml:33:17: header name \"x_client_subject\" for "
+	    "\"verify\" is already the name for \"subject\" in this preset; "
+	    "give each header its own name",
+	    "data/bad_headers.yaml:32:17: header name \"content-length\" for "
+	    "\"serial\" is one that HTTP or the proxy itself uses; choose "
+	    "another name",
+	    "data/bad_headers.yaml:35:18: header name \"x-san\" for "
+	    "\"san_uri\" is already the name for \"san_dns\"; give each "
+	    "header its own name",
+	    "data/bad_headers.yaml:36:15: header name \"X-Forwarded-Proto\" for "
+	    "\"xfcc\" is one that HTTP or the proxy itself uses; choose "
+	    "another name",
+	    "data/bad_headers.yaml:49:14: \"names\" must be a mapping, got "
+	    "\"X-Forwarded-Client-Cert\"");
+}
+END_TEST
+
+START_TEST(test_bad_sizes)
+{
+	EXPECT("data/bad_sizes.yaml",
+	    "data/bad_sizes.yaml:13:16: \"backend\" must be longer than 0 (use "
+	    "e.g. 30s, 5m), got \"0\"",
+	    "data/bad_sizes.yaml:14:22: \"max_header_size\" must be a size "
+	    "from 1024 to 1048576 bytes (e.g. 16384, 16k, 64KiB, 1m), got "
+	    "\"lots\"",
+	    "data/bad_sizes.yaml:26:16: \"backend\" is not a duration (use "
+	    "e.g. 30s, 5m): \"soon\"",
+	    "data/bad_sizes.yaml:27:22: \"max_header_size\" must be a size "
+	    "from 1024 to 1048576 bytes (e.g. 16384, 16k, 64KiB, 1m), got "
+	    "\"2m\"",
+	    "data/bad_sizes.yaml:38:22: \"max_header_size\" must be a size "
+	    "from 1024 to 1048576 bytes (e.g. 16384, 16k, 64KiB, 1m), got "
+	    "\"1023\"",
+	    "data/bad_sizes.yaml:49:22: \"max_header_size\" must be a size "
+	    "from 1024 to 1048576 bytes (e.g. 16384, 16k, 64KiB, 1m), got "
+	    "\"16q\"");
 }
 END_TEST
 
@@ -705,6 +850,9 @@ cfg_suite(void)
 	tcase_add_checked_fixture(ok, setup, teardown);
 	tcase_add_test(ok, test_full_config);
 	tcase_add_test(ok, test_defaults);
+	tcase_add_test(ok, test_http_config);
+	tcase_add_test(ok, test_mode_http);
+	tcase_add_test(ok, test_proxy_protocol);
 	tcase_add_test(ok, test_booleans);
 	tcase_add_test(ok, test_relative_to_cwd);
 	tcase_add_test(ok, test_cfg_error_format);
@@ -744,8 +892,10 @@ cfg_suite(void)
 	tcase_add_test(bad, test_tls_pkcs12_pass_with_key);
 	tcase_add_test(bad, test_client_auth_none);
 	tcase_add_test(bad, test_backend_no_address);
-	tcase_add_test(bad, test_mode_http);
-	tcase_add_test(bad, test_proxy_protocol);
+	tcase_add_test(bad, test_headers_tcp);
+	tcase_add_test(bad, test_proxy_protocol_http);
+	tcase_add_test(bad, test_bad_headers);
+	tcase_add_test(bad, test_bad_sizes);
 	tcase_add_test(bad, test_bad_duration);
 	tcase_add_test(bad, test_bad_address);
 	tcase_add_test(bad, test_backend_not_local);

@@ -13,8 +13,10 @@ main(void)
 
 	sr = srunner_create(util_suite());
 	srunner_add_suite(sr, cfg_suite());
+	srunner_add_suite(sr, hdr_suite());
 	srunner_add_suite(sr, policy_suite());
 	srunner_add_suite(sr, tls_suite());
+	srunner_add_suite(sr, pp2_suite());
 	srunner_run_all(sr, CK_NORMAL);
 	failed = srunner_ntests_failed(sr);
 	srunner_free(sr);

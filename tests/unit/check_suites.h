@@ -4,7 +4,9 @@
 #include <check.h>
 
 Suite	*cfg_suite(void);
+Suite	*hdr_suite(void);
 Suite	*policy_suite(void);
+Suite	*pp2_suite(void);
 Suite	*tls_suite(void);
 Suite	*util_suite(void);
 

@@ -1,0 +1,895 @@
+/*
+ * proxy_http.c - HTTP/1.1 mode: parse each request head with llhttp, strip
+ * every identity header a client sent, add the proxy's own from the
+ * verified certificate, and stream bodies both ways unchanged.  Responses
+ * are forwarded as they arrive; a parser watches them only for message
+ * boundaries (keep-alive, HEAD, 1xx, 101 upgrades) and the access log.
+ */
+#include <sys/socket.h>
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/err.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/event.h>
+
+#include <llhttp.h>
+
+#include "mtlsproxy.h"
+
+/* Stop reading a side while the other side has this much unsent. */
+#define HTTP_MAXBUF	(256 * 1024)
+#define HTTP_PATH_LOG	1024
+
+enum http_cstate {
+	HTTP_C_HEAD,		/* reading a request head */
+	HTTP_C_BODY,		/* forwarding a request body */
+	HTTP_C_UPGRADE,		/* upgrade asked: wait for the answer */
+	HTTP_C_TUNNEL,		/* after a 101: raw bytes */
+	HTTP_C_STOP		/* no more requests are read */
+};
+
+/* A request forwarded to the backend whose response has not ended. */
+struct http_req {
+	uint8_t			 method;
+	bool			 done;		/* whole request sent */
+	char			*path;		/* owned; for the log */
+	struct timeval		 start;
+	uint64_t		 bytes_in;
+	uint64_t		 bytes_out;
+	STAILQ_ENTRY(http_req)	 entry;
+};
+
+struct http_hdr {
+	uint32_t	name_off, name_len;
+	uint32_t	val_off, val_len;
+};
+
+struct http {
+	struct session		*s;		/* borrowed; owns this */
+	llhttp_t		 reqp;
+	llhttp_t		 resp;
+	enum http_cstate	 cstate;
+	bool			 resp_tunnel;	/* backend side is raw */
+	bool			 resp_started;	/* bytes of this response seen */
+	bool			 backend_failed; /* answer 502 */
+	bool			 closing;	/* close once output drained */
+	bool			 in_value;
+	bool			 too_large;	/* head over max_header_size */
+	bool			 refused_upgrade;
+	int			 deferred;	/* status to send once idle */
+	const char		*close_why;
+	/* the request head being read */
+	char			*buf;		/* owned; url, names, values */
+	size_t			 len, cap;
+	uint32_t		 url_len;
+	struct http_hdr		*hdrs;		/* owned */
+	size_t			 nhdrs, hcap;
+	size_t			 head_bytes;
+	struct http_req		*cur;		/* request being received */
+	struct http_req		*errreq;	/* owned; refused by the proxy */
+	STAILQ_HEAD(, http_req)	 pending;
+	char			*ident;		/* owned; identity header lines */
+	size_t			 ident_len;
+	struct event		*btimer;	/* owns; timeouts.backend */
+};
+
+static llhttp_settings_t	http_req_settings, http_resp_settings;
+
+static void	http_error(struct http *, int, const char *);
+static void	http_client_read_cb(struct bufferevent *, void *);
+
+/* ---------------------------------------------------------------- heads */
+
+static int
+http_append(struct http *h, const char *p, size_t n)
+{
+	/* Roughly the head's size on the wire: text, ": " and CRLFs. */
+	if (h->len + n + 4 * h->nhdrs + 16 > h->s->srv->cfg->max_header_size) {
+		h->too_large = true;
+		return HPE_USER;
+	}
+	if (h->len + n > h->cap) {
+		size_t cap = h->cap ? h->cap : 1024;
+
+		while (cap < h->len + n)
+			cap *= 2;
+		h->buf = xreallocarray(h->buf, cap, 1);
+		h->cap = cap;
+	}
+	memcpy(h->buf + h->len, p, n);
+	h->len += n;
+	return 0;
+}
+
+static int
+http_on_message_begin(llhttp_t *p)
+{
+	struct http	*h = p->data;
+
+	h->len = h->url_len = 0;
+	h->nhdrs = 0;
+	h->in_value = false;
+	return 0;
+}
+
+static int
+http_on_url(llhttp_t *p, const char *at, size_t n)
+{
+	struct http	*h = p->data;
+
+	h->url_len += (uint32_t)n;
+	return http_append(h, at, n);
+}
+
+static int
+http_on_header_field(llhttp_t *p, const char *at, size_t n)
+{
+	struct http	*h = p->data;
+	struct http_hdr	*hd;
+
+	if (h->nhdrs == 0 || h->in_value) {
+		if (h->nhdrs == h->hcap) {
+			h->hcap = h->hcap ? h->hcap * 2 : 16;
+			h->hdrs = xreallocarray(h->hdrs, h->hcap,
+			    sizeof(*h->hdrs));
+		}
+		hd = &h->hdrs[h->nhdrs++];
+		memset(hd, 0, sizeof(*hd));
+		hd->name_off = (uint32_t)h->len;
+		h->in_value = false;
+	}
+	h->hdrs[h->nhdrs - 1].name_len += (uint32_t)n;
+	return http_append(h, at, n);
+}
+
+static int
+http_on_header_value(llhttp_t *p, const char *at, size_t n)
+{
+	struct http	*h = p->data;
+	struct http_hdr	*hd = &h->hdrs[h->nhdrs - 1];
+
+	if (!h->in_value) {
+		hd->val_off = (uint32_t)h->len;
+		h->in_value = true;
+	}
+	hd->val_len += (uint32_t)n;
+	return http_append(h, at, n);
+}
+
+static bool
+http_name_is(const char *name, size_t len, const char *want)
+{
+	return strlen(want) == len && strncasecmp(name, want, len) == 0;
+}
+
+/* Append a header value with any CR or LF (obs-fold) turned into a space. */
+static void
+http_add_value(struct evbuffer *out, const char *v, size_t n)
+{
+	size_t	i, start = 0;
+
+	for (i = 0; i < n; i++) {
+		if (v[i] != '\r' && v[i] != '\n' && v[i] != '\0')
+			continue;
+		evbuffer_add(out, v + start, i - start);
+		evbuffer_add(out, " ", 1);
+		start = i + 1;
+	}
+	evbuffer_add(out, v + start, n - start);
+}
+
+/*
+ * The request head is complete: write the rewritten head to the backend.
+ * Every identity header the client sent is dropped (a client must never
+ * claim another identity), then the proxy's own are added.
+ */
+static int
+http_on_headers_complete(llhttp_t *p)
+{
+	struct http		*h = p->data;
+	struct session		*s = h->s;
+	const struct cfg_headers *ch = &s->srv->cfg->headers;
+	struct evbuffer		*out;
+	struct http_req		*r;
+	const char		*xff = NULL, *host = NULL;
+	size_t			 i, xff_len = 0, host_len = 0;
+	char			 ip[64], *colon;
+
+	r = xcalloc(1, sizeof(*r));
+	r->method = (uint8_t)llhttp_get_method(p);
+	r->path = xasprintf("%.*s", (int)(h->url_len > HTTP_PATH_LOG ?
+	    HTTP_PATH_LOG : h->url_len), h->buf);
+	event_base_gettimeofday_cached(s->w->base, &r->start);
+	if (h->backend_failed || r->method == HTTP_CONNECT) {
+		/* Never forwarded: answered by the proxy itself. */
+		h->errreq = r;
+		if (h->backend_failed)
+			http_error(h, 502, "backend_unavailable");
+		else	/* a reverse proxy is no tunnel to elsewhere */
+			http_error(h, 405, "connect_refused");
+		return HPE_PAUSED;
+	}
+	STAILQ_INSERT_TAIL(&h->pending, r, entry);
+	h->cur = r;
+
+	out = evbuffer_new();
+	evbuffer_add_printf(out, "%s %.*s HTTP/%d.%d\r\n",
+	    llhttp_method_name((llhttp_method_t)r->method), (int)h->url_len,
+	    h->buf, p->http_major, p->http_minor);
+	for (i = 0; i < h->nhdrs; i++) {
+		const struct http_hdr *hd = &h->hdrs[i];
+		const char *name = h->buf + hd->name_off;
+
+		if (hdr_is_reserved(s->srv->hdrs, name, hd->name_len))
+			continue;
+		if (ch->forwarded && http_name_is(name, hd->name_len,
+		    "x-forwarded-for")) {
+			/* Appended to below, with the client's address. */
+			xff = h->buf + hd->val_off;
+			xff_len = hd->val_len;
+			continue;
+		}
+		if (http_name_is(name, hd->name_len, "host")) {
+			host = h->buf + hd->val_off;
+			host_len = hd->val_len;
+		}
+		evbuffer_add(out, name, hd->name_len);
+		evbuffer_add(out, ": ", 2);
+		http_add_value(out, h->buf + hd->val_off, hd->val_len);
+		evbuffer_add(out, "\r\n", 2);
+	}
+	evbuffer_add(out, h->ident, h->ident_len);
+	if (ch->forwarded) {
+		/* The peer without its port: "1.2.3.4" or "::1". */
+		snprintf(ip, sizeof(ip), "%s", s->peer[0] == '[' ? s->peer + 1 :
+		    s->peer);
+		if ((colon = strrchr(ip, ':')) != NULL)
+			*colon = '\0';
+		if ((colon = strrchr(ip, ']')) != NULL)
+			*colon = '\0';
+		evbuffer_add(out, "X-Forwarded-For: ", 17);
+		if (xff != NULL && xff_len > 0) {
+			http_add_value(out, xff, xff_len);
+			evbuffer_add(out, ", ", 2);
+		}
+		evbuffer_add_printf(out, "%s\r\nX-Forwarded-Proto: https\r\n",
+		    ip);
+		if (host != NULL) {
+			evbuffer_add(out, "X-Forwarded-Host: ", 18);
+			http_add_value(out, host, host_len);
+			evbuffer_add(out, "\r\n", 2);
+		}
+	}
+	evbuffer_add(out, "\r\n", 2);
+	bufferevent_write_buffer(s->backend, out);
+	evbuffer_free(out);
+	/* Stop here so the caller knows where the body starts. */
+	return HPE_PAUSED;
+}
+
+static int
+http_on_message_complete(llhttp_t *p)
+{
+	struct http	*h = p->data;
+
+	if (h->cur != NULL)
+		h->cur->done = true;
+	h->cur = NULL;
+	/* Stop here so the caller knows where this message ends. */
+	return HPE_PAUSED;
+}
+
+/* ------------------------------------------------------------ responses */
+
+static void
+http_log_request(struct http *h, struct http_req *r, int status)
+{
+	struct session	*s = h->s;
+	struct timeval	 now, d;
+	char		 st[8], in[24], out[24], ms[24];
+	struct log_field f[] = {
+		{ "listener", s->srv->cfg->name, false },
+		{ "peer", s->peer, false },
+		{ "method", llhttp_method_name((llhttp_method_t)r->method),
+		    false },
+		{ "path", r->path, false },
+		{ "status", st, true },
+		{ "bytes_in", in, true },
+		{ "bytes_out", out, true },
+		{ "duration_ms", ms, true },
+		{ "subject", s->ident.subject, false },
+		{ "sha256", s->ident.sha256, false },
+	};
+
+	if (!s->rt->cfg->log_access)
+		return;
+	event_base_gettimeofday_cached(s->w->base, &now);
+	timersub(&now, &r->start, &d);
+	snprintf(st, sizeof(st), "%d", status);
+	snprintf(in, sizeof(in), "%" PRIu64, r->bytes_in);
+	snprintf(out, sizeof(out), "%" PRIu64, r->bytes_out);
+	snprintf(ms, sizeof(ms), "%" PRIu64,
+	    (uint64_t)d.tv_sec * 1000 + (uint64_t)d.tv_usec / 1000);
+	log_event(LOG_LEVEL_INFO, "request", f, sizeof(f) / sizeof(f[0]));
+}
+
+static void
+http_req_free(struct http_req *r)
+{
+	if (r == NULL)
+		return;
+	free(r->path);
+	free(r);
+}
+
+/* Pop the oldest pending request: its response has ended. */
+static void
+http_req_done(struct http *h, int status)
+{
+	struct http_req	*r = STAILQ_FIRST(&h->pending);
+
+	if (r == NULL)
+		return;
+	STAILQ_REMOVE_HEAD(&h->pending, entry);
+	if (h->cur == r)
+		h->cur = NULL;
+	http_log_request(h, r, status);
+	http_req_free(r);
+}
+
+static int
+http_on_resp_begin(llhttp_t *p)
+{
+	struct http	*h = p->data;
+
+	h->resp_started = true;
+	return 0;
+}
+
+static int
+http_on_resp_headers_complete(llhttp_t *p)
+{
+	struct http	*h = p->data;
+	struct http_req	*r = STAILQ_FIRST(&h->pending);
+
+	if (p->status_code == 101) {
+		/* Switching protocols: raw bytes both ways from here on. */
+		h->resp_tunnel = true;
+		if (h->cstate == HTTP_C_UPGRADE)
+			h->cstate = HTTP_C_TUNNEL;
+		return 2;
+	}
+	if (r != NULL && r->method == HTTP_HEAD)
+		return 1;
+	return 0;
+}
+
+static int
+http_on_resp_complete(llhttp_t *p)
+{
+	struct http	*h = p->data;
+	int		 status = p->status_code;
+
+	h->resp_started = false;
+	/* 1xx other than 101 are interim: the final response follows. */
+	if (status >= 100 && status < 200 && status != 101)
+		return 0;
+	http_req_done(h, status);
+	if (h->cstate == HTTP_C_UPGRADE && status != 101) {
+		/*
+		 * The upgrade was refused.  What the client sent after it
+		 * was never parsed, so it must never reach the backend.
+		 */
+		h->cstate = HTTP_C_STOP;
+		h->refused_upgrade = true;
+	}
+	return 0;
+}
+
+/* -------------------------------------------------------------- plumbing */
+
+/* Whole-module set-up of the parser callbacks. */
+static void
+http_settings_init(void)
+{
+	static bool	done;
+
+	if (done)
+		return;
+	llhttp_settings_init(&http_req_settings);
+	http_req_settings.on_message_begin = http_on_message_begin;
+	http_req_settings.on_url = http_on_url;
+	http_req_settings.on_header_field = http_on_header_field;
+	http_req_settings.on_header_value = http_on_header_value;
+	http_req_settings.on_headers_complete = http_on_headers_complete;
+	http_req_settings.on_message_complete = http_on_message_complete;
+	llhttp_settings_init(&http_resp_settings);
+	http_resp_settings.on_message_begin = http_on_resp_begin;
+	http_resp_settings.on_headers_complete = http_on_resp_headers_complete;
+	http_resp_settings.on_message_complete = http_on_resp_complete;
+	done = true;
+}
+
+static void
+http_btimer_arm(struct http *h)
+{
+	uint64_t	ms = h->s->srv->cfg->backend_timeout_ms;
+	struct timeval	tv = { (time_t)(ms / 1000),
+	    (suseconds_t)(ms % 1000) * 1000 };
+
+	evtimer_add(h->btimer, &tv);
+}
+
+/* Waiting for the backend: a request was sent whole, no answer ended. */
+static void
+http_btimer_update(struct http *h)
+{
+	struct http_req	*r = STAILQ_FIRST(&h->pending);
+
+	if (h->closing)
+		return;
+	if (r != NULL && r->done && !h->resp_tunnel)
+		http_btimer_arm(h);
+	else
+		evtimer_del(h->btimer);
+}
+
+static void
+http_close_when_flushed(struct http *h, const char *why)
+{
+	struct session	*s = h->s;
+
+	h->closing = true;
+	h->close_why = why;
+	h->cstate = HTTP_C_STOP;
+	bufferevent_disable(s->client, EV_READ);
+	if (s->backend != NULL)
+		bufferevent_disable(s->backend, EV_READ);
+	/* Never free here: callers are inside parser loops. */
+	if (evbuffer_get_length(bufferevent_get_output(s->client)) == 0) {
+		struct timeval now = { 0, 0 };
+
+		evtimer_add(h->btimer, &now);
+	} else
+		evtimer_del(h->btimer);
+}
+
+static const char *
+http_reason(int status)
+{
+	switch (status) {
+	case 400:
+		return "Bad Request";
+	case 405:
+		return "Method Not Allowed";
+	case 431:
+		return "Request Header Fields Too Large";
+	case 502:
+		return "Bad Gateway";
+	case 504:
+		return "Gateway Timeout";
+	default:
+		return "Error";
+	}
+}
+
+/* Send a response of our own with Connection: close, then close. */
+static void
+http_send_error(struct http *h, int status, const char *why)
+{
+	struct session	*s = h->s;
+	struct evbuffer	*out = bufferevent_get_output(s->client);
+	const char	*reason = http_reason(status);
+	struct http_req	*r;
+
+	evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\n"
+	    "Content-Type: text/plain; charset=utf-8\r\n"
+	    "Content-Length: %zu\r\n"
+	    "Connection: close\r\n\r\n%d %s\n", status, reason,
+	    strlen(reason) + 5, status, reason);
+	/* The request that caused it, if it got as far as a head. */
+	if ((r = h->errreq) != NULL) {
+		h->errreq = NULL;
+		r->bytes_out = evbuffer_get_length(out);
+		http_log_request(h, r, status);
+		http_req_free(r);
+	} else if ((r = STAILQ_FIRST(&h->pending)) != NULL) {
+		r->bytes_out += (uint64_t)evbuffer_get_length(out);
+		http_req_done(h, status);
+	}
+	s->bytes_out += evbuffer_get_length(out);
+	http_close_when_flushed(h, why);
+}
+
+/*
+ * A request cannot go on.  Responses to earlier requests come first, so
+ * the error waits until they have ended.
+ */
+static void
+http_error(struct http *h, int status, const char *why)
+{
+	struct http_req	*r = STAILQ_FIRST(&h->pending);
+
+	h->cstate = HTTP_C_STOP;
+	bufferevent_disable(h->s->client, EV_READ);
+	if (r != NULL) {
+		h->deferred = status;
+		h->close_why = why;
+		return;
+	}
+	http_send_error(h, status, why);
+}
+
+static void
+http_check_deferred(struct http *h)
+{
+	if (h->deferred != 0 && STAILQ_EMPTY(&h->pending))
+		http_send_error(h, h->deferred, h->close_why);
+}
+
+/* Backpressure: pause src while dst holds too much. */
+static void
+http_pressure(struct bufferevent *src, struct bufferevent *dst)
+{
+	if (evbuffer_get_length(bufferevent_get_output(dst)) >= HTTP_MAXBUF) {
+		bufferevent_disable(src, EV_READ);
+		bufferevent_setwatermark(dst, EV_WRITE, HTTP_MAXBUF / 2, 0);
+	}
+}
+
+/* Move n raw bytes of client input to the backend. */
+static void
+http_forward_raw(struct http *h, struct evbuffer *in, size_t n)
+{
+	struct session	*s = h->s;
+
+	evbuffer_remove_buffer(in, bufferevent_get_output(s->backend), n);
+	s->bytes_in += n;
+	if (h->cur != NULL)
+		h->cur->bytes_in += n;
+}
+
+/* Parse and forward what the client sent. */
+static void
+http_client_input(struct http *h)
+{
+	struct session		*s = h->s;
+	struct evbuffer		*in = bufferevent_get_input(s->client);
+	struct evbuffer_iovec	 v;
+	llhttp_errno_t		 err;
+	size_t			 used;
+
+	while (!h->closing && evbuffer_get_length(in) > 0) {
+		if (h->cstate == HTTP_C_STOP || h->cstate == HTTP_C_UPGRADE) {
+			/* Keep the rest until the answer says what it is. */
+			bufferevent_disable(s->client, EV_READ);
+			return;
+		}
+		if (h->cstate == HTTP_C_TUNNEL) {
+			http_forward_raw(h, in, evbuffer_get_length(in));
+			break;
+		}
+		if (evbuffer_peek(in, -1, NULL, &v, 1) < 1 || v.iov_len == 0)
+			break;
+		err = llhttp_execute(&h->reqp, v.iov_base, v.iov_len);
+		used = (err == HPE_OK) ? v.iov_len :
+		    (size_t)(llhttp_get_error_pos(&h->reqp) -
+		    (const char *)v.iov_base);
+		if (h->closing || h->cstate == HTTP_C_STOP)
+			return;		/* a callback answered already */
+		if (err != HPE_OK && err != HPE_PAUSED &&
+		    err != HPE_PAUSED_UPGRADE) {
+			if (h->too_large)
+				http_error(h, 431, "header_too_large");
+			else if (h->cstate == HTTP_C_HEAD) {
+				log_debug("%s: bad request: %s (%s)", s->peer,
+				    llhttp_errno_name(err),
+				    llhttp_get_error_reason(&h->reqp));
+				http_error(h, 400, "bad_request");
+			} else
+				http_close_when_flushed(h, "bad_request_body");
+			return;
+		}
+		if (h->cstate == HTTP_C_HEAD) {
+			h->head_bytes += used;
+			evbuffer_drain(in, used);
+			if (err == HPE_PAUSED) {
+				/* on_headers_complete wrote the new head. */
+				h->cur->bytes_in = h->head_bytes;
+				s->bytes_in += h->head_bytes;
+				h->head_bytes = 0;
+				h->cstate = HTTP_C_BODY;
+				free(h->buf);
+				h->buf = NULL;
+				h->len = h->cap = 0;
+			}
+		} else {
+			if (used > 0)
+				http_forward_raw(h, in, used);
+			if (err == HPE_PAUSED) {
+				/* on_message_complete: the next request. */
+				h->cstate = llhttp_get_upgrade(&h->reqp) ?
+				    HTTP_C_UPGRADE : HTTP_C_HEAD;
+				http_btimer_update(h);
+			}
+		}
+		if (err == HPE_PAUSED)
+			llhttp_resume(&h->reqp);
+		else if (err == HPE_PAUSED_UPGRADE)
+			llhttp_resume_after_upgrade(&h->reqp);
+	}
+	if (s->backend != NULL && !h->closing)
+		http_pressure(s->client, s->backend);
+}
+
+static void
+http_client_read_cb(struct bufferevent *bev, void *arg)
+{
+	struct session	*s = arg;
+
+	(void)bev;
+	session_touch(s);
+	http_client_input(s->http);
+}
+
+/* Forward what the backend sent, watching message boundaries. */
+static void
+http_backend_read_cb(struct bufferevent *bev, void *arg)
+{
+	struct session		*s = arg;
+	struct http		*h = s->http;
+	struct evbuffer		*in = bufferevent_get_input(bev);
+	struct evbuffer_iovec	 vec[16];
+	struct http_req		*r;
+	llhttp_errno_t		 err;
+	size_t			 len = evbuffer_get_length(in);
+	int			 i, nv;
+
+	session_touch(s);
+	if (len == 0)
+		return;
+	if (!h->resp_tunnel) {
+		nv = evbuffer_peek(in, -1, NULL, vec, 16);
+		for (i = 0; i < nv && i < 16 && !h->resp_tunnel; i++) {
+			bool started = h->resp_started;
+
+			if ((r = STAILQ_FIRST(&h->pending)) != NULL)
+				r->bytes_out += vec[i].iov_len;
+			err = llhttp_execute(&h->resp, vec[i].iov_base,
+			    vec[i].iov_len);
+			if (err == HPE_PAUSED_UPGRADE)
+				break;
+			if (err != HPE_OK) {
+				log_warnx("listener \"%s\": bad response from "
+				    "backend %s: %s (%s)", s->srv->cfg->name,
+				    s->backend_addr, llhttp_errno_name(err),
+				    llhttp_get_error_reason(&h->resp));
+				evbuffer_drain(in, len);
+				if (!started && i == 0) {
+					http_send_error(h, 502,
+					    "bad_backend_response");
+				} else
+					http_close_when_flushed(h,
+					    "bad_backend_response");
+				return;
+			}
+		}
+	}
+	s->bytes_out += len;
+	bufferevent_write_buffer(s->client, in);
+	http_btimer_update(h);
+	http_check_deferred(h);
+	if (h->refused_upgrade && !h->closing) {
+		http_close_when_flushed(h, "upgrade_refused");
+		return;
+	}
+	if (h->closing)
+		return;
+	if (h->cstate == HTTP_C_TUNNEL && !s->client_eof) {
+		bufferevent_enable(s->client, EV_READ);
+		http_client_input(h);
+	}
+	if (!h->closing)
+		http_pressure(s->backend, s->client);
+}
+
+/* Output drained: resume the other side; finish a close. */
+static void
+http_write_cb(struct bufferevent *bev, void *arg)
+{
+	struct session	*s = arg;
+	struct http	*h = s->http;
+
+	session_touch(s);
+	bufferevent_setwatermark(bev, EV_WRITE, 0, 0);
+	if (bev == s->client && h->closing) {
+		if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+			session_close(s, h->close_why);
+		return;
+	}
+	if (h->closing)
+		return;
+	if (bev == s->backend && s->client_eof && !s->backend_shut &&
+	    evbuffer_get_length(bufferevent_get_output(bev)) == 0) {
+		(void)shutdown(bufferevent_getfd(bev), SHUT_WR);
+		s->backend_shut = true;
+	}
+	if (bev == s->client && s->backend != NULL && !s->backend_eof)
+		bufferevent_enable(s->backend, EV_READ);
+	if (bev != s->client && (h->cstate == HTTP_C_HEAD ||
+	    h->cstate == HTTP_C_BODY || h->cstate == HTTP_C_TUNNEL) &&
+	    !s->client_eof)
+		bufferevent_enable(s->client, EV_READ);
+}
+
+static void
+http_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	struct session	*s = arg;
+	struct http	*h = s->http;
+	int		 err = EVUTIL_SOCKET_ERROR();
+	char		 why[160];
+
+	if (bev == s->client) {
+		if (what & BEV_EVENT_EOF) {
+			/* Anything the client sent before its end goes on. */
+			http_client_input(h);
+			if (h->closing)
+				return;
+			s->client_eof = true;
+			bufferevent_disable(bev, EV_READ);
+			bufferevent_enable(bev, EV_WRITE);
+			if (STAILQ_EMPTY(&h->pending) && !h->resp_tunnel) {
+				http_close_when_flushed(h, "client_closed");
+				return;
+			}
+			/* Let the backend finish the answers it owes. */
+			if (s->backend != NULL && !s->backend_shut &&
+			    evbuffer_get_length(bufferevent_get_output(
+			    s->backend)) == 0) {
+				(void)shutdown(bufferevent_getfd(s->backend),
+				    SHUT_WR);
+				s->backend_shut = true;
+			}
+			return;
+		}
+		while (bufferevent_get_openssl_error(bev) != 0)
+			;
+		session_close(s, "client_error: connection lost");
+		return;
+	}
+	if (what & BEV_EVENT_EOF) {
+		s->backend_eof = true;
+		http_backend_read_cb(bev, s);
+		if (h->closing)
+			return;
+		/* A response that runs until close ends here. */
+		if (!h->resp_tunnel && llhttp_finish(&h->resp) == HPE_OK &&
+		    h->resp_started)
+			http_req_done(h, h->resp.status_code);
+		if (!STAILQ_EMPTY(&h->pending) && !h->resp_tunnel) {
+			struct http_req *r = STAILQ_FIRST(&h->pending);
+
+			if (r->bytes_out == 0) {
+				http_send_error(h, 502, "backend_closed");
+				return;
+			}
+		}
+		http_close_when_flushed(h, "backend_closed");
+		return;
+	}
+	snprintf(why, sizeof(why), "backend_error: %s",
+	    err != 0 ? evutil_socket_error_to_string(err) : "connection lost");
+	if (!h->resp_started && !STAILQ_EMPTY(&h->pending) &&
+	    STAILQ_FIRST(&h->pending)->bytes_out == 0) {
+		http_send_error(h, 502, "backend_error");
+		return;
+	}
+	session_close(s, why);
+}
+
+static void
+http_btimer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct http	*h = arg;
+	struct http_req	*r = STAILQ_FIRST(&h->pending);
+
+	(void)fd;
+	(void)what;
+	if (h->closing) {
+		session_close(h->s, h->close_why);
+		return;
+	}
+	log_warnx("listener \"%s\": backend %s did not answer within %" PRIu64
+	    " ms (timeouts.backend)", h->s->srv->cfg->name,
+	    h->s->backend_addr, h->s->srv->cfg->backend_timeout_ms);
+	if (r != NULL && r->bytes_out == 0)
+		http_send_error(h, 504, "backend_timeout");
+	else
+		http_close_when_flushed(h, "backend_timeout");
+}
+
+static struct http *
+http_new(struct session *s)
+{
+	struct http	*h;
+	SSL		*ssl = bufferevent_openssl_get_ssl(s->client);
+
+	http_settings_init();
+	h = xcalloc(1, sizeof(*h));
+	h->s = s;
+	STAILQ_INIT(&h->pending);
+	llhttp_init(&h->reqp, HTTP_REQUEST, &http_req_settings);
+	llhttp_init(&h->resp, HTTP_RESPONSE, &http_resp_settings);
+	h->reqp.data = h;
+	h->resp.data = h;
+	h->btimer = evtimer_new(s->w->base, http_btimer_cb, h);
+	h->ident = hdr_identity_block(s->srv->hdrs,
+	    SSL_get0_peer_certificate(ssl), &h->ident_len);
+	if (h->ident == NULL) {
+		h->ident = xstrdup("");
+		h->ident_len = 0;
+	}
+	return h;
+}
+
+static void
+http_setcb(struct session *s)
+{
+	bufferevent_setcb(s->client, http_client_read_cb, http_write_cb,
+	    http_event_cb, s);
+	if (s->backend != NULL)
+		bufferevent_setcb(s->backend, http_backend_read_cb,
+		    http_write_cb, http_event_cb, s);
+}
+
+/* Both sides are connected: proxy HTTP requests. */
+void
+http_start(struct session *s)
+{
+	s->http = http_new(s);
+	http_setcb(s);
+	bufferevent_enable(s->backend, EV_READ | EV_WRITE);
+	bufferevent_enable(s->client, EV_READ | EV_WRITE);
+	http_client_input(s->http);
+}
+
+/* No backend could be reached: answer the first request with 502. */
+void
+http_start_failed(struct session *s)
+{
+	s->http = http_new(s);
+	s->http->backend_failed = true;
+	s->state = SESSION_PROXYING;
+	http_setcb(s);
+	bufferevent_enable(s->client, EV_READ | EV_WRITE);
+	http_client_input(s->http);
+}
+
+/* Free the HTTP state of a session (from session_close). */
+void
+http_free(struct http *h)
+{
+	struct http_req	*r;
+
+	if (h == NULL)
+		return;
+	while ((r = STAILQ_FIRST(&h->pending)) != NULL) {
+		STAILQ_REMOVE_HEAD(&h->pending, entry);
+		http_req_free(r);
+	}
+	http_req_free(h->errreq);
+	if (h->btimer != NULL)
+		event_free(h->btimer);
+	free(h->buf);
+	free(h->hdrs);
+	free(h->ident);
+	free(h);
+}

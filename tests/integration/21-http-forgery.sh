@@ -1,0 +1,217 @@
+#!/usr/bin/env bash
+# http mode: identity headers sent by the client are removed, in any letter
+# case, duplicated, folded or on a later request of the connection; the
+# backend sees exactly one of each, with the proxy's value. Checked on what
+# Node's HTTP parser makes of the request and on the exact bytes forwarded.
+. "$(dirname -- "$0")/lib.sh"
+. "$(dirname -- "$0")/http-lib.sh"
+
+BPORT=$(free_port)
+RPORT=$(free_port)
+PORT=$(free_port)
+PORT2=$(free_port)
+start_http_backend "$BPORT"
+WEB_LOG=$HB_LOG
+RAW=$TMPDIR/raw-heads.txt
+: >"$RAW"
+start_http_backend "$RPORT" --raw "$RAW"
+{
+	config_head
+	config_http_listener web "$PORT" "\"127.0.0.1:$BPORT\""
+	config_http_listener raw "$PORT2" "\"127.0.0.1:$RPORT\""
+} >"$TMPDIR/forgery.yaml"
+start_proxy "$TMPDIR/forgery.yaml" "$PORT"
+wait_port "$PORT2" "$PROXY_PID" 5 || fail "listener raw (127.0.0.1:$PORT2) does not accept"
+SERIAL=$(cert_serial "$PKI/orders.crt")
+SHA=$(cert_sha256 "$PKI/orders.crt")
+
+FORGED=(
+	-H 'X-Client-Subject: CN=admin,O=Forged'
+	-H 'x-client-verify: FORGED'
+	-H 'X-CLIENT-CERT: forged-cert'
+	-H 'X-Client-Issuer: CN=Forged CA'
+	-H 'x-Client-Serial: 00FORGED'
+	-H 'X-Client-Fingerprint-SHA256: forgedfingerprint'
+	-H 'X-Client-SAN-DNS: admin.forged'
+	-H 'X-Client-SAN-URI: spiffe://forged/admin'
+	-H 'X-Client-Subject: CN=root,O=Forged'
+	-H 'X-Client-Anything: forged-anything'
+	-H 'X-Client-Role: forged-admin'
+	-H 'X-SSL-Client-S-DN: CN=admin,O=Forged'
+	-H 'x-ssl-client-verify: FORGED'
+	-H 'X-SSL-Client-Cert: forged-cert'
+	-H 'X-Forwarded-Client-Cert: Hash=forged;Subject="CN=admin,O=Forged"'
+	-H 'X-Forwarded-Proto: http-forged'
+	-H 'X-Forwarded-Host: forged.example'
+	-H 'X-Forwarded-For: 10.9.8.7'
+	-H 'X_Client_Subject: CN=admin,O=Underscore'
+	-H 'x_client_verify: FORGED'
+	-H 'X-Request-Id: keep-me-1'
+)
+
+# assert_real_identity: $HJ holds exactly the proxy's identity headers and
+# no forged value anywhere (but in header SKIP, lower case, if given: the
+# header an obs-fold was folded into).
+assert_real_identity() {
+	local what=$1 skip=${2:-x-client-cert} bad
+	assert_header X-Client-Subject "$ORDERS_SUBJECT"
+	assert_header X-Client-Verify SUCCESS
+	assert_header X-Client-Issuer "$ORDERS_ISSUER"
+	assert_header X-Client-Serial "$SERIAL"
+	assert_header X-Client-Fingerprint-SHA256 "$SHA"
+	assert_header X-Client-SAN-DNS "$ORDERS_SAN_DNS"
+	assert_header X-Client-SAN-URI "$ORDERS_SAN_URI"
+	[ "$(hcount X-Client-Cert)" = 1 ] || fail "$what: $(hcount X-Client-Cert) X-Client-Cert headers"
+	assert_eq "$(hval X-Client-Cert | urldecode)" "$(cert_pem "$PKI/orders.crt")" "$what: X-Client-Cert"
+	assert_no_header X-Client-Anything
+	assert_no_header X-Client-Role
+	assert_no_header X-SSL-Client-S-DN
+	assert_no_header X-SSL-Client-Verify
+	assert_no_header X-SSL-Client-Cert
+	assert_no_header X-Forwarded-Client-Cert
+	assert_no_header X_Client_Subject
+	assert_no_header x_client_verify
+	bad=$(jq_py "$HJ" '[j["rawHeaders"][i] + ": " + j["rawHeaders"][i+1] for i in range(0, len(j["rawHeaders"]), 2) if j["rawHeaders"][i].lower() not in ("x-client-cert", "'"$skip"'") and any(w in j["rawHeaders"][i+1].lower() for w in ("forged", "admin", "evil"))]')
+	[ -z "$bad" ] || fail "$what: a forged value reached the backend: $bad"
+}
+
+# --------------------------------------------- curl, every forgery at once
+headers_json_get "$PORT" /headers "${FORGED[@]}"
+assert_real_identity "curl with forged headers"
+assert_header X-Forwarded-Proto https
+assert_header X-Forwarded-Host "localhost:$PORT"
+assert_header X-Forwarded-For "10.9.8.7, 127.0.0.1"
+assert_header X-Request-Id keep-me-1
+pass "forged X-Client-*, X-SSL-Client-*, XFCC, X-Forwarded-Proto/Host removed (any case, '_' for '-', duplicated); X-Forwarded-For appended"
+
+# the same on the exact bytes forwarded (raw backend)
+: >"$RAW"
+hcurl "$PORT2" /raw "${FORGED[@]}"
+[ "$HC_RC" -eq 0 ] && [ "$HC_CODE" = 200 ] || fail "raw backend via the proxy: rc $HC_RC status $HC_CODE: $(cat "$HC_ERR")"
+HEAD_FWD=$(tr -d '\r' <"$RAW")
+N=$(grep -c -i '^x-client-subject:' <<<"$HEAD_FWD")
+[ "$N" = 1 ] || fail "forwarded head has $N X-Client-Subject lines, expected 1: $(grep -i '^x-client-subject:' <<<"$HEAD_FWD" | tr '\n' '|')"
+grep -q -x -i "x-client-subject: *$ORDERS_SUBJECT" <<<"$HEAD_FWD" ||
+    fail "forwarded head: X-Client-Subject is not the real one: $(grep -i '^x-client-subject:' <<<"$HEAD_FWD")"
+if grep -v -i '^x-client-cert:' <<<"$HEAD_FWD" | grep -q -i 'forged\|admin'; then
+	fail "forwarded head carries a forged value: $(grep -v -i '^x-client-cert:' <<<"$HEAD_FWD" | grep -i 'forged\|admin' | head -n 3 | tr '\n' '|')"
+fi
+pass "raw forwarded bytes: one X-Client-Subject, no forged value"
+
+# ----------------------------------- obs-fold: a continuation line must not
+# become a header. Either 400, or folded into X-Foo's value (RFC 9112 5.2:
+# a proxy replaces obs-fold with SP before forwarding).
+FOLD='GET /headers HTTP/1.1\r\nHost: localhost\r\nX-Foo: a\r\n X-Client-Subject: CN=evil\r\n\tX-Client-Verify: evil\r\nConnection: close\r\n\r\n'
+hclient raw "$PORT" --send "$FOLD" --responses 1 --wait-close 2000
+[ "$HCL_RC" -eq 0 ] || fail "obs-fold request: client failed: $(cat "$HCL_ERR")"
+ST=$(jq_py "$HCL_OUT" 'j["responses"][0]["status"] if j["responses"] else "none"')
+case $ST in
+400) pass "obs-fold request refused with 400" ;;
+200)
+	jq_py "$HCL_OUT" 'j["responses"][0]["body"]' >"$TMPDIR/fold.json"
+	HJ=$TMPDIR/fold.json
+	assert_real_identity "obs-fold request" x-foo
+	pass "obs-fold request: folded, no forged identity at the backend"
+	;;
+*) fail "obs-fold request: expected 400 or 200, got $ST; raw answer: $(jq_py "$HCL_OUT" 'j["raw"][:300]')" ;;
+esac
+: >"$RAW"
+hclient raw "$PORT2" --send "$FOLD" --responses 1 --wait-close 2000
+ST=$(jq_py "$HCL_OUT" 'j["responses"][0]["status"] if j["responses"] else "none"')
+if [ "$ST" = 200 ]; then
+	if python3 -c 'import re, sys; sys.exit(0 if re.search(rb"\r\n[ \t]", open(sys.argv[1], "rb").read()) else 1)' "$RAW"; then
+		fail "obs-fold forwarded as is (a continuation line reached the backend): $(tr '\r\n' '~|' <"$RAW" | head -c 400)"
+	fi
+	N=$(tr -d '\r' <"$RAW" | grep -c -i '^x-client-subject:')
+	[ "$N" = 1 ] || fail "obs-fold: forwarded head has $N X-Client-Subject lines"
+	tr -d '\r' <"$RAW" | grep -q -i '^x-client-subject: *CN=evil' && fail "obs-fold: forged X-Client-Subject forwarded"
+elif [ "$ST" != 400 ]; then
+	fail "obs-fold (raw backend): expected 400 or 200, got $ST"
+fi
+pass "obs-fold: no continuation line forwarded raw"
+
+# ----------------- other shapes: no space after the colon, odd case, tab
+SHAPES='GET /headers HTTP/1.1\r\nHost: localhost\r\nX-Client-Subject:CN=admin\r\nx-CLIENT-sUbJeCt: \tCN=admin2\r\nX-CLIENT-VERIFY:\tFORGED\r\nConnection: close\r\n\r\n'
+hclient raw "$PORT" --send "$SHAPES" --responses 1 --wait-close 1000
+ST=$(jq_py "$HCL_OUT" 'j["responses"][0]["status"] if j["responses"] else "none"')
+[ "$ST" = 200 ] || fail "odd-case forged headers: expected 200, got $ST"
+jq_py "$HCL_OUT" 'j["responses"][0]["body"]' >"$TMPDIR/shapes.json"
+HJ=$TMPDIR/shapes.json
+assert_real_identity "odd case / no space / tab"
+pass "forged headers without space, mixed case, with a tab: removed"
+
+# A header name with a space before the colon must not slip through as a
+# header the backend may trim (request smuggling of identity).
+SP='GET /headers HTTP/1.1\r\nHost: localhost\r\nX-Client-Subject : CN=admin\r\nConnection: close\r\n\r\n'
+hclient raw "$PORT" --send "$SP" --responses 1 --wait-close 1000
+ST=$(jq_py "$HCL_OUT" 'j["responses"][0]["status"] if j["responses"] else "none"')
+case $ST in
+400) ;;
+200)
+	jq_py "$HCL_OUT" 'j["responses"][0]["body"]' >"$TMPDIR/sp.json"
+	HJ=$TMPDIR/sp.json
+	assert_real_identity "space before the colon"
+	;;
+*) fail "'X-Client-Subject : ...': expected 400 or 200, got $ST" ;;
+esac
+pass "'X-Client-Subject : forged' (space before colon): $ST, no forged identity"
+
+# A bare LF ending a header line: 400, or parsed as a line end and then
+# the forged header removed; never forwarded as is.
+LF='GET /headers HTTP/1.1\r\nHost: localhost\r\nX-A: 1\nX-Client-Subject: CN=admin\r\nConnection: close\r\n\r\n'
+hclient raw "$PORT" --send "$LF" --responses 1 --wait-close 1000
+ST=$(jq_py "$HCL_OUT" 'j["responses"][0]["status"] if j["responses"] else "none"')
+case $ST in
+400) ;;
+200)
+	jq_py "$HCL_OUT" 'j["responses"][0]["body"]' >"$TMPDIR/lf.json"
+	HJ=$TMPDIR/lf.json
+	assert_real_identity "bare LF before a forged header"
+	;;
+*) fail "bare LF before a forged header: expected 400 or 200, got $ST" ;;
+esac
+: >"$RAW"
+hclient raw "$PORT2" --send "$LF" --responses 1 --wait-close 1000
+if [ -s "$RAW" ]; then
+	python3 -c 'import re, sys; sys.exit(0 if re.search(rb"[^\r]\n", open(sys.argv[1], "rb").read().replace(b"=====\n", b"")) else 1)' "$RAW" &&
+	    fail "bare LF forwarded as is to the backend: $(tr '\r\n' '~|' <"$RAW" | head -c 400)"
+	N=$(tr -d '\r' <"$RAW" | grep -c -i '^x-client-subject:')
+	[ "$N" = 1 ] || fail "bare LF: forwarded head has $N X-Client-Subject lines"
+fi
+pass "bare LF before a forged header: $ST, nothing forged forwarded"
+
+# -------------- keep-alive and pipelining: the 2nd and 3rd requests forged
+P='GET /headers?n=1 HTTP/1.1\r\nHost: localhost\r\n\r\n'
+P+='GET /headers?n=2 HTTP/1.1\r\nHost: localhost\r\nX-Client-Subject: CN=admin\r\nX-CLIENT-VERIFY: FORGED\r\n\r\n'
+P+='GET /headers?n=3 HTTP/1.1\r\nHost: localhost\r\nx-forwarded-client-cert: Hash=forged\r\nX-Client-Subject: CN=admin\r\nX-Client-Subject: CN=admin\r\nConnection: close\r\n\r\n'
+hclient raw "$PORT" --send "$P" --responses 3
+[ "$(jq_py "$HCL_OUT" 'len(j["responses"])')" = 3 ] ||
+    fail "pipelined forged requests: $(jq_py "$HCL_OUT" 'len(j["responses"])') answers, error $(jq_py "$HCL_OUT" 'j["error"]'), raw: $(jq_py "$HCL_OUT" 'j["raw"][:300]')"
+for i in 0 1 2; do
+	[ "$(jq_py "$HCL_OUT" "j['responses'][$i]['status']")" = 200 ] || fail "pipelined request $((i + 1)): status $(jq_py "$HCL_OUT" "j['responses'][$i]['status']")"
+	jq_py "$HCL_OUT" "j['responses'][$i]['body']" >"$TMPDIR/p$i.json"
+	HJ=$TMPDIR/p$i.json
+	assert_eq "$(jq_py "$HJ" 'j["url"]')" "/headers?n=$((i + 1))" "pipelined answer $((i + 1)) in order"
+	assert_real_identity "pipelined request $((i + 1))"
+done
+pass "forgeries on later pipelined requests of a connection removed"
+
+# Sequential keep-alive (each request sent after the previous answer).
+hclient raw "$PORT" --sequential --send "$P" --responses 3
+for i in 0 1 2; do
+	jq_py "$HCL_OUT" "j['responses'][$i]['body']" >"$TMPDIR/s$i.json"
+	HJ=$TMPDIR/s$i.json
+	assert_eq "$(jq_py "$HJ" 'j["url"]')" "/headers?n=$((i + 1))" "keep-alive answer $((i + 1))"
+	assert_real_identity "keep-alive request $((i + 1))"
+done
+pass "forgeries on later keep-alive requests removed"
+
+# Node's view: exactly one X-Client-Subject on every request in the
+# backend log.
+if grep '^req GET /headers' "$WEB_LOG" | grep -v -q "subject=$ORDERS_SUBJECT verify=SUCCESS\$"; then
+	fail "a request reached the backend with a wrong identity: $(grep '^req GET /headers' "$WEB_LOG" | grep -v "subject=$ORDERS_SUBJECT verify=SUCCESS\$" | head -n 1)"
+fi
+pass "backend log: every request had exactly the real subject and verify"
+
+stop_proxy
+[ "$PROXY_RC" -eq 0 ] || fail "mtlsproxy exited $PROXY_RC on SIGTERM"
