@@ -83,7 +83,7 @@ static const size_t hdr_cfg_off[HDR_NFIELDS] = {
 
 /* A header name prepared for matching: ASCII lower case, '_' as '-'. */
 struct hdr_key {
-	char		*s;		/* owned */
+	char		*s;		/* owned in a hdr_set */
 	size_t		 len;
 };
 

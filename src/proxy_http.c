@@ -565,8 +565,11 @@ http_client_input(struct http *h)
 	struct evbuffer_iovec	 v;
 	llhttp_errno_t		 err;
 	size_t			 used;
+	bool			 kick = false;
 
-	while (!h->closing && evbuffer_get_length(in) > 0) {
+	while (!h->closing) {
+		if (evbuffer_get_length(in) == 0 && !kick)
+			break;
 		if (h->cstate == HTTP_C_STOP || h->cstate == HTTP_C_UPGRADE) {
 			/* Keep the rest until the answer says what it is. */
 			bufferevent_disable(s->client, EV_READ);
@@ -576,8 +579,13 @@ http_client_input(struct http *h)
 			http_forward_raw(h, in, evbuffer_get_length(in));
 			break;
 		}
-		if (evbuffer_peek(in, -1, NULL, &v, 1) < 1 || v.iov_len == 0)
+		if (evbuffer_get_length(in) == 0) {
+			/* A message without a body ends with no more input. */
+			v.iov_base = (void *)"";
+			v.iov_len = 0;
+		} else if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
 			break;
+		kick = false;
 		err = llhttp_execute(&h->reqp, v.iov_base, v.iov_len);
 		used = (err == HPE_OK) ? v.iov_len :
 		    (size_t)(llhttp_get_error_pos(&h->reqp) -
@@ -609,6 +617,7 @@ http_client_input(struct http *h)
 				free(h->buf);
 				h->buf = NULL;
 				h->len = h->cap = 0;
+				kick = true;
 			}
 		} else {
 			if (used > 0)

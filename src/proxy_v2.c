@@ -21,7 +21,7 @@
 /* Wire values from haproxy's doc/proxy-protocol.txt. */
 #define PP2_SIGNATURE		"\r\n\r\n\0\r\nQUIT\n"
 #define PP2_SIGNATURE_LEN	12
-#define PP2_HEADER_LEN		16	/* signature, ver_cmd, fam, len */
+#define PP2_HEADER_LEN		16	/* sig, ver_cmd, fam, len */
 #define PP2_LEN_MAX		(PP2_HEADER_LEN + 0xffff)
 
 #define PP2_CMD_LOCAL		0x20	/* version 2, LOCAL */
@@ -221,6 +221,7 @@ static void
 pp2_tlv_key_alg(struct pp2_out *o, X509 *peer)
 {
 	EVP_PKEY	*pk = X509_get0_pubkey(peer);
+	const char	*name;
 	char		 s[64];
 
 	if (pk == NULL)
@@ -236,9 +237,9 @@ pp2_tlv_key_alg(struct pp2_out *o, X509 *peer)
 		snprintf(s, sizeof(s), "DSA%d", EVP_PKEY_get_bits(pk));
 		break;
 	default:
-		/* haproxy sends nothing here; the name says more ("ED25519"). */
-		snprintf(s, sizeof(s), "%s", EVP_PKEY_get0_type_name(pk) != NULL ?
-		    EVP_PKEY_get0_type_name(pk) : "");
+		/* haproxy sends nothing; the name says more ("ED25519"). */
+		name = EVP_PKEY_get0_type_name(pk);
+		snprintf(s, sizeof(s), "%s", name != NULL ? name : "");
 		break;
 	}
 	pp2_tlv_str(o, PP2_SUBTYPE_SSL_KEY_ALG, s);

@@ -36,7 +36,7 @@ assert_eq "$((B1 - B0))" 100 "backend log: keep-alive requests carrying the righ
 assert_log_contains ' access ' 'listener=web' "sha256=$SHA"
 sleep 0.3
 assert_eq "$(count_new ' access ')" 1 "access lines for the keep-alive connection"
-assert_eq "$(count_new ' request .*method=GET.*path=/headers.*status=200')" 100 "request lines for the keep-alive connection"
+assert_eq "$(count_new ' request .*method=GET.*path="?/headers.*status=200')" 100 "request lines for the keep-alive connection"
 N=$(new_log_lines | grep ' request ' | grep -v -c "subject=\"$ORDERS_SUBJECT\".*sha256=$SHA\|sha256=$SHA.*subject=\"$ORDERS_SUBJECT\"")
 assert_eq "$N" 0 "request lines without the client's subject and sha256"
 pass "100 keep-alive requests on one connection, each with the identity"
@@ -52,7 +52,7 @@ assert_eq "$(tr '\n' ' ' <"$TMPDIR/curl5.out")" "200 1 200 0 200 0 200 0 200 0 "
 assert_log_contains ' access ' 'listener=web'
 sleep 0.3
 assert_eq "$(count_new ' access ')" 1 "access lines for curl's reused connection"
-assert_eq "$(count_new ' request .*path=/headers.*status=200')" 5 "request lines for curl's 5 URLs"
+assert_eq "$(count_new ' request .*path="?/headers.*status=200')" 5 "request lines for curl's 5 URLs"
 pass "curl reuses the connection for 5 URLs"
 
 # --------------------------------------- pipelining: 4 requests, one write
@@ -110,16 +110,16 @@ for how in --sequential pipelined; do
 	assert_eq "$(jq_py "$R" 'j["rest"]')" "" "HEAD/204/304 ($how): stray bytes after the answers"
 	assert_eq "$(jq_py "$R" 'json.loads(j["responses"][5]["body"])["url"]')" "/headers?after=1" "HEAD/204/304 ($how): the request after them"
 	assert_eq "$(jq_py "$R" 'j["closedByServer"]')" False "HEAD/204/304 ($how): the connection stays open"
-	assert_log_contains ' request ' 'method=HEAD' 'path=/big' 'status=200'
-	assert_log_contains ' request ' 'method=GET' 'path=/status/204' 'status=204'
-	assert_log_contains ' request ' 'method=GET' 'path=/status/304' 'status=304'
+	assert_log_contains ' request ' 'method=HEAD' 'path="?/big' 'status=200'
+	assert_log_contains ' request ' 'method=GET' 'path="?/status/204' 'status=204'
+	assert_log_contains ' request ' 'method=GET' 'path="?/status/304' 'status=304'
 	pass "HEAD, 204, 304 without a body, then another request ($how)"
 done
 
 # curl's own view of HEAD and 204 (it errors on stray bytes with reuse).
 hcurl "$PORT" '/big?n=4096&mode=chunked' -I
 [ "$HC_RC" -eq 0 ] && [ "$HC_CODE" = 200 ] || fail "curl -I: rc $HC_RC status $HC_CODE: $(cat "$HC_ERR")"
-[ ! -s "$HC_OUT" ] || fail "curl -I got a body: $(head -c 100 "$HC_OUT")"
+cmp -s "$HC_OUT" "$HC_HDR" || fail "curl -I: more than the response head came: $(head -c 300 "$HC_OUT")"
 pass "curl -I"
 
 stop_proxy

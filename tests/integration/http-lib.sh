@@ -16,7 +16,8 @@
 #   jq_py FILE EXPR                 print a python expression over the JSON in
 #                                   FILE (j); helpers h(j, name) -> list of the
 #                                   values of header name (any case) in
-#                                   j["rawHeaders"], rh(resp, name) the same for
+#                                   j["rawHeaders"] (UTF-8 decoded where they
+#                                   are UTF-8), rh(resp, name) the same for
 #                                   a parsed response's [[name, value]] list
 #   assert_eq ACTUAL EXPECTED WHAT  fail with both values when they differ
 #   cert_serial F / cert_sha256 F / cert_pem F    expected identity values
@@ -119,9 +120,15 @@ hclient() {
 jq_py() {
 	python3 - "$1" "$2" <<'PY'
 import json, sys
+def u8(v):
+    # Node hands header bytes over as latin1 characters: make UTF-8 text
+    try:
+        return v.encode("latin1").decode("utf-8")
+    except (UnicodeEncodeError, UnicodeDecodeError):
+        return v
 def h(j, name):
     r = j["rawHeaders"]
-    return [r[i + 1] for i in range(0, len(r), 2) if r[i].lower() == name.lower()]
+    return [u8(r[i + 1]) for i in range(0, len(r), 2) if r[i].lower() == name.lower()]
 def names(j):
     r = j["rawHeaders"]
     return [r[i] for i in range(0, len(r), 2)]
