@@ -376,7 +376,8 @@ unsigned worker_exited(void);
 enum session_state {
 	SESSION_HANDSHAKE,
 	SESSION_CONNECTING,
-	SESSION_PROXYING
+	SESSION_PROXYING,
+	SESSION_LINGER		/* refused: draining before close */
 };
 
 /* One client connection and its backend connection. */
@@ -405,6 +406,8 @@ struct session {
 	bool			 backend_shut;	/* shutdown(SHUT_WR) done */
 	bool			 client_eof_first;
 	struct http		*http;		/* owned; http mode */
+	struct event		*linger_ev;	/* owns */
+	int			 linger_fd;	/* owns; -1: none */
 	TAILQ_ENTRY(session)	 entry;
 };
 

@@ -23,6 +23,9 @@
 
 static void	session_client_event_cb(struct bufferevent *, short, void *);
 static void	session_timer_cb(evutil_socket_t, short, void *);
+static void	session_linger(struct session *);
+
+#define SESSION_LINGER_SEC	2
 
 static void
 session_timer_arm(struct session *s, uint64_t ms)
@@ -54,6 +57,7 @@ session_new(struct worker *w, size_t li, int fd, struct sockaddr *sa,
 	s->li = li;
 	s->id = ++w->next_id;
 	s->state = SESSION_HANDSHAKE;
+	s->linger_fd = -1;
 	s->rt = runtime_current();
 	s->srv = &s->rt->servers[li];
 	sockaddr_str(sa, salen, s->peer, sizeof(s->peer));
@@ -100,7 +104,54 @@ session_refused(struct session *s)
 	};
 
 	log_event(LOG_LEVEL_WARN, "refused", f, sizeof(f) / sizeof(f[0]));
-	session_close(s, NULL);
+	session_linger(s);
+}
+
+static void
+session_linger_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct session	*s = arg;
+	char		 buf[4096];
+	ssize_t		 n;
+
+	if (what & EV_TIMEOUT) {
+		session_close(s, NULL);
+		return;
+	}
+	while ((n = recv(fd, buf, sizeof(buf), 0)) > 0)
+		;
+	if (n == 0 || (errno != EAGAIN && errno != EINTR))
+		session_close(s, NULL);
+}
+
+/*
+ * After a refusal, read and drop what the client still sends for a moment
+ * before closing: closing with unread data makes the kernel send a reset,
+ * which can reach the client before the TLS alert that says why (a TLS 1.3
+ * client sends its request before it learns its certificate was refused).
+ */
+static void
+session_linger(struct session *s)
+{
+	struct timeval	tv = { SESSION_LINGER_SEC, 0 };
+	int		fd = -1;
+
+	if (s->client != NULL)
+		fd = dup(bufferevent_getfd(s->client));
+	if (fd == -1) {
+		session_close(s, NULL);
+		return;
+	}
+	bufferevent_free(s->client);	/* the alert is already sent */
+	s->client = NULL;
+	evtimer_del(s->timer);
+	(void)shutdown(fd, SHUT_WR);
+	s->state = SESSION_LINGER;
+	s->linger_fd = fd;
+	s->linger_ev = event_new(s->w->base, fd, EV_READ | EV_PERSIST,
+	    session_linger_cb, s);
+	if (s->linger_ev == NULL || event_add(s->linger_ev, &tv) == -1)
+		session_close(s, NULL);
 }
 
 static void
@@ -265,12 +316,13 @@ session_close(struct session *s, const char *why)
 	struct worker	*w = s->w;
 
 	if (why != NULL && s->state != SESSION_HANDSHAKE &&
-	    s->rt->cfg->log_access)
+	    s->state != SESSION_LINGER && s->rt->cfg->log_access)
 		session_log_access(s, why);
 	if (s->client != NULL) {
 		SSL *ssl = bufferevent_openssl_get_ssl(s->client);
 
-		if (s->state != SESSION_HANDSHAKE && !s->client_shut &&
+		if (s->state != SESSION_HANDSHAKE &&
+		    s->state != SESSION_LINGER && !s->client_shut &&
 		    ssl != NULL)
 			(void)SSL_shutdown(ssl);
 		ERR_clear_error();
@@ -278,6 +330,10 @@ session_close(struct session *s, const char *why)
 	}
 	if (s->backend != NULL)
 		bufferevent_free(s->backend);
+	if (s->linger_ev != NULL)
+		event_free(s->linger_ev);
+	if (s->linger_fd >= 0)
+		close(s->linger_fd);
 	http_free(s->http);
 	if (s->timer != NULL)
 		event_free(s->timer);

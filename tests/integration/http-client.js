@@ -23,7 +23,9 @@
 //       to see whether the server closes) or the server closes or the
 //       timeout hits. Prints {connected, responses: [{status, reason,
 //       interim, headers: [[name, value]...], bodyLen, bodySha256, body}],
-//       closedByServer, timedOut, error, rest, rawLen, raw}
+//       closedByServer, timedOut, error, rest, rawLen, raw, firstByteMs,
+//       closeMs} (ms from the request's write to the first byte received,
+//       and to the server's close)
 //       (body: latin1 text when at most 64 KiB; rest: unparsed bytes;
 //       raw: the first 64 KiB received, latin1).
 //       --sequential: the bytes are bodiless requests; send each (split at
@@ -239,7 +241,8 @@ function raw() {
   const data = opt.sendFile ? fs.readFileSync(opt.sendFile) : unescape(opt.send || '');
   const st = { i: 0, responses: [], methods: opt.methods || [], switched: false, error: null };
   const out = { connected: false, responses: st.responses, closedByServer: false, timedOut: false,
-    error: null, rest: '', rawLen: 0, raw: '' };
+    error: null, rest: '', rawLen: 0, raw: '', firstByteMs: null, closeMs: null };
+  let tSent = null;
   let buf = Buffer.alloc(0);
   const rawParts = [];
   let rawKept = 0;
@@ -277,6 +280,7 @@ function raw() {
   };
   sock.on('secureConnect', () => {
     out.connected = true;
+    tSent = Date.now();
     if (opt.sequential) { sendNext(); return; }
     if (opt.chunks <= 1) {
       sock.write(data);
@@ -293,6 +297,7 @@ function raw() {
     step();
   });
   sock.on('data', (d) => {
+    if (out.firstByteMs === null && tSent !== null) out.firstByteMs = Date.now() - tSent;
     out.rawLen += d.length;
     if (rawKept < 65536) { rawParts.push(d.subarray(0, 65536 - rawKept)); rawKept += Math.min(d.length, 65536 - rawKept); }
     buf = Buffer.concat([buf, d]);
@@ -306,6 +311,7 @@ function raw() {
   });
   sock.on('end', () => {
     out.closedByServer = true;
+    if (tSent !== null) out.closeMs = Date.now() - tSent;
     buf = parseResponses(buf, st, true);
     finish();
   });
