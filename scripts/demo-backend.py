@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
 """Demo plaintext HTTP backend for `make demo`: answers every GET with a
-greeting. It listens on loopback only; mtlsproxy is what clients talk to.
+greeting and, behind mtlsproxy in http mode, the caller's identity as the
+proxy's headers tell it. It listens on loopback only; mtlsproxy is what
+clients talk to.
 
 usage: demo-backend.py [PORT] [HOST]     (default 8080 127.0.0.1)
 """
@@ -14,17 +16,25 @@ class Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "demo-backend"
 
+    def body(self):
+        who = self.headers.get("X-Client-Subject")
+        if who is None:
+            return BODY
+        return BODY + ("you are %s (SPIFFE ID %s)\n" % (
+            who, self.headers.get("X-Client-SAN-URI", "none"))).encode()
+
     def do_GET(self):
+        body = self.body()
         self.send_response(200)
         self.send_header("Content-Type", "text/plain; charset=utf-8")
-        self.send_header("Content-Length", str(len(BODY)))
+        self.send_header("Content-Length", str(len(body)))
         self.end_headers()
-        self.wfile.write(BODY)
+        self.wfile.write(body)
 
     def do_HEAD(self):
         self.send_response(200)
         self.send_header("Content-Type", "text/plain; charset=utf-8")
-        self.send_header("Content-Length", str(len(BODY)))
+        self.send_header("Content-Length", str(len(self.body())))
         self.end_headers()
 
     def log_message(self, fmt, *args):

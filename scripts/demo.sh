@@ -94,7 +94,7 @@ listeners:
         subject_cn: [orders, billing]
     backend:
       address: "127.0.0.1:$BACKEND_PORT"
-      mode: tcp
+      mode: http
 YAML
 
 cat <<MSG

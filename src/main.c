@@ -51,10 +51,11 @@ version(void)
 	    LIBEVENT_VERSION);
 	printf("running with %s, libevent %s\n",
 	    OpenSSL_version(OPENSSL_VERSION), event_get_version());
-	printf("features: tcp backends, unix-socket backends, "
+	printf("features: tcp and http modes, identity headers (default, "
+	    "nginx, envoy), PROXY protocol v2, unix-socket backends, "
 	    "PKCS#12, CRL\n");
-	printf("not in this version: http mode, PROXY protocol, reload, "
-	    "systemd notify and socket activation, admin endpoint\n");
+	printf("not in this version: reload, systemd notify and socket "
+	    "activation, admin endpoint\n");
 }
 
 /* Load and build everything a configuration names; NULL if any error. */
