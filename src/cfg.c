@@ -128,6 +128,10 @@ static void	cfg_name(struct cfg_parser *, const struct cfg_key *,
 		    yaml_node_t *, void *);
 static void	cfg_listen(struct cfg_parser *, const struct cfg_key *,
 		    yaml_node_t *, void *);
+static void	cfg_admin(struct cfg_parser *, const struct cfg_key *,
+		    yaml_node_t *, void *);
+static void	cfg_admin_listen(struct cfg_parser *, const struct cfg_key *,
+		    yaml_node_t *, void *);
 static void	cfg_tls(struct cfg_parser *, const struct cfg_key *,
 		    yaml_node_t *, void *);
 static void	cfg_client_auth(struct cfg_parser *, const struct cfg_key *,
@@ -185,6 +189,12 @@ static const struct cfg_enum cfg_backend_modes[] = {
 	{ .name = NULL }
 };
 
+static const struct cfg_enum cfg_reload_modes[] = {
+	{ "watch", RELOAD_WATCH },
+	{ "signal", RELOAD_SIGNAL },
+	{ .name = NULL }
+};
+
 static const struct cfg_enum cfg_header_presets[] = {
 	{ "default", HEADERS_DEFAULT },
 	{ "nginx", HEADERS_NGINX },
@@ -206,10 +216,17 @@ static const struct cfg_key cfg_top_keys[] = {
 	{ "log", CFG_T_FUNC, .fn = cfg_log },
 	{ "drain_timeout", CFG_T_DURATION, .off = C(drain_timeout_ms) },
 	{ "listeners", CFG_T_FUNC, CFG_REQUIRED, .fn = cfg_listeners },
-	{ .name = "admin", .type = CFG_T_UNAVAILABLE },
-	{ .name = "user", .type = CFG_T_UNAVAILABLE },
-	{ .name = "group", .type = CFG_T_UNAVAILABLE },
-	{ .name = "reload", .type = CFG_T_UNAVAILABLE },
+	{ "reload", CFG_T_ENUM, .off = C(reload), .values = cfg_reload_modes },
+	{ "user", CFG_T_STRING, .off = C(user), .loc_off = C(user_loc) },
+	{ "group", CFG_T_STRING, .off = C(group), .loc_off = C(group_loc) },
+	{ "admin", CFG_T_FUNC, .fn = cfg_admin },
+	{ .name = NULL }
+};
+
+#define M(f)	offsetof(struct cfg_admin, f)
+static const struct cfg_key cfg_admin_keys[] = {
+	{ "listen", CFG_T_FUNC, CFG_REQUIRED, .fn = cfg_admin_listen },
+	{ "remote", CFG_T_BOOL, .off = M(remote) },
 	{ .name = NULL }
 };
 
@@ -242,6 +259,8 @@ static const struct cfg_key cfg_tls_keys[] = {
 	{ "key_passphrase_file", CFG_T_FILE_ASIS,
 	    .off = T(key_passphrase_file) },
 	{ "pkcs12", CFG_T_FILE, .off = T(pkcs12) },
+	{ "session_ticket_key_file", CFG_T_FILE,
+	    .off = T(session_ticket_key_file) },
 	{ "pkcs12_passphrase_file", CFG_T_FILE_ASIS,
 	    .off = T(pkcs12_passphrase_file) },
 	{ "min_version", CFG_T_ENUM, .off = T(min_version),
@@ -1101,6 +1120,47 @@ cfg_listen(struct cfg_parser *p, const struct cfg_key *k, yaml_node_t *n,
 }
 
 static void
+cfg_admin_listen(struct cfg_parser *p, const struct cfg_key *k,
+    yaml_node_t *n, void *obj)
+{
+	struct cfg_admin	*a = obj;
+	const char		*s, *why;
+
+	if ((s = cfg_scalar(p, k->name, n, "an address")) == NULL)
+		return;
+	if (addr_parse(s, ADDR_ALLOW_WILDCARD | ADDR_ALLOW_UNIX, &a->listen,
+	    &why) == -1) {
+		addr_free(&a->listen);
+		memset(&a->listen, 0, sizeof(a->listen));
+		cfg_err(p, n, "invalid admin listen address \"%s\": %s (use "
+		    "e.g. \"127.0.0.1:9901\" or \"unix:/run/mtlsproxy/admin."
+		    "sock\")", s, why);
+	}
+}
+
+static void
+cfg_admin(struct cfg_parser *p, const struct cfg_key *k, yaml_node_t *n,
+    void *obj)
+{
+	struct cfg	*cfg = obj;
+	yaml_node_t	*ln;
+	uint64_t	 seen;
+
+	cfg->admin.loc = cfg_loc(n);
+	if (!cfg_map(p, n, k->name, "admin", cfg_admin_keys, &cfg->admin,
+	    &seen))
+		return;
+	/* Metrics and health say a lot about the service: local by default. */
+	if (cfg->admin.listen.text != NULL && !cfg->admin.remote &&
+	    !addr_is_loopback(&cfg->admin.listen) &&
+	    (ln = cfg_map_get(p, n, "listen")) != NULL)
+		cfg_err(p, ln, "admin endpoint \"%s\" is not on loopback: it "
+		    "is plain HTTP without authentication; use 127.0.0.1, ::1 "
+		    "or a unix socket, or set \"remote: true\" in admin",
+		    cfg->admin.listen.text);
+}
+
+static void
 cfg_tls(struct cfg_parser *p, const struct cfg_key *k, yaml_node_t *n,
     void *obj)
 {
@@ -1838,6 +1898,7 @@ cfg_listener_free(struct cfg_listener *l)
 	cfg_file_free(&t->key);
 	cfg_file_free(&t->key_passphrase_file);
 	cfg_file_free(&t->pkcs12);
+	cfg_file_free(&t->session_ticket_key_file);
 	cfg_file_free(&t->pkcs12_passphrase_file);
 	free(t->ciphers);
 	free(t->ciphersuites);
@@ -1882,6 +1943,9 @@ cfg_free(struct cfg *cfg)
 	for (i = 0; i < cfg->nlisteners; i++)
 		cfg_listener_free(&cfg->listeners[i]);
 	free(cfg->listeners);
+	free(cfg->user);
+	free(cfg->group);
+	addr_free(&cfg->admin.listen);
 	free(cfg->path);
 	free(cfg);
 }

@@ -135,6 +135,7 @@ struct cfg_tls {
 	char		*groups;	/* owned; NULL: OpenSSL default */
 	struct cfg_loc	 groups_loc;
 	bool		 session_tickets;
+	struct cfg_file	 session_ticket_key_file;
 	struct cfg_loc	 loc;		/* the tls: mapping */
 };
 
@@ -198,6 +199,18 @@ struct cfg_listener {
 	unsigned	 max_connections;
 };
 
+enum reload_mode {
+	RELOAD_WATCH,		/* SIGHUP, and when a referenced file changes */
+	RELOAD_SIGNAL		/* SIGHUP only */
+};
+
+/* The plaintext admin endpoint (health, readiness, metrics). */
+struct cfg_admin {
+	struct addr	 listen;	/* kind 0 and text NULL: off */
+	bool		 remote;	/* allow a non-loopback address */
+	struct cfg_loc	 loc;
+};
+
 struct cfg {
 	char		*path;		/* owned; as given */
 	unsigned	 workers;	/* resolved: auto = CPUs */
@@ -205,6 +218,12 @@ struct cfg {
 	enum log_format	 log_format;
 	bool		 log_access;
 	uint64_t	 drain_timeout_ms;
+	int		 reload;	/* enum reload_mode */
+	char		*user;		/* owned; drop to it after start-up */
+	struct cfg_loc	 user_loc;
+	char		*group;		/* owned */
+	struct cfg_loc	 group_loc;
+	struct cfg_admin admin;
 	struct cfg_listener *listeners;	/* owned */
 	size_t		 nlisteners;
 };
@@ -298,6 +317,8 @@ SSL	*tls_ssl_new(const struct tls_server *, struct tls_verdict *);
 void	 tls_verdict_clear(struct tls_verdict *);
 void	 tls_verdict_from_errors(struct tls_verdict *, SSL *, unsigned long);
 char	*tls_time_str(const ASN1_TIME *, char *, size_t);
+int	 tls_verify_offline(const struct tls_server *, X509 *,
+	    STACK_OF(X509) *, struct tls_verdict *, STACK_OF(X509) **);
 
 /* runtime.c */
 /* An immutable, reference-counted build of one configuration. */

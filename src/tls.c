@@ -698,6 +698,49 @@ tls_verify_cb(X509_STORE_CTX *xs, void *arg)
 	return 0;
 }
 
+/*
+ * Verify a client chain outside a handshake, exactly as a handshake would
+ * (same store, parameters, callbacks and policy): for re-authorizing live
+ * connections after a reload and for `mtlsproxy explain`.  chain holds
+ * the certificates the client sent besides the leaf.  Returns 1 if the
+ * client is allowed; v says why not; *built (if not NULL) gets the chain
+ * OpenSSL built, for the caller to free.
+ */
+int
+tls_verify_offline(const struct tls_server *srv, X509 *leaf,
+    STACK_OF(X509) *chain, struct tls_verdict *v, STACK_OF(X509) **built)
+{
+	X509_STORE_CTX	*xs = NULL;
+	SSL		*ssl;
+	int		 ok = 0;
+
+	if (built != NULL)
+		*built = NULL;
+	if ((ssl = tls_ssl_new(srv, v)) == NULL ||
+	    (xs = X509_STORE_CTX_new()) == NULL ||
+	    X509_STORE_CTX_init(xs, SSL_CTX_get_cert_store(srv->ctx), leaf,
+	    chain) != 1) {
+		set_reason(v, "verify_failed", "out of memory");
+		goto done;
+	}
+	X509_STORE_CTX_set_ex_data(xs, SSL_get_ex_data_X509_STORE_CTX_idx(),
+	    ssl);
+	X509_STORE_CTX_set_default(xs, "ssl_client");
+	X509_VERIFY_PARAM_set1(X509_STORE_CTX_get0_param(xs),
+	    SSL_get0_param(ssl));
+	X509_VERIFY_PARAM_set_auth_level(X509_STORE_CTX_get0_param(xs),
+	    SSL_get_security_level(ssl));
+	X509_STORE_CTX_set_verify_cb(xs, tls_x509_cb);
+	ok = tls_verify_cb(xs, (void *)srv);
+	if (built != NULL && X509_STORE_CTX_get0_chain(xs) != NULL)
+		*built = X509_STORE_CTX_get1_chain(xs);
+ done:
+	X509_STORE_CTX_free(xs);
+	SSL_free(ssl);
+	ERR_clear_error();
+	return ok;
+}
+
 /* Build the CA store, trusted leaves and CRLs for client verification. */
 static int
 tls_load_client_auth(struct tls_server *srv, SSL_CTX *ctx,

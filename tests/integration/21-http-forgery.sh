@@ -93,7 +93,7 @@ N=$(grep -c -i '^x-client-subject:' <<<"$HEAD_FWD")
 [ "$N" = 1 ] || fail "forwarded head has $N X-Client-Subject lines, expected 1: $(grep -i '^x-client-subject:' <<<"$HEAD_FWD" | tr '\n' '|')"
 grep -q -x -i "x-client-subject: *$ORDERS_SUBJECT" <<<"$HEAD_FWD" ||
     fail "forwarded head: X-Client-Subject is not the real one: $(grep -i '^x-client-subject:' <<<"$HEAD_FWD")"
-if grep -v -i '^x-client-cert:' <<<"$HEAD_FWD" | grep -q -i 'forged\|admin'; then
+if [ "$(grep -v -i '^x-client-cert:' <<<"$HEAD_FWD" | grep -c -i 'forged\|admin')" != 0 ]; then
 	fail "forwarded head carries a forged value: $(grep -v -i '^x-client-cert:' <<<"$HEAD_FWD" | grep -i 'forged\|admin' | head -n 3 | tr '\n' '|')"
 fi
 pass "raw forwarded bytes: one X-Client-Subject, no forged value"
@@ -124,7 +124,7 @@ if [ "$ST" = 200 ]; then
 	fi
 	N=$(tr -d '\r' <"$RAW" | grep -c -i '^x-client-subject:')
 	[ "$N" = 1 ] || fail "obs-fold: forwarded head has $N X-Client-Subject lines"
-	tr -d '\r' <"$RAW" | grep -q -i '^x-client-subject: *CN=evil' && fail "obs-fold: forged X-Client-Subject forwarded"
+	[ "$(tr -d '\r' <"$RAW" | grep -c -i '^x-client-subject: *CN=evil')" = 0 ] || fail "obs-fold: forged X-Client-Subject forwarded"
 elif [ "$ST" != 400 ]; then
 	fail "obs-fold (raw backend): expected 400 or 200, got $ST"
 fi
@@ -140,21 +140,49 @@ HJ=$TMPDIR/shapes.json
 assert_real_identity "odd case / no space / tab"
 pass "forged headers without space, mixed case, with a tab: removed"
 
-# A header name with a space before the colon must not slip through as a
-# header the backend may trim (request smuggling of identity).
-SP='GET /headers HTTP/1.1\r\nHost: localhost\r\nX-Client-Subject : CN=admin\r\nConnection: close\r\n\r\n'
-hclient raw "$PORT" --send "$SP" --responses 1 --wait-close 1000
-ST=$(jq_py "$HCL_OUT" 'j["responses"][0]["status"] if j["responses"] else "none"')
-case $ST in
-400) ;;
-200)
-	jq_py "$HCL_OUT" 'j["responses"][0]["body"]' >"$TMPDIR/sp.json"
-	HJ=$TMPDIR/sp.json
-	assert_real_identity "space before the colon"
-	;;
-*) fail "'X-Client-Subject : ...': expected 400 or 200, got $ST" ;;
-esac
-pass "'X-Client-Subject : forged' (space before colon): $ST, no forged identity"
+# Whitespace between a header name and the colon (RFC 9112 5.1: a server
+# MUST answer 400). llhttp 8 accepts it ("X-Forwarded-Client-Cert " as the
+# name), so a name compared exactly would slip through, and a backend that
+# trims the name would believe it. Either 400, or no header of that name,
+# in any spelling, reaches the backend but the proxy's own.
+# raw_count NAME: lines of the forwarded head in $RAW whose name, trimmed,
+# lower case, '_' as '-', is NAME.
+raw_count() {
+	python3 - "$RAW" "$1" <<'PY'
+import sys
+head = open(sys.argv[1], "rb").read().decode("latin1").split("=====\n")[0]
+n = 0
+for line in head.split("\r\n")[1:]:
+    if ":" in line:
+        if line.split(":", 1)[0].strip().lower().replace("_", "-") == sys.argv[2]:
+            n += 1
+print(n)
+PY
+}
+for c in 'X-Forwarded-Client-Cert : Hash=forged;Subject="CN=admin":x-forwarded-client-cert:0' \
+    'X-Forwarded-Proto : http-forged:x-forwarded-proto:1' \
+    'X-Forwarded-Host  : forged.example:x-forwarded-host:1' \
+    'X-Client-Subject : CN=admin:x-client-subject:1' \
+    'X-SSL-Client-S-DN : CN=admin:x-ssl-client-s-dn:0'; do
+	hdr=${c%:*:*}
+	rest=${c#"$hdr":}
+	name=${rest%:*}
+	want=${rest##*:}
+	: >"$RAW"
+	hclient raw "$PORT2" --send "GET /ws-colon HTTP/1.1\r\nHost: localhost\r\n$hdr\r\nConnection: close\r\n\r\n" --responses 1 --wait-close 1000
+	ST=$(jq_py "$HCL_OUT" 'j["responses"][0]["status"] if j["responses"] else "none"')
+	case $ST in
+	400) ;;
+	200)
+		got=$(raw_count "$name")
+		[ "$got" = "$want" ] || fail "sent '$hdr' (space before the colon): answered 200 and the backend got $got '$name' header(s) (expected $want, the proxy's own): $(grep -a -i "^$name" "$RAW" | tr '\r\n' '  ')"
+		grep -a -i -q 'forged\|admin' <(grep -a -v -i '^x-client-cert:' "$RAW") &&
+		    fail "sent '$hdr': the forged value reached the backend: $(grep -a -i 'forged\|admin' "$RAW" | head -n 1)"
+		;;
+	*) fail "sent '$hdr' (space before the colon): expected 400 (or the header removed), got $ST" ;;
+	esac
+done
+pass "identity and X-Forwarded-* headers with whitespace before the colon: never forwarded"
 
 # A bare LF ending a header line: 400, or parsed as a line end and then
 # the forged header removed; never forwarded as is.

@@ -148,8 +148,9 @@ for who in mallory none; do
 		hclient raw "$P_STRICT" --send 'GET /headers HTTP/1.1\r\nHost: localhost\r\n\r\n' --no-cert --responses 1 --timeout 5000
 	fi
 	assert_eq "$(jq_py "$HCL_OUT" 'j["rawLen"]')" 0 "refused client ($who), node: bytes of HTTP received"
-	jq_py "$HCL_OUT" 'j["error"]' | grep -q -i 'alert\|ssl\|certificate' ||
-	    fail "refused client ($who), node: expected a TLS alert, got error [$(jq_py "$HCL_OUT" 'j["error"]')], closed by server: $(jq_py "$HCL_OUT" 'j["closedByServer"]')"
+	err=$(jq_py "$HCL_OUT" 'j["error"]')
+	grep -q -i 'alert\|ssl\|certificate' <<<"$err" ||
+	    fail "refused client ($who), node: expected a TLS alert, got error [$err], closed by server: $(jq_py "$HCL_OUT" 'j["closedByServer"]')"
 	pass "refused client ($who): TLS failure, no HTTP page ($(jq_py "$HCL_OUT" 'j["error"]' | cut -c1-80))"
 done
 backend_got '^req GET /headers .*subject=CN=mallory' && fail "mallory reached the backend"

@@ -456,7 +456,8 @@ START_TEST(test_unknown_key_top)
 {
 	EXPECT("data/unknown_key_top.yaml",
 	    "data/unknown_key_top.yaml:1:1: unknown key \"frobnicate\" at top "
-	    "level; valid keys are: workers, log, drain_timeout, listeners");
+	    "level; valid keys are: workers, log, drain_timeout, listeners, reload, "
+	    "user, group, admin");
 }
 END_TEST
 
@@ -481,13 +482,43 @@ START_TEST(test_duplicate_key)
 }
 END_TEST
 
-START_TEST(test_unavailable)
+START_TEST(test_admin_reload_errors)
 {
-	EXPECT("data/unavailable.yaml",
-	    "data/unavailable.yaml:1:1: \"admin\" is not available in this "
-	    "version; remove it",
-	    "data/unavailable.yaml:3:1: \"user\" is not available in this "
-	    "version; remove it");
+	EXPECT("data/admin_reload.yaml",
+	    "data/admin_reload.yaml:2:11: admin endpoint \"0.0.0.0:9901\" is "
+	    "not on loopback: it is plain HTTP without authentication; use "
+	    "127.0.0.1, ::1 or a unix socket, or set \"remote: true\" in "
+	    "admin",
+	    "data/admin_reload.yaml:3:9: \"reload\" must be watch or signal, "
+	    "got \"sometimes\"");
+}
+END_TEST
+
+START_TEST(test_ops_keys)
+{
+	struct errlist	 e = { NULL, 0 };
+	struct cfg	*c;
+
+	c = cfg_load("data/good_ops.yaml", &e);
+	ck_assert_msg(c != NULL, "%s", e.n ? e.v[0] : "?");
+	ck_assert_int_eq(c->admin.listen.kind, ADDR_UNIX);
+	ck_assert_str_eq(c->admin.listen.text,
+	    "unix:/run/mtlsproxy/admin.sock");
+	ck_assert_int_eq(c->reload, RELOAD_SIGNAL);
+	ck_assert_str_eq(c->user, "mtlsproxy");
+	ck_assert_str_eq(c->group, "mtlsproxy");
+	ck_assert_str_eq(c->listeners[0].tls.session_ticket_key_file.path,
+	    "data/tickets.key");
+	cfg_free(c);
+	errlist_free(&e);
+
+	c = cfg_load("data/good_minimal.yaml", &e);
+	ck_assert_ptr_nonnull(c);
+	ck_assert_int_eq(c->reload, RELOAD_WATCH);
+	ck_assert_ptr_null(c->admin.listen.text);
+	ck_assert_ptr_null(c->user);
+	cfg_free(c);
+	errlist_free(&e);
 }
 END_TEST
 
@@ -872,7 +903,8 @@ cfg_suite(void)
 	tcase_add_test(bad, test_unknown_key_top);
 	tcase_add_test(bad, test_unknown_key_nested);
 	tcase_add_test(bad, test_duplicate_key);
-	tcase_add_test(bad, test_unavailable);
+	tcase_add_test(bad, test_admin_reload_errors);
+	tcase_add_test(bad, test_ops_keys);
 	tcase_add_test(bad, test_bad_int);
 	tcase_add_test(bad, test_bad_bool);
 	tcase_add_test(bad, test_bad_enums);
