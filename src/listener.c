@@ -131,6 +131,71 @@ listener_open_all(struct runtime *rt, unsigned nworkers)
 	return 0;
 }
 
+/*
+ * Check that a configuration being reloaded has the same listeners (by
+ * name and address) as the running one, and put them in the same order so
+ * a listener's index stays the same.  Listening sockets are not reopened
+ * by a reload.  -1 with messages in errs.
+ */
+int
+listener_reconcile(struct cfg *cfg, struct errlist *errs)
+{
+	struct cfg_listener	*sorted;
+	bool			*used;
+	size_t			 i, j;
+	int			 rc = 0;
+
+	used = xcalloc(cfg->nlisteners, sizeof(*used));
+	sorted = xcalloc(nlstates, sizeof(*sorted));
+	for (i = 0; i < nlstates; i++) {
+		for (j = 0; j < cfg->nlisteners; j++)
+			if (strcmp(cfg->listeners[j].name, lstates[i].name) == 0)
+				break;
+		if (j == cfg->nlisteners) {
+			errlist_add(errs, "%s: listener \"%s\" was removed: "
+			    "removing a listener needs a restart", cfg->path,
+			    lstates[i].name);
+			rc = -1;
+			continue;
+		}
+		used[j] = true;
+		if (strcmp(cfg->listeners[j].listen.text,
+		    lstates[i].addr.text) != 0) {
+			cfg_error(errs, cfg, cfg->listeners[j].listen_loc,
+			    "listener \"%s\" moved from %s to %s: changing a "
+			    "listen address needs a restart", lstates[i].name,
+			    lstates[i].addr.text, cfg->listeners[j].listen.text);
+			rc = -1;
+		}
+		sorted[i] = cfg->listeners[j];
+	}
+	for (j = 0; j < cfg->nlisteners; j++)
+		if (!used[j]) {
+			cfg_error(errs, cfg, cfg->listeners[j].loc, "listener "
+			    "\"%s\" is new: adding a listener needs a restart",
+			    cfg->listeners[j].name);
+			rc = -1;
+		}
+	if (rc == 0) {
+		/* Same set: reorder (the structs move, nothing is freed). */
+		memcpy(cfg->listeners, sorted, nlstates * sizeof(*sorted));
+	}
+	free(sorted);
+	free(used);
+	return rc;
+}
+
+/* A reload is in: take the new limits. */
+void
+listener_apply(const struct cfg *cfg)
+{
+	size_t	i;
+
+	for (i = 0; i < nlstates && i < cfg->nlisteners; i++)
+		__atomic_store_n(&lstates[i].max,
+		    cfg->listeners[i].max_connections, __ATOMIC_RELAXED);
+}
+
 /* Close every listening socket still open and free the table. */
 void
 listener_close_all(void)

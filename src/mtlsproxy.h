@@ -366,6 +366,8 @@ size_t	 listener_count(void);
 int	 listener_start(struct worker *);
 void	 listener_stop(struct worker *);
 void	 listener_conn_done(size_t);
+int	 listener_reconcile(struct cfg *, struct errlist *);
+void	 listener_apply(const struct cfg *);
 
 /* worker.c */
 TAILQ_HEAD(session_list, session);
@@ -376,6 +378,7 @@ struct worker {
 	struct event_base *base;	/* owns */
 	struct event	*stop_ev;	/* owns; activated by the main thread */
 	struct event	*kill_ev;	/* owns; drain deadline passed */
+	struct event	*reauth_ev;	/* owns; a reload happened */
 	struct waccept	*acc;		/* owns; one per listener */
 	size_t		 nacc;
 	struct session_list sessions;
@@ -388,6 +391,7 @@ int	 worker_start_all(unsigned);
 void	 worker_stop_all(void);
 void	 worker_kill_all(void);
 void	 worker_join_all(void);
+void	 worker_reauth_all(void);
 void	 worker_session_gone(struct worker *);
 unsigned worker_count(void);
 unsigned worker_sessions(void);
@@ -428,6 +432,7 @@ struct session {
 	bool			 client_eof_first;
 	struct http		*http;		/* owned; http mode */
 	struct event		*linger_ev;	/* owns */
+	struct event		*expiry;	/* owns; client cert notAfter */
 	int			 linger_fd;	/* owns; -1: none */
 	TAILQ_ENTRY(session)	 entry;
 };
@@ -438,6 +443,7 @@ void	 session_close(struct session *, const char *);
 void	 session_touch(struct session *);
 void	 session_proxy_start(struct session *);
 void	 session_backend_failed(struct session *);
+void	 session_reauth_all(struct worker *);
 
 /* upstream.c */
 void	 upstream_connect(struct session *);

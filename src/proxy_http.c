@@ -163,6 +163,28 @@ http_on_header_value(llhttp_t *p, const char *at, size_t n)
 	return http_append(h, at, n);
 }
 
+/*
+ * RFC 9112 5.1: whitespace between a field name and the colon must be
+ * refused; passed on, "X-Client-Subject :" could reach a backend that
+ * trims it.
+ */
+static int
+http_on_header_field_complete(llhttp_t *p)
+{
+	struct http	*h = p->data;
+	struct http_hdr	*hd = &h->hdrs[h->nhdrs - 1];
+	char		 c;
+
+	if (hd->name_len == 0)
+		return 0;
+	c = h->buf[hd->name_off + hd->name_len - 1];
+	if (c == ' ' || c == '\t') {
+		llhttp_set_error_reason(p, "whitespace before the colon");
+		return HPE_USER;
+	}
+	return 0;
+}
+
 static bool
 http_name_is(const char *name, size_t len, const char *want)
 {
@@ -408,6 +430,8 @@ http_settings_init(void)
 	http_req_settings.on_url = http_on_url;
 	http_req_settings.on_header_field = http_on_header_field;
 	http_req_settings.on_header_value = http_on_header_value;
+	http_req_settings.on_header_field_complete =
+	    http_on_header_field_complete;
 	http_req_settings.on_headers_complete = http_on_headers_complete;
 	http_req_settings.on_message_complete = http_on_message_complete;
 	llhttp_settings_init(&http_resp_settings);

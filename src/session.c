@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <openssl/err.h>
@@ -88,6 +89,117 @@ session_new(struct worker *w, size_t li, int fd, struct sockaddr *sa,
 	bufferevent_setcb(s->client, NULL, NULL, session_client_event_cb, s);
 	bufferevent_enable(s->client, EV_READ | EV_WRITE);
 	session_timer_arm(s, s->srv->cfg->handshake_timeout_ms);
+}
+
+static void
+session_expiry_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct session	*s = arg;
+	struct log_field f[] = {
+		{ "listener", s->srv->cfg->name, false },
+		{ "peer", s->peer, false },
+		{ "subject", s->ident.subject, false },
+	};
+
+	(void)fd;
+	(void)what;
+	log_event(LOG_LEVEL_INFO, "client certificate expired during the "
+	    "connection", f, sizeof(f) / sizeof(f[0]));
+	session_close(s, "client_cert_expired");
+}
+
+/*
+ * Close the connection when the client's certificate (or a CA in its
+ * verified chain) passes its notAfter: a long-lived connection must not
+ * outlive the credential that opened it.
+ */
+static void
+session_expiry_arm(struct session *s, SSL *ssl, X509 *peer)
+{
+	STACK_OF(X509)	*chain = SSL_get0_verified_chain(ssl);
+	struct timeval	 tv;
+	time_t		 end = 0, t, now = time(NULL);
+	int		 i;
+	struct tm	 tm;
+
+	for (i = 0; chain != NULL && i < sk_X509_num(chain); i++) {
+		if (ASN1_TIME_to_tm(X509_get0_notAfter(sk_X509_value(chain, i)),
+		    &tm) != 1)
+			continue;
+		t = timegm(&tm);
+		if (end == 0 || t < end)
+			end = t;
+	}
+	if (end == 0)
+		end = s->ident.not_after;
+	(void)peer;
+	if (end == 0)
+		return;
+	if ((s->expiry = evtimer_new(s->w->base, session_expiry_cb, s)) ==
+	    NULL)
+		return;
+	tv.tv_sec = end > now ? end - now : 0;
+	tv.tv_usec = 0;
+	evtimer_add(s->expiry, &tv);
+}
+
+/*
+ * After a reload: verify the client's stored chain again under the
+ * current runtime (CA, CRL, allow lists) and close it if it is no longer
+ * allowed.
+ */
+static void
+session_reauth(struct session *s, struct runtime *rt)
+{
+	struct tls_verdict	 v;
+	SSL			*ssl = bufferevent_openssl_get_ssl(s->client);
+	X509			*leaf;
+	char			 why[64];
+
+	if (ssl == NULL || (leaf = SSL_get0_peer_certificate(ssl)) == NULL ||
+	    s->li >= rt->nservers)
+		return;
+	memset(&v, 0, sizeof(v));
+	if (tls_verify_offline(&rt->servers[s->li], leaf,
+	    SSL_get_peer_cert_chain(ssl), &v, NULL) == 1) {
+		tls_verdict_clear(&v);
+		return;
+	}
+	{
+		struct log_field f[] = {
+			{ "listener", s->srv->cfg->name, false },
+			{ "peer", s->peer, false },
+			{ "code", v.code, false },
+			{ "reason", v.reason, false },
+			{ "subject", s->ident.subject, false },
+			{ "issuer", s->ident.issuer, false },
+		};
+
+		log_event(LOG_LEVEL_WARN, "closed after reload", f,
+		    sizeof(f) / sizeof(f[0]));
+	}
+	snprintf(why, sizeof(why), "reauth_refused: %s", v.code ? v.code :
+	    "?");
+	tls_verdict_clear(&v);
+	session_close(s, why);
+}
+
+/* Re-authorize every established connection of this worker. */
+void
+session_reauth_all(struct worker *w)
+{
+	struct session	*s, *next;
+	struct runtime	*rt = runtime_current();
+
+	if (rt == NULL)
+		return;
+	for (s = TAILQ_FIRST(&w->sessions); s != NULL; s = next) {
+		next = TAILQ_NEXT(s, entry);
+		if ((s->state == SESSION_CONNECTING ||
+		    s->state == SESSION_PROXYING) && s->client != NULL)
+			session_reauth(s, rt);
+	}
+	runtime_unref(rt);
 }
 
 /* Log why a handshake was refused, then free the session. */
@@ -169,6 +281,7 @@ session_handshake_done(struct session *s)
 		return;
 	}
 	identity_from_cert(&s->ident, peer);
+	session_expiry_arm(s, ssl, peer);
 	s->state = SESSION_CONNECTING;
 	bufferevent_disable(s->client, EV_READ);
 	evtimer_del(s->timer);
@@ -332,6 +445,8 @@ session_close(struct session *s, const char *why)
 		bufferevent_free(s->backend);
 	if (s->linger_ev != NULL)
 		event_free(s->linger_ev);
+	if (s->expiry != NULL)
+		event_free(s->expiry);
 	if (s->linger_fd >= 0)
 		close(s->linger_fd);
 	http_free(s->http);

@@ -72,6 +72,24 @@ worker_kill_cb(evutil_socket_t fd, short what, void *arg)
 	worker_maybe_exit(w);
 }
 
+static void
+worker_reauth_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	session_reauth_all(arg);
+}
+
+/* After a reload: every worker re-checks its established connections. */
+void
+worker_reauth_all(void)
+{
+	unsigned	i;
+
+	for (i = 0; i < nworkers; i++)
+		event_active(workers[i].reauth_ev, 0, 0);
+}
+
 static void *
 worker_main(void *arg)
 {
@@ -100,7 +118,9 @@ worker_start_all(unsigned n)
 			return -1;
 		w->stop_ev = event_new(w->base, -1, 0, worker_stop_cb, w);
 		w->kill_ev = event_new(w->base, -1, 0, worker_kill_cb, w);
+		w->reauth_ev = event_new(w->base, -1, 0, worker_reauth_cb, w);
 		if (w->stop_ev == NULL || w->kill_ev == NULL ||
+		    w->reauth_ev == NULL ||
 		    listener_start(w) == -1)
 			return -1;
 	}
@@ -148,6 +168,7 @@ worker_join_all(void)
 		listener_stop(&workers[i]);
 		event_free(workers[i].stop_ev);
 		event_free(workers[i].kill_ev);
+		event_free(workers[i].reauth_ev);
 		event_base_free(workers[i].base);
 	}
 	free(workers);
