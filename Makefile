@@ -15,9 +15,9 @@ PREFIX	?= /usr/local
 B	?= build
 
 # Modules free of libevent, linked alone into the unit tests.
-PURE	 = util cfg policy log tls proxy_v2 hdr
-SRCS	 = $(PURE) runtime listener worker session proxy_tcp proxy_http \
-	   upstream main
+PURE	 = util cfg policy log tls proxy_v2 hdr metrics
+SRCS	 = $(PURE) runtime listener worker session proxy_tcp proxy_http watch \
+	   upstream admin main
 # llhttp is compiled in from Debian's node-llhttp sources, never copied.
 LLHTTP_SRC ?= /usr/share/llhttp
 LLHTTP_INC ?= /usr/share/include/llhttp

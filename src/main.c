@@ -104,14 +104,92 @@ drain_deadline_cb(evutil_socket_t fd, short what, void *arg)
 	worker_kill_all();
 }
 
+static const char	*config_path = MTLSPROXY_CONFIG;
+static unsigned		 reload_failures;
+
+/*
+ * Reload: read the configuration and every file it names again, build a
+ * complete new runtime, and only then swap it in.  On any error the old
+ * runtime keeps serving.  Established connections keep the runtime they
+ * started with but are re-authorized under the new one.
+ */
+static int
+reload(const char *why)
+{
+	struct errlist	 errs = { NULL, 0 };
+	struct runtime	*rt = NULL, *old;
+	struct cfg	*cfg;
+	size_t		 i;
+
+	if (draining)
+		return 0;
+	log_info("reloading %s (%s)", config_path, why);
+	if ((cfg = cfg_load(config_path, &errs)) != NULL) {
+		if (listener_reconcile(cfg, &errs) == 0)
+			rt = runtime_new(cfg, &errs);
+		else
+			cfg_free(cfg);
+	}
+	if (rt == NULL) {
+		for (i = 0; i < errs.n; i++)
+			log_error("reload: %s", errs.v[i]);
+		log_error("reload failed (%zu error%s): still serving with the "
+		    "previous configuration", errs.n, errs.n == 1 ? "" : "s");
+		errlist_free(&errs);
+		return -1;
+	}
+	errlist_free(&errs);
+	old = runtime_current();
+	if (old != NULL && old->cfg->workers != rt->cfg->workers)
+		log_warnx("reload: \"workers\" changed from %u to %u: that "
+		    "needs a restart; keeping %u", old->cfg->workers,
+		    rt->cfg->workers, worker_count());
+	runtime_unref(old);
+	log_set(rt->cfg->log_level, rt->cfg->log_format);
+	listener_apply(rt->cfg);
+	watch_update(rt->cfg);
+	runtime_set_current(rt);
+	worker_reauth_all();
+	log_info("reloaded: generation %llu in use for new connections",
+	    (unsigned long long)rt->generation);
+	return 0;
+}
+
+static void
+signal_hup_cb(evutil_socket_t sig, short what, void *arg)
+{
+	(void)sig;
+	(void)what;
+	(void)arg;
+	(void)reload("SIGHUP");
+}
+
+/* A watched file changed; a failure retries (the writer may be halfway). */
+static void
+files_changed(void)
+{
+	if (reload("files changed") == 0) {
+		reload_failures = 0;
+		return;
+	}
+	if (++reload_failures <= 10) {
+		log_info("will try the reload again in %u s",
+		    reload_failures < 5 ? 1u << (reload_failures - 1) : 30u);
+		watch_retry(1000u * (reload_failures < 5 ?
+		    1u << (reload_failures - 1) : 30u));
+	}
+}
+
 static void
 signal_stop_cb(evutil_socket_t sig, short what, void *arg)
 {
-	struct runtime	*rt = arg;
+	struct runtime	*rt = runtime_current();
 	struct timeval	 tv;
 	uint64_t	 ms = rt->cfg->drain_timeout_ms;
 
 	(void)what;
+	(void)arg;
+	runtime_unref(rt);
 	if (draining) {
 		log_warnx("%s again: closing all connections now",
 		    strsignal((int)sig));
@@ -132,10 +210,10 @@ signal_stop_cb(evutil_socket_t sig, short what, void *arg)
 int
 main(int argc, char *argv[])
 {
-	struct event	*sigterm, *sigint;
+	struct event	*sigterm, *sigint, *sighup;
 	struct runtime	*rt;
 	const char	*path = MTLSPROXY_CONFIG;
-	bool		 test = false;
+	bool		 test = false, watching = false;
 	int		 ch;
 
 	while ((ch = getopt(argc, argv, "c:thV")) != -1) {
@@ -167,6 +245,7 @@ main(int argc, char *argv[])
 		fprintf(stderr, "mtlsproxy: cannot initialise OpenSSL\n");
 		return 1;
 	}
+	config_path = path;
 	if ((rt = load(path)) == NULL)
 		return 1;
 	if (test) {
@@ -188,32 +267,41 @@ main(int argc, char *argv[])
 	}
 	if ((main_base = event_base_new()) == NULL)
 		fatalx("cannot create the event loop");
-	sigterm = evsignal_new(main_base, SIGTERM, signal_stop_cb, rt);
-	sigint = evsignal_new(main_base, SIGINT, signal_stop_cb, rt);
+	sigterm = evsignal_new(main_base, SIGTERM, signal_stop_cb, NULL);
+	sigint = evsignal_new(main_base, SIGINT, signal_stop_cb, NULL);
+	sighup = evsignal_new(main_base, SIGHUP, signal_hup_cb, NULL);
 	drain_ev = evtimer_new(main_base, drain_deadline_cb, NULL);
 	poll_ev = evtimer_new(main_base, poll_cb, NULL);
-	if (sigterm == NULL || sigint == NULL || drain_ev == NULL ||
-	    poll_ev == NULL || evsignal_add(sigterm, NULL) == -1 ||
-	    evsignal_add(sigint, NULL) == -1)
+	if (sigterm == NULL || sigint == NULL || sighup == NULL ||
+	    drain_ev == NULL || poll_ev == NULL ||
+	    evsignal_add(sigterm, NULL) == -1 ||
+	    evsignal_add(sigint, NULL) == -1 ||
+	    evsignal_add(sighup, NULL) == -1)
 		fatalx("cannot set up signal handling");
+	if (rt->cfg->reload == RELOAD_WATCH)
+		watching = watch_start(main_base, rt->cfg, files_changed) == 0;
 	if (worker_start_all(rt->cfg->workers) == -1)
 		fatalx("cannot start worker threads");
 	log_info("mtlsproxy %s started: %zu listener%s, %u worker%s, pid %ld",
 	    MTLSPROXY_VERSION, rt->cfg->nlisteners,
 	    rt->cfg->nlisteners == 1 ? "" : "s", rt->cfg->workers,
 	    rt->cfg->workers == 1 ? "" : "s", (long)getpid());
+	/* From here on the current runtime is what counts (reloads). */
+	runtime_unref(rt);
 
 	event_base_dispatch(main_base);
 
 	worker_join_all();
 	listener_close_all();
+	if (watching)
+		watch_stop();
 	event_free(sigterm);
 	event_free(sigint);
+	event_free(sighup);
 	event_free(drain_ev);
 	event_free(poll_ev);
 	event_base_free(main_base);
 	runtime_set_current(NULL);
-	runtime_unref(rt);
 	log_info("stopped");
 	libevent_global_shutdown();
 	return 0;

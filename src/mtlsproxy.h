@@ -247,6 +247,13 @@ int	 pp2_build(unsigned char *, size_t, const struct sockaddr *,
 	    const struct sockaddr *, SSL *);
 uint32_t pp2_crc32c(const void *, size_t);
 
+/* watch.c */
+struct event_base;
+int	 watch_start(struct event_base *, const struct cfg *, void (*)(void));
+void	 watch_update(const struct cfg *);
+void	 watch_retry(unsigned);
+void	 watch_stop(void);
+
 /* log.c */
 void	log_init(enum log_level, enum log_format);
 void	log_set(enum log_level, enum log_format);
@@ -317,6 +324,7 @@ SSL	*tls_ssl_new(const struct tls_server *, struct tls_verdict *);
 void	 tls_verdict_clear(struct tls_verdict *);
 void	 tls_verdict_from_errors(struct tls_verdict *, SSL *, unsigned long);
 char	*tls_time_str(const ASN1_TIME *, char *, size_t);
+char	*tls_passphrase_path(const struct cfg *, const char *);
 int	 tls_verify_offline(const struct tls_server *, X509 *,
 	    STACK_OF(X509) *, struct tls_verdict *, STACK_OF(X509) **);
 
@@ -335,6 +343,23 @@ void		 runtime_unref(struct runtime *);
 
 struct runtime	*runtime_current(void);
 void		 runtime_set_current(struct runtime *);
+
+/* metrics.c */
+void	 metrics_init(const char *const *, size_t);
+void	 metrics_free(void);
+void	 metrics_conn_open(size_t);
+void	 metrics_conn_close(size_t, uint64_t, uint64_t);
+void	 metrics_handshake(size_t, const char *);
+void	 metrics_backend_fail(size_t);
+void	 metrics_http_status(size_t, int);
+void	 metrics_reload(bool);
+char	*metrics_render(const struct runtime *, size_t *);
+
+/* admin.c */
+struct event_base;
+void	 admin_start(struct event_base *, const struct cfg *);
+void	 admin_reconfigure(const struct cfg *);
+void	 admin_stop(void);
 
 /* listener.c */
 struct worker;
@@ -385,6 +410,8 @@ struct worker {
 	unsigned	 nsessions;
 	bool		 stopping;
 	uint64_t	 next_id;
+	struct event	*beat_ev;	/* owns; watchdog heartbeat timer */
+	uint64_t	 beats;		/* atomic; bumped by beat_ev */
 };
 
 int	 worker_start_all(unsigned);
@@ -394,8 +421,26 @@ void	 worker_join_all(void);
 void	 worker_reauth_all(void);
 void	 worker_session_gone(struct worker *);
 unsigned worker_count(void);
+int	 worker_heartbeat_start(uint64_t);
+uint64_t worker_heartbeat(unsigned);
 unsigned worker_sessions(void);
 unsigned worker_exited(void);
+
+/* sd.c */
+struct event_base;
+const char *sd_version(void);
+void	 sd_ready(void);
+void	 sd_reloading(void);
+void	 sd_reloaded(void);
+void	 sd_stopping(void);
+void	 sd_status(const char *, ...) PRINTF_LIKE(1, 2);
+int	 sd_watchdog_start(struct event_base *);
+void	 sd_end(void);
+int	 sd_listen_take(const char *, char *, size_t);
+void	 sd_listen_done(bool);
+
+/* priv.c */
+int	 priv_drop(const struct cfg *);
 
 /* session.c */
 enum session_state {

@@ -105,7 +105,7 @@ asn1_time_t(const ASN1_TIME *t)
  * up in $CREDENTIALS_DIRECTORY (systemd LoadCredential) first, then next to
  * the config file.
  */
-static char *
+char *
 tls_passphrase_path(const struct cfg *cfg, const char *name)
 {
 	const char	*creds, *slash;
@@ -816,6 +816,44 @@ tls_load_client_auth(struct tls_server *srv, SSL_CTX *ctx,
 	return rc;
 }
 
+/*
+ * A shared session-ticket key (80 random bytes: name, HMAC and AES keys),
+ * so TLS resumption works across replicas that share the file.
+ */
+static int
+tls_load_ticket_key(SSL_CTX *ctx, const struct cfg *cfg,
+    const struct cfg_file *f, struct errlist *errs)
+{
+	unsigned char	 key[81];
+	FILE		*fp;
+	size_t		 n;
+
+	if ((fp = fopen(f->path, "rb")) == NULL) {
+		cfg_error(errs, cfg, f->loc, "cannot read session ticket key "
+		    "file %s: %s", f->path, strerror(errno));
+		return -1;
+	}
+	n = fread(key, 1, sizeof(key), fp);
+	fclose(fp);
+	if (n != 80) {
+		cfg_error(errs, cfg, f->loc, "session ticket key file %s must "
+		    "hold exactly 80 bytes, it has %s%zu (make one with: "
+		    "openssl rand 80 > %s)", f->path, n > 80 ? "more than " :
+		    "", n > 80 ? (size_t)80 : n, f->path);
+		OPENSSL_cleanse(key, sizeof(key));
+		return -1;
+	}
+	if (SSL_CTX_set_tlsext_ticket_keys(ctx, key, 80) != 1) {
+		ERR_clear_error();
+		cfg_error(errs, cfg, f->loc, "cannot use session ticket key "
+		    "file %s", f->path);
+		OPENSSL_cleanse(key, sizeof(key));
+		return -1;
+	}
+	OPENSSL_cleanse(key, sizeof(key));
+	return 0;
+}
+
 /* Build the server side of one listener; -1 with messages in errs. */
 int
 tls_server_init(struct tls_server *srv, const struct cfg *cfg,
@@ -870,6 +908,9 @@ tls_server_init(struct tls_server *srv, const struct cfg *cfg,
 	if (SSL_CTX_get0_certificate(ctx) != NULL)
 		srv->cert_not_after = asn1_time_t(X509_get0_notAfter(
 		    SSL_CTX_get0_certificate(ctx)));
+	if (t->session_ticket_key_file.path != NULL)
+		(void)tls_load_ticket_key(ctx, cfg, &t->session_ticket_key_file,
+		    errs);
 	(void)tls_load_client_auth(srv, ctx, cfg, &l->client_auth, errs);
 	srv->policy = policy_new(&l->client_auth.allow,
 	    l->client_auth.client_eku);
