@@ -1,5 +1,10 @@
 # mtlsproxy - build, test, demo.
 PKGS	 = openssl libevent libevent_openssl libevent_pthreads yaml-0.1
+# systemd notify, watchdog and socket activation when libsystemd is there
+# (make SYSTEMD= builds without).
+SYSTEMD	?= $(shell pkg-config --exists libsystemd 2>/dev/null && echo 1)
+SYSTEMD	:= $(SYSTEMD)
+PKGS	+= $(if $(SYSTEMD),libsystemd)
 CC	?= cc
 CFLAGS	?= -O2 -g
 CFLAGS	+= -std=c11 -D_GNU_SOURCE -MMD -MP -Wall -Wextra -Wshadow \
@@ -7,6 +12,7 @@ CFLAGS	+= -std=c11 -D_GNU_SOURCE -MMD -MP -Wall -Wextra -Wshadow \
 	   -Wno-format-nonliteral -pthread
 SAN	 = $(if $(SANITIZE),-fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover=all)
 CFLAGS	+= $(if $(WERROR),-Werror) $(SAN)
+CFLAGS	+= $(if $(SYSTEMD),-DHAVE_LIBSYSTEMD)
 LDFLAGS	+= $(SAN) -pthread
 PKGCFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKGLIBS	 = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
@@ -17,7 +23,7 @@ B	?= build
 # Modules free of libevent, linked alone into the unit tests.
 PURE	 = util cfg policy log tls proxy_v2 hdr metrics
 SRCS	 = $(PURE) runtime listener worker session proxy_tcp proxy_http watch \
-	   upstream admin main
+	   upstream admin sd priv main
 # llhttp is compiled in from Debian's node-llhttp sources, never copied.
 LLHTTP_SRC ?= /usr/share/llhttp
 LLHTTP_INC ?= /usr/share/include/llhttp

@@ -169,6 +169,8 @@ worker_join_all(void)
 		event_free(workers[i].stop_ev);
 		event_free(workers[i].kill_ev);
 		event_free(workers[i].reauth_ev);
+		if (workers[i].beat_ev != NULL)
+			event_free(workers[i].beat_ev);
 		event_base_free(workers[i].base);
 	}
 	free(workers);
@@ -185,4 +187,43 @@ worker_sessions(void)
 	for (i = 0; i < nworkers; i++)
 		n += __atomic_load_n(&workers[i].nsessions, __ATOMIC_RELAXED);
 	return n;
+}
+
+static void
+worker_beat_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct worker	*w = arg;
+
+	(void)fd;
+	(void)what;
+	__atomic_add_fetch(&w->beats, 1, __ATOMIC_RELAXED);
+}
+
+/*
+ * Watchdog: every worker bumps its heartbeat from a timer in its own loop
+ * every usec, so the main thread can tell a stuck loop from a live one.
+ */
+int
+worker_heartbeat_start(uint64_t usec)
+{
+	struct timeval	tv = { (time_t)(usec / 1000000),
+			    (suseconds_t)(usec % 1000000) };
+	unsigned	i;
+
+	for (i = 0; i < nworkers; i++) {
+		struct worker *w = &workers[i];
+
+		w->beat_ev = event_new(w->base, -1, EV_PERSIST, worker_beat_cb,
+		    w);
+		if (w->beat_ev == NULL || event_add(w->beat_ev, &tv) == -1)
+			return -1;
+	}
+	return 0;
+}
+
+/* Heartbeats of worker i so far. */
+uint64_t
+worker_heartbeat(unsigned i)
+{
+	return __atomic_load_n(&workers[i].beats, __ATOMIC_RELAXED);
 }
