@@ -18,12 +18,13 @@ PKGCFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKGLIBS	 = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 CHECKLIBS = $(shell pkg-config --libs check 2>/dev/null)
 PREFIX	?= /usr/local
+UNITDIR	?= $(PREFIX)/lib/systemd/system
 B	?= build
 
 # Modules free of libevent, linked alone into the unit tests.
 PURE	 = util cfg policy log tls proxy_v2 hdr metrics
 SRCS	 = $(PURE) runtime listener worker session proxy_tcp proxy_http watch \
-	   upstream admin sd priv main
+	   upstream admin sd priv explain main
 # llhttp is compiled in from Debian's node-llhttp sources, never copied.
 LLHTTP_SRC ?= /usr/share/llhttp
 LLHTTP_INC ?= /usr/share/include/llhttp
@@ -62,9 +63,18 @@ certs:
 demo: deps
 	@$(MAKE) --no-print-directory all
 	@scripts/demo.sh $(B)/mtlsproxy
+.PHONY: bench
+bench: deps all
+	bench/run.sh $(B)/mtlsproxy
 install: $(B)/mtlsproxy
 	install -D -m 0755 $(B)/mtlsproxy $(DESTDIR)$(PREFIX)/bin/mtlsproxy
 	install -D -m 0644 conf/mtlsproxy.yaml $(DESTDIR)/etc/mtlsproxy/mtlsproxy.yaml.example
+	@mkdir -p $(DESTDIR)$(UNITDIR)
+	sed 's|/usr/local/bin/mtlsproxy|$(PREFIX)/bin/mtlsproxy|g' \
+	    systemd/mtlsproxy.service >$(DESTDIR)$(UNITDIR)/mtlsproxy.service
+	install -m 0644 systemd/mtlsproxy.socket $(DESTDIR)$(UNITDIR)/
+	install -D -m 0644 systemd/mtlsproxy.sysusers \
+	    $(DESTDIR)$(PREFIX)/lib/sysusers.d/mtlsproxy.conf
 clean:
 	rm -rf $(B)
 

@@ -18,7 +18,8 @@
 #   new and resumed conns/s  openssl s_time -new / -reuse -time 5 -www /
 #   proxy CPU per connection, request, MiB   (/proc/PID/stat of the proxy)
 #   peak RSS                 (VmHWM, summed over the proxy's processes)
-#   KiB per idle connection  (bench/idle.js holds 1000 handshaken connections)
+#   KiB per idle connection  (bench/idle.js holds 1000 handshaken connections,
+#                            each run against a freshly started proxy)
 # Each measurement is repeated BENCH_RUNS times (rounds interleave the
 # systems, so a burst of load elsewhere hits all of them) and the median is
 # reported. bench/report.py prints the table and writes it into
@@ -29,7 +30,7 @@
 #   BENCH_QUICK=1           small -n, s_time 1 s, 200 idle connections, and
 #                           docs/performance.md is left alone
 #   BENCH_DOCS=0|1          write docs/performance.md (default: 1, quick: 0)
-#   BENCH_PORT=18440        backend port; the front ends use the next four
+#   BENCH_PORT=24740        backend port; the front ends use the next four
 #   BENCH_SYSTEMS="nginx-http nginx-stream mtls-http mtls-tcp"   a subset
 #   BENCH_IDLE_CONNS=1000   idle connections held for the memory figure
 #   BENCH_BACKEND_WORKERS=1 worker_processes of the backend nginx
@@ -67,7 +68,7 @@ else
 	DOCS=${BENCH_DOCS:-1}
 fi
 HS_C=16 KA_C=32 BULK_C=8
-PORT0=${BENCH_PORT:-18440}
+PORT0=${BENCH_PORT:-24740}
 SYSTEMS=${BENCH_SYSTEMS:-nginx-http nginx-stream mtls-http mtls-tcp}
 BACKEND_WORKERS=${BENCH_BACKEND_WORKERS:-1}
 for v in RUNS IDLE_N PORT0 BACKEND_WORKERS; do
@@ -492,10 +493,19 @@ stime_run() {
 }
 
 # idle_run SYSTEM RUN: RSS growth with IDLE_N handshaken idle connections.
+# Each run restarts the proxy first: memory a process has freed stays in its
+# RSS and is reused by the next connections, so a second run in the same
+# process would measure nearly nothing. A few handshakes and keep-alive
+# requests first, so that one-time initialisation is not counted.
 idle_run() {
 	local sys=$1 run=$2 port log before after pid i alive why=
 	port=$(port_of "$sys")
 	log=$LOGS/$sys-idle-$run.txt
+	stop_pid "${MASTER[$sys]}"
+	start_system "$sys"
+	ab -E "$PKI/client.pem" -n 100 -c "$HS_C" "https://127.0.0.1:$port/" >"$log.warmup" 2>&1 || true
+	ab -k -E "$PKI/client.pem" -n 1000 -c "$KA_C" "https://127.0.0.1:$port/" >>"$log.warmup" 2>&1 || true
+	sleep 0.5
 	before=$(mem_kib "$sys" VmRSS)
 	node "$ROOT/bench/idle.js" "$port" "$IDLE_N" "$PKI" >"$log" 2>&1 &
 	pid=$!
@@ -548,7 +558,7 @@ case " $SYSTEMS " in *" nginx-stream "*)
 esac
 
 mkdir -p "$OUT" "$LOGS"
-rm -f "$LOGS"/*.txt "$LOGS"/*.err "$RESULTS" "$META"
+rm -f "$LOGS"/*.txt "$LOGS"/*.err "$LOGS"/*.warmup "$RESULTS" "$META"
 : >"$RESULTS"
 : >"$META"
 "$ROOT/bench/make-pki.sh" "$PKI"
@@ -560,7 +570,7 @@ meta KERNEL "$(uname -sr)"
 meta MEM "$(awk '/^MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo)"
 meta NGINX "$("$NGINX" -v 2>&1 | sed 's/^nginx version: //; s|^nginx/|nginx |')"
 meta OPENSSL "$(openssl version)"
-meta MTLSPROXY "$("$BIN" -V 2>&1 | head -n 1)"
+meta MTLSPROXY "$("$BIN" -V 2>&1 | head -n 1)$(git -C "$ROOT" describe --always --dirty 2>/dev/null | sed 's/^/ (git /; s/$/)/')"
 meta AB "$(ab -V 2>&1 | head -n 1 | sed 's/^This is //; s/, Version / /; s/ <.*//')"
 meta NODE "node $(node --version)"
 meta LOAD_START "$(cut -d' ' -f1-3 /proc/loadavg)"
@@ -608,7 +618,8 @@ for run in $(seq "$RUNS"); do
 	for sys in $SYSTEMS; do stime_run "$sys" new "$run"; done
 	for sys in $SYSTEMS; do stime_run "$sys" reuse "$run"; done
 done
-# Peak RSS after the load, before the idle-connection test raises it.
+# Peak RSS after the load, before the idle-connection test restarts the
+# proxies.
 for sys in $SYSTEMS; do
 	rec "$sys" peak_rss 1 ok "$(mem_kib "$sys" VmHWM)"
 done

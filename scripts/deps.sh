@@ -4,6 +4,11 @@
 set -eu
 
 PKGS="build-essential pkg-config libssl-dev libevent-dev libyaml-dev check openssl curl nodejs python3 ca-certificates nginx"
+# systemd integration: libsystemd to build with it; systemd-analyze,
+# systemd-socket-activate and strace for its tests.  Installing the systemd
+# package in a container is harmless: its scripts skip systemctl calls when
+# systemd is not running.
+PKGS="$PKGS libsystemd-dev systemd strace"
 
 missing=
 for p in $PKGS; do

@@ -102,7 +102,7 @@ struct cfg_key {
 	enum cfg_type		 type;
 	int			 flags;
 	size_t			 off;		/* the field in the object */
-	size_t			 loc_off;	/* CFG_T_STRING: its location */
+	size_t			 loc_off;	/* STRING, STRLIST: its location */
 	long long		 min;
 	long long		 max;
 	const struct cfg_enum	*values;	/* CFG_T_ENUM; name NULL ends */
@@ -288,12 +288,17 @@ static const struct cfg_key cfg_client_auth_keys[] = {
 };
 
 static const struct cfg_key cfg_allow_keys[] = {
-	{ "subject_cn", CFG_T_STRLIST, .off = W(subject_cn) },
-	{ "subject_ou", CFG_T_STRLIST, .off = W(subject_ou) },
-	{ "subject_o", CFG_T_STRLIST, .off = W(subject_o) },
-	{ "san_dns", CFG_T_STRLIST, .off = W(san_dns) },
+	{ "subject_cn", CFG_T_STRLIST, .off = W(subject_cn),
+	    .loc_off = W(subject_cn_loc) },
+	{ "subject_ou", CFG_T_STRLIST, .off = W(subject_ou),
+	    .loc_off = W(subject_ou_loc) },
+	{ "subject_o", CFG_T_STRLIST, .off = W(subject_o),
+	    .loc_off = W(subject_o_loc) },
+	{ "san_dns", CFG_T_STRLIST, .off = W(san_dns),
+	    .loc_off = W(san_dns_loc) },
 	{ "san_uri", CFG_T_FUNC, .fn = cfg_san_uri },
-	{ "san_email", CFG_T_STRLIST, .off = W(san_email) },
+	{ "san_email", CFG_T_STRLIST, .off = W(san_email),
+	    .loc_off = W(san_email_loc) },
 	{ "fingerprint_sha256", CFG_T_FUNC, .fn = cfg_fingerprints },
 	{ .name = NULL }
 };
@@ -829,6 +834,9 @@ cfg_value(struct cfg_parser *p, const struct cfg_key *k, yaml_node_t *n,
 		    k->type == CFG_T_FILE);
 		break;
 	case CFG_T_STRLIST:
+		if (k->loc_off != 0)	/* a location never comes first */
+			*(struct cfg_loc *)((char *)obj + k->loc_off) =
+			    cfg_loc(n);
 		(void)cfg_items(p, k->name, n, cfg_strlist_item, field);
 		break;
 	case CFG_T_FUNC:
@@ -1309,6 +1317,7 @@ cfg_san_uri(struct cfg_parser *p, const struct cfg_key *k, yaml_node_t *n,
 {
 	struct cfg_allow	*a = obj;
 
+	a->san_uri_loc = cfg_loc(n);
 	(void)cfg_items(p, k->name, n, cfg_san_uri_item, &a->san_uri);
 }
 
@@ -1345,6 +1354,7 @@ cfg_fingerprints(struct cfg_parser *p, const struct cfg_key *k,
 {
 	struct cfg_allow	*a = obj;
 
+	a->fingerprint_sha256_loc = cfg_loc(n);
 	if (n->type == YAML_MAPPING_NODE || cfg_is_null(n)) {
 		cfg_err_type(p, k->name, n, "a list");
 		return;

@@ -75,6 +75,41 @@ listener_socket(const struct addr *a, bool reuseport, char *err, size_t len)
 }
 
 /*
+ * Socket activation: take the socket systemd passed under the listener's
+ * name and give each worker its own descriptor of it (the kernel shares
+ * one accept queue between them).
+ */
+static int
+listener_systemd(const struct cfg_listener *l, struct lstate *ls,
+    unsigned nworkers)
+{
+	struct sockaddr_storage	 ss;
+	socklen_t		 sslen = sizeof(ss);
+	char			 err[512], where[128] = "?";
+	unsigned		 w;
+	int			 fd;
+
+	if ((fd = sd_listen_take(l->listen.name, err, sizeof(err))) == -1) {
+		log_error("listener \"%s\": cannot listen on %s: %s", l->name,
+		    l->listen.text, err);
+		return -1;
+	}
+	ls->fds[0] = fd;
+	for (w = 1; w < nworkers; w++)
+		if ((ls->fds[w] = fcntl(fd, F_DUPFD_CLOEXEC, 0)) == -1) {
+			log_errno(LOG_LEVEL_ERROR, "listener \"%s\": %s: dup",
+			    l->name, l->listen.text);
+			return -1;
+		}
+	if (getsockname(fd, (struct sockaddr *)&ss, &sslen) == 0)
+		(void)sockaddr_str((struct sockaddr *)&ss, sslen, where,
+		    sizeof(where));
+	log_info("listener \"%s\" on %s: socket from systemd on %s (shared "
+	    "by %u workers)", l->name, l->listen.text, where, nworkers);
+	return 0;
+}
+
+/*
  * Open the listening sockets of every listener, one per worker.  A plain
  * bind first proves the port is free: with SO_REUSEPORT alone a second
  * instance would silently share the port instead of failing.
@@ -101,11 +136,10 @@ listener_open_all(struct runtime *rt, unsigned nworkers)
 		ls->fds = xcalloc(nworkers, sizeof(int));
 		for (w = 0; w < nworkers; w++)
 			ls->fds[w] = -1;
-		if (l->listen.kind != ADDR_INET) {
-			log_error("listener \"%s\": cannot listen on %s: socket "
-			    "activation is not available in this version",
-			    l->name, l->listen.text);
-			return -1;
+		if (l->listen.kind == ADDR_SYSTEMD) {
+			if (listener_systemd(l, ls, nworkers) == -1)
+				return -1;
+			continue;
 		}
 		if ((probe = listener_socket(&l->listen, false, err,
 		    sizeof(err))) == -1) {
@@ -128,6 +162,7 @@ listener_open_all(struct runtime *rt, unsigned nworkers)
 		log_info("listener \"%s\" on %s (%u sockets)", l->name,
 		    l->listen.text, nworkers);
 	}
+	sd_listen_done(true);
 	return 0;
 }
 
@@ -214,6 +249,7 @@ listener_close_all(void)
 	free(lstates);
 	lstates = NULL;
 	nlstates = 0;
+	sd_listen_done(false);
 }
 
 static void	listener_accept_cb(evutil_socket_t, short, void *);

@@ -26,6 +26,9 @@ usage(FILE *fp)
 {
 	fprintf(fp,
 	    "usage: mtlsproxy [-t] [-c FILE]\n"
+	    "       mtlsproxy check [-c FILE] [--strict]\n"
+	    "       mtlsproxy explain [-c FILE] [--listener NAME] --cert FILE\n"
+	    "                         [--chain FILE] [--at DATE]\n"
 	    "       mtlsproxy -V | -h\n"
 	    "\n"
 	    "An mTLS-enforcing reverse proxy: requires and verifies a client\n"
@@ -37,6 +40,12 @@ usage(FILE *fp)
 	    "            CA and CRL it names, then exit (0: valid, 1: errors)\n"
 	    "  -V        print the version and exit\n"
 	    "  -h        print this help and exit\n"
+	    "\n"
+	    "  check     as -t, plus warnings about what breaks soon (expiring\n"
+	    "            certificates and CRLs, a missing intermediate, allow\n"
+	    "            entries no certificate can match); see check --help\n"
+	    "  explain   why a client certificate is allowed or refused, by\n"
+	    "            the daemon's own checks, offline; see explain --help\n"
 	    "\n"
 	    "Signals: SIGTERM or SIGINT stop accepting, let open connections\n"
 	    "finish up to drain_timeout, then exit 0.\n",
@@ -53,9 +62,8 @@ version(void)
 	    OpenSSL_version(OPENSSL_VERSION), event_get_version());
 	printf("features: tcp and http modes, identity headers (default, "
 	    "nginx, envoy), PROXY protocol v2, unix-socket backends, "
-	    "PKCS#12, CRL\n");
-	printf("not in this version: reload, systemd notify and socket "
-	    "activation, admin endpoint\n");
+	    "PKCS#12, CRL, admin endpoint (/healthz, /readyz, /metrics)\n");
+	printf("%s\n", sd_version());
 }
 
 /* Load and build everything a configuration names; NULL if any error. */
@@ -124,6 +132,7 @@ reload(const char *why)
 	if (draining)
 		return 0;
 	log_info("reloading %s (%s)", config_path, why);
+	sd_reloading();
 	if ((cfg = cfg_load(config_path, &errs)) != NULL) {
 		if (listener_reconcile(cfg, &errs) == 0)
 			rt = runtime_new(cfg, &errs);
@@ -136,6 +145,7 @@ reload(const char *why)
 		log_error("reload failed (%zu error%s): still serving with the "
 		    "previous configuration", errs.n, errs.n == 1 ? "" : "s");
 		errlist_free(&errs);
+		sd_reloaded();
 		return -1;
 	}
 	errlist_free(&errs);
@@ -152,6 +162,7 @@ reload(const char *why)
 	worker_reauth_all();
 	log_info("reloaded: generation %llu in use for new connections",
 	    (unsigned long long)rt->generation);
+	sd_reloaded();
 	return 0;
 }
 
@@ -197,6 +208,7 @@ signal_stop_cb(evutil_socket_t sig, short what, void *arg)
 		return;
 	}
 	draining = true;
+	sd_stopping();
 	log_info("%s: no longer accepting; draining %u connection(s) for up "
 	    "to %llu ms", strsignal((int)sig), worker_sessions(),
 	    (unsigned long long)ms);
@@ -216,6 +228,10 @@ main(int argc, char *argv[])
 	bool		 test = false, watching = false;
 	int		 ch;
 
+	if (argc > 1 && strcmp(argv[1], "check") == 0)
+		return check_main(argc - 1, argv + 1);
+	if (argc > 1 && strcmp(argv[1], "explain") == 0)
+		return explain_main(argc - 1, argv + 1);
 	while ((ch = getopt(argc, argv, "c:thV")) != -1) {
 		switch (ch) {
 		case 'c':
@@ -265,6 +281,12 @@ main(int argc, char *argv[])
 		runtime_unref(rt);
 		return 1;
 	}
+	if (priv_drop(rt->cfg) == -1) {
+		listener_close_all();
+		runtime_set_current(NULL);
+		runtime_unref(rt);
+		return 1;
+	}
 	if ((main_base = event_base_new()) == NULL)
 		fatalx("cannot create the event loop");
 	sigterm = evsignal_new(main_base, SIGTERM, signal_stop_cb, NULL);
@@ -280,18 +302,23 @@ main(int argc, char *argv[])
 		fatalx("cannot set up signal handling");
 	if (rt->cfg->reload == RELOAD_WATCH)
 		watching = watch_start(main_base, rt->cfg, files_changed) == 0;
+	admin_start(main_base, rt->cfg);
 	if (worker_start_all(rt->cfg->workers) == -1)
 		fatalx("cannot start worker threads");
 	log_info("mtlsproxy %s started: %zu listener%s, %u worker%s, pid %ld",
 	    MTLSPROXY_VERSION, rt->cfg->nlisteners,
 	    rt->cfg->nlisteners == 1 ? "" : "s", rt->cfg->workers,
 	    rt->cfg->workers == 1 ? "" : "s", (long)getpid());
+	if (sd_watchdog_start(main_base) == -1)
+		fatalx("cannot start the systemd watchdog timer");
+	sd_ready();
 	/* From here on the current runtime is what counts (reloads). */
 	runtime_unref(rt);
 
 	event_base_dispatch(main_base);
 
 	worker_join_all();
+	admin_stop();
 	listener_close_all();
 	if (watching)
 		watch_stop();
@@ -300,6 +327,7 @@ main(int argc, char *argv[])
 	event_free(sighup);
 	event_free(drain_ev);
 	event_free(poll_ev);
+	sd_end();
 	event_base_free(main_base);
 	runtime_set_current(NULL);
 	log_info("stopped");

@@ -119,6 +119,14 @@ struct cfg_allow {
 	unsigned char	(*fingerprint_sha256)[FINGERPRINT_LEN];
 	size_t		  n_fingerprint_sha256;
 	struct cfg_loc	  loc;
+	/* Where each list was given (mtlsproxy check); 0:0 when not set. */
+	struct cfg_loc	  subject_cn_loc;
+	struct cfg_loc	  subject_ou_loc;
+	struct cfg_loc	  subject_o_loc;
+	struct cfg_loc	  san_dns_loc;
+	struct cfg_loc	  san_uri_loc;
+	struct cfg_loc	  san_email_loc;
+	struct cfg_loc	  fingerprint_sha256_loc;
 };
 
 struct cfg_tls {
@@ -302,6 +310,9 @@ struct tls_verdict {
 	char		 crl_when[64];	/* date of a CRL that failed */
 	char		*subject;	/* owned; of the client's leaf */
 	char		*issuer;	/* owned */
+	/* explain.c: sees every verify-callback call; NULL in handshakes. */
+	void		(*trace)(void *, int, X509_STORE_CTX *);
+	void		*trace_arg;	/* borrowed */
 };
 
 /* Everything a listener needs for its handshakes, built at load. */
@@ -360,6 +371,10 @@ struct event_base;
 void	 admin_start(struct event_base *, const struct cfg *);
 void	 admin_reconfigure(const struct cfg *);
 void	 admin_stop(void);
+
+/* explain.c */
+int	 check_main(int, char *[]);
+int	 explain_main(int, char *[]);
 
 /* listener.c */
 struct worker;

@@ -330,6 +330,7 @@ http_log_request(struct http *h, struct http_req *r, int status)
 		{ "sha256", s->ident.sha256, false },
 	};
 
+	metrics_http_status(s->li, status);
 	if (!s->rt->cfg->log_access)
 		return;
 	event_base_gettimeofday_cached(s->w->base, &now);

@@ -24,7 +24,7 @@
 
 #define SD_STATUS_SEC	5	/* STATUS= refresh period */
 
-/* Tell systemd "systemd: yes" or "no" for -V. */
+/* The line -V prints about systemd support. */
 const char *
 sd_version(void)
 {
@@ -44,6 +44,7 @@ static uint64_t		*sd_beats;		/* owned; last seen per worker */
 static unsigned		 sd_nbeats;
 static bool		 sd_stalled_logged;
 static bool		 sd_is_stopping;
+static bool		 sd_notify_failed;
 static char		 sd_last_status[256];
 
 /* Socket activation: what systemd passed, fetched once. */
@@ -76,8 +77,13 @@ sd_send(const char *fmt, ...)
 	va_start(ap, fmt);
 	(void)vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	if ((r = sd_notify(0, msg)) < 0)
-		log_debug("sd_notify: %s", strerror(-r));
+	if ((r = sd_notify(0, msg)) < 0) {
+		/* Under Type=notify a lost READY=1 fails the start: say so. */
+		if (!sd_notify_failed)
+			log_warnx("cannot notify systemd (NOTIFY_SOCKET=%s): %s",
+			    getenv("NOTIFY_SOCKET"), strerror(-r));
+		sd_notify_failed = true;
+	}
 }
 
 /* Tell systemd that start-up is done: READY=1 with a first STATUS=. */

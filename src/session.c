@@ -61,6 +61,7 @@ session_new(struct worker *w, size_t li, int fd, struct sockaddr *sa,
 	s->linger_fd = -1;
 	s->rt = runtime_current();
 	s->srv = &s->rt->servers[li];
+	metrics_conn_open(li);
 	sockaddr_str(sa, salen, s->peer, sizeof(s->peer));
 	event_base_gettimeofday_cached(w->base, &s->start);
 	s->last_active = s->start;
@@ -216,6 +217,7 @@ session_refused(struct session *s)
 	};
 
 	log_event(LOG_LEVEL_WARN, "refused", f, sizeof(f) / sizeof(f[0]));
+	metrics_handshake(s->li, s->verdict.code);
 	session_linger(s);
 }
 
@@ -281,6 +283,7 @@ session_handshake_done(struct session *s)
 		return;
 	}
 	identity_from_cert(&s->ident, peer);
+	metrics_handshake(s->li, NULL);
 	session_expiry_arm(s, ssl, peer);
 	s->state = SESSION_CONNECTING;
 	bufferevent_disable(s->client, EV_READ);
@@ -454,6 +457,7 @@ session_close(struct session *s, const char *why)
 		event_free(s->timer);
 	TAILQ_REMOVE(&w->sessions, s, entry);
 	listener_conn_done(s->li);
+	metrics_conn_close(s->li, s->bytes_in, s->bytes_out);
 	identity_clear(&s->ident);
 	tls_verdict_clear(&s->verdict);
 	runtime_unref(s->rt);

@@ -571,8 +571,9 @@ tls_explain(struct tls_verdict *v, X509_STORE_CTX *xs,
 }
 
 /*
- * OpenSSL's per-error verify callback: only records the CRL's dates, which
- * are gone once X509_verify_cert returns.  Never changes the outcome.
+ * OpenSSL's per-certificate verify callback: records the CRL's dates, which
+ * are gone once X509_verify_cert returns, and shows each step to a tracer
+ * (mtlsproxy explain) if one is set.  Never changes the outcome.
  */
 static int
 tls_x509_cb(int ok, X509_STORE_CTX *xs)
@@ -582,17 +583,19 @@ tls_x509_cb(int ok, X509_STORE_CTX *xs)
 	SSL			*ssl;
 	int			 err;
 
+	ssl = X509_STORE_CTX_get_ex_data(xs,
+	    SSL_get_ex_data_X509_STORE_CTX_idx());
+	v = ssl != NULL ? SSL_get_ex_data(ssl, tls_verdict_idx) : NULL;
+	if (v != NULL && v->trace != NULL)
+		v->trace(v->trace_arg, ok, xs);	/* explain.c */
 	if (ok)
 		return ok;
 	err = X509_STORE_CTX_get_error(xs);
 	if (err != X509_V_ERR_CRL_HAS_EXPIRED &&
 	    err != X509_V_ERR_CRL_NOT_YET_VALID)
 		return ok;
-	ssl = X509_STORE_CTX_get_ex_data(xs,
-	    SSL_get_ex_data_X509_STORE_CTX_idx());
 	crl = X509_STORE_CTX_get0_current_crl(xs);
-	if (ssl == NULL || crl == NULL ||
-	    (v = SSL_get_ex_data(ssl, tls_verdict_idx)) == NULL)
+	if (v == NULL || crl == NULL)
 		return ok;
 	tls_time_str(err == X509_V_ERR_CRL_HAS_EXPIRED ?
 	    X509_CRL_get0_nextUpdate(crl) : X509_CRL_get0_lastUpdate(crl),

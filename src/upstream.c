@@ -30,6 +30,7 @@ upstream_event_cb(struct bufferevent *bev, short what, void *arg)
 		return;
 	}
 	err = EVUTIL_SOCKET_ERROR();
+	metrics_backend_fail(s->li);
 	if (what & BEV_EVENT_TIMEOUT)
 		log_warnx("listener \"%s\": backend connect failed: %s: no "
 		    "answer within %" PRIu64 " ms (backend.connect_timeout)",
@@ -70,6 +71,7 @@ upstream_connect(struct session *s)
 		if (bufferevent_socket_connect(bev,
 		    (const struct sockaddr *)&a->ss, (int)a->sslen) == 0)
 			return;
+		metrics_backend_fail(s->li);
 		log_warnx("listener \"%s\": backend connect failed: %s: %s",
 		    s->srv->cfg->name, a->text,
 		    evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));

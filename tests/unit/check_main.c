@@ -14,6 +14,7 @@ main(void)
 	sr = srunner_create(util_suite());
 	srunner_add_suite(sr, cfg_suite());
 	srunner_add_suite(sr, hdr_suite());
+	srunner_add_suite(sr, metrics_suite());
 	srunner_add_suite(sr, policy_suite());
 	srunner_add_suite(sr, tls_suite());
 	srunner_add_suite(sr, pp2_suite());
