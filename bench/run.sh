@@ -100,11 +100,11 @@ die() {
 
 # stop_pid PID: SIGTERM, up to 5 s, SIGKILL; reap it; forget it.
 stop_pid() {
-	local pid=$1 i
+	local pid=$1
 	[ -n "${PROCS[$pid]+x}" ] || return 0
 	if kill -0 "$pid" 2>/dev/null; then
 		kill -TERM "$pid" 2>/dev/null || true
-		for i in $(seq 50); do
+		for _ in $(seq 50); do
 			kill -0 "$pid" 2>/dev/null || break
 			# a zombie child counts as alive for kill -0: check the state
 			[ "$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null)" = Z ] && break
@@ -142,13 +142,13 @@ port_open() {
 # start NAME PORT LOG CMD...: run CMD in the background, record its PID,
 # wait (max 10 s) until PORT accepts.
 start() {
-	local name=$1 port=$2 log=$3 pid i
+	local name=$1 port=$2 log=$3 pid
 	shift 3
 	"$@" >"$log" 2>&1 &
 	pid=$!
 	PROCS[$pid]=$name
 	MASTER[$name]=$pid
-	for i in $(seq 100); do
+	for _ in $(seq 100); do
 		port_open "$port" && return 0
 		kill -0 "$pid" 2>/dev/null || break
 		sleep 0.1
@@ -252,7 +252,7 @@ write_backend_conf() {
 		echo "  server {"
 		echo "    listen 127.0.0.1:$(port_of backend);"
 		echo "    root $dir/html;"
-		echo "    location = / { default_type text/plain; return 200 \"ok\\n\"; }"
+		printf '%s\n' '    location = / { default_type text/plain; return 200 "ok\n"; }'
 		echo "    location = /1m.bin { default_type application/octet-stream; }"
 		echo "  }"
 		echo "}"
@@ -472,7 +472,8 @@ stime_run() {
 	t1=$(date +%s.%N)
 	c1=$(cpu_ticks "$sys")
 	conns=$(awk '/connections in .* real seconds/ { print $1; exit }' "$log")
-	reused=$(tr -cd 'r' <"$log" | wc -c)
+	# s_time prints one character per connection: r resumed, * full
+	reused=$(grep -E '^[r*]+$' "$log" | tr -cd 'r' | wc -c)
 	if [ "$rc" != 0 ] || [ -z "$conns" ] || [ "$conns" -le 0 ]; then
 		why="s_time exit $rc, connections: ${conns:-none}: $(grep -i 'error\|fail' "$log" | head -n 1)"
 	elif [ "$mode" = reuse ] && [ "$reused" -lt $((conns * 9 / 10)) ]; then
@@ -498,7 +499,7 @@ stime_run() {
 # process would measure nearly nothing. A few handshakes and keep-alive
 # requests first, so that one-time initialisation is not counted.
 idle_run() {
-	local sys=$1 run=$2 port log before after pid i alive why=
+	local sys=$1 run=$2 port log before after pid alive why=
 	port=$(port_of "$sys")
 	log=$LOGS/$sys-idle-$run.txt
 	stop_pid "${MASTER[$sys]}"
@@ -510,7 +511,7 @@ idle_run() {
 	node "$ROOT/bench/idle.js" "$port" "$IDLE_N" "$PKI" >"$log" 2>&1 &
 	pid=$!
 	PROCS[$pid]=idle-$sys
-	for i in $(seq 1500); do
+	for _ in $(seq 1500); do
 		grep -q '^ready\|^error' "$log" && break
 		kill -0 "$pid" 2>/dev/null || break
 		sleep 0.1

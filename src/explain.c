@@ -645,8 +645,8 @@ check_client_auth(struct check *c, const struct cfg_client_auth *ca,
 		if (X509_check_ca(x) == 0 || check_crl_of(crls, x) != NULL)
 			continue;
 		name = explain_name(X509_get_subject_name(x));
-		check_report(c, false, ca->crl.loc, "%s: client_auth.crl %s has "
-		    "no CRL from \"%s\" (a CA in client_auth.ca): clients "
+		check_report(c, false, ca->crl.loc, "%s: client_auth.crl %s "
+		    "has no CRL from \"%s\" (a CA in client_auth.ca): clients "
 		    "whose chain goes through it are refused with "
 		    "code=crl_missing", label, ca->crl.path, name);
 		free(name);
@@ -971,7 +971,8 @@ check_collect_cas(struct check *c)
 	c->roots = sk_X509_new_null();
 	c->cas = sk_X509_new_null();
 	for (i = 0; i < c->cfg->nlisteners; i++) {
-		sk = explain_read_certs(c->cfg->listeners[i].client_auth.ca.path);
+		sk = explain_read_certs(
+		    c->cfg->listeners[i].client_auth.ca.path);
 		while (sk != NULL && sk_X509_num(sk) > 0) {
 			x = sk_X509_shift(sk);
 			sk_X509_push(explain_self_signed(x) ? c->roots : c->cas,
@@ -1006,8 +1007,8 @@ check_usage(FILE *fp)
 	    "  --strict   exit 2 if there are warnings\n"
 	    "  -h, --help print this help and exit\n"
 	    "\n"
-	    "Exit status: 0 no errors (warnings allowed), 1 errors, 2 warnings\n"
-	    "with --strict or a usage error.\n",
+	    "Exit status: 0 no errors (warnings allowed), 1 errors,\n"
+	    "2 warnings with --strict, or a usage error.\n",
 	    CHECK_SOON_DAYS, CHECK_SOON_DAYS, MTLSPROXY_CONFIG);
 }
 
@@ -1479,12 +1480,12 @@ explain_check_validity(struct explain *e, STACK_OF(X509) *chain)
 		nb = explain_time(X509_get0_notBefore(x));
 		na = explain_time(X509_get0_notAfter(x));
 		if (nb > e->at)
-			explain_check(e, EC_VALIDITY, "FAIL", "depth %d \"%s\": "
-			    "not valid before %s", d, s,
+			explain_check(e, EC_VALIDITY, "FAIL", "depth %d "
+			    "\"%s\": not valid before %s", d, s,
 			    explain_date(nb, a, sizeof(a)));
 		else if (na < e->at)
-			explain_check(e, EC_VALIDITY, "FAIL", "depth %d \"%s\": "
-			    "expired on %s", d, s,
+			explain_check(e, EC_VALIDITY, "FAIL", "depth %d "
+			    "\"%s\": expired on %s", d, s,
 			    explain_date(na, a, sizeof(a)));
 		else
 			explain_check(e, EC_VALIDITY, "ok", "depth %d: valid "
@@ -1530,8 +1531,8 @@ explain_serial(X509 *x)
 	BIGNUM	*bn;
 	char	*hex, *s;
 
-	if ((bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(x), NULL)) == NULL ||
-	    (hex = BN_bn2hex(bn)) == NULL) {
+	bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(x), NULL);
+	if (bn == NULL || (hex = BN_bn2hex(bn)) == NULL) {
 		BN_free(bn);
 		ERR_clear_error();
 		return xstrdup("?");
@@ -1849,19 +1850,23 @@ explain_usage(FILE *fp)
 	    "own verification and policy code on the certificate, offline.\n"
 	    "Prints the certificate, the chain OpenSSL built (and where each\n"
 	    "certificate came from), each check with its result, and last\n"
-	    "the verdict as the log gives it: ALLOW, or DENY code=... reason=...\n"
+	    "the verdict as the log gives it: ALLOW, or\n"
+	    "DENY code=... reason=\"...\".\n"
 	    "\n"
 	    "  -c FILE            configuration file (default %s)\n"
-	    "  -l, --listener NAME the listener (optional if there is only one)\n"
+	    "  -l, --listener NAME\n"
+	    "                     the listener (optional with only one)\n"
 	    "  --cert FILE        the client certificate, PEM or DER; a PEM\n"
 	    "                     file may also hold the intermediates the\n"
-	    "                     client sends (a private key in it is ignored)\n"
+	    "                     client sends (a private key in it is\n"
+	    "                     ignored)\n"
 	    "  --chain FILE       more intermediates the client sends\n"
 	    "  --at DATE          verify as of DATE, UTC: 2027-01-31,\n"
 	    "                     \"2027-01-31 12:00:00\", or +30d (from now)\n"
 	    "  -h, --help         print this help and exit\n"
 	    "\n"
-	    "Exit status: 0 allowed, 1 refused, 2 usage or configuration error.\n",
+	    "Exit status: 0 allowed, 1 refused, 2 usage or configuration\n"
+	    "error.\n",
 	    MTLSPROXY_CONFIG);
 }
 

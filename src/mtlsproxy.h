@@ -475,6 +475,7 @@ struct session {
 	enum session_state	 state;
 	struct bufferevent	*client;	/* owns fd + SSL */
 	struct bufferevent	*backend;	/* owns fd */
+	struct event		*bread;		/* owns; reads the backend */
 	struct event		*timer;		/* owns; handshake/idle */
 	size_t			 backend_idx;	/* address being tried */
 	char			 peer[64];
@@ -501,6 +502,7 @@ void	 session_new(struct worker *, size_t, int, struct sockaddr *,
 	    socklen_t);
 void	 session_close(struct session *, const char *);
 void	 session_touch(struct session *);
+void	 session_read(struct session *, struct bufferevent *, bool);
 void	 session_proxy_start(struct session *);
 void	 session_backend_failed(struct session *);
 void	 session_reauth_all(struct worker *);

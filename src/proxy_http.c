@@ -474,9 +474,9 @@ http_close_when_flushed(struct http *h, const char *why)
 	h->closing = true;
 	h->close_why = why;
 	h->cstate = HTTP_C_STOP;
-	bufferevent_disable(s->client, EV_READ);
+	session_read(s, s->client, false);
 	if (s->backend != NULL)
-		bufferevent_disable(s->backend, EV_READ);
+		session_read(s, s->backend, false);
 	/* Never free here: callers are inside parser loops. */
 	if (evbuffer_get_length(bufferevent_get_output(s->client)) == 0) {
 		struct timeval now = { 0, 0 };
@@ -543,7 +543,7 @@ http_error(struct http *h, int status, const char *why)
 	struct http_req	*r = STAILQ_FIRST(&h->pending);
 
 	h->cstate = HTTP_C_STOP;
-	bufferevent_disable(h->s->client, EV_READ);
+	session_read(h->s, h->s->client, false);
 	if (r != NULL) {
 		h->deferred = status;
 		h->close_why = why;
@@ -561,10 +561,11 @@ http_check_deferred(struct http *h)
 
 /* Backpressure: pause src while dst holds too much. */
 static void
-http_pressure(struct bufferevent *src, struct bufferevent *dst)
+http_pressure(struct session *s, struct bufferevent *src,
+    struct bufferevent *dst)
 {
 	if (evbuffer_get_length(bufferevent_get_output(dst)) >= HTTP_MAXBUF) {
-		bufferevent_disable(src, EV_READ);
+		session_read(s, src, false);
 		bufferevent_setwatermark(dst, EV_WRITE, HTTP_MAXBUF / 2, 0);
 	}
 }
@@ -597,7 +598,7 @@ http_client_input(struct http *h)
 			break;
 		if (h->cstate == HTTP_C_STOP || h->cstate == HTTP_C_UPGRADE) {
 			/* Keep the rest until the answer says what it is. */
-			bufferevent_disable(s->client, EV_READ);
+			session_read(s, s->client, false);
 			return;
 		}
 		if (h->cstate == HTTP_C_TUNNEL) {
@@ -660,7 +661,7 @@ http_client_input(struct http *h)
 			llhttp_resume_after_upgrade(&h->reqp);
 	}
 	if (s->backend != NULL && !h->closing)
-		http_pressure(s->client, s->backend);
+		http_pressure(s, s->client, s->backend);
 }
 
 static void
@@ -727,11 +728,11 @@ http_backend_read_cb(struct bufferevent *bev, void *arg)
 	if (h->closing)
 		return;
 	if (h->cstate == HTTP_C_TUNNEL && !s->client_eof) {
-		bufferevent_enable(s->client, EV_READ);
+		session_read(s, s->client, true);
 		http_client_input(h);
 	}
 	if (!h->closing)
-		http_pressure(s->backend, s->client);
+		http_pressure(s, s->backend, s->client);
 }
 
 /* Output drained: resume the other side; finish a close. */
@@ -756,11 +757,11 @@ http_write_cb(struct bufferevent *bev, void *arg)
 		s->backend_shut = true;
 	}
 	if (bev == s->client && s->backend != NULL && !s->backend_eof)
-		bufferevent_enable(s->backend, EV_READ);
+		session_read(s, s->backend, true);
 	if (bev != s->client && (h->cstate == HTTP_C_HEAD ||
 	    h->cstate == HTTP_C_BODY || h->cstate == HTTP_C_TUNNEL) &&
 	    !s->client_eof)
-		bufferevent_enable(s->client, EV_READ);
+		session_read(s, s->client, true);
 }
 
 static void
@@ -778,7 +779,7 @@ http_event_cb(struct bufferevent *bev, short what, void *arg)
 			if (h->closing)
 				return;
 			s->client_eof = true;
-			bufferevent_disable(bev, EV_READ);
+			session_read(s, bev, false);
 			bufferevent_enable(bev, EV_WRITE);
 			if (STAILQ_EMPTY(&h->pending) && !h->resp_tunnel) {
 				http_close_when_flushed(h, "client_closed");
@@ -890,7 +891,8 @@ http_start(struct session *s)
 {
 	s->http = http_new(s);
 	http_setcb(s);
-	bufferevent_enable(s->backend, EV_READ | EV_WRITE);
+	bufferevent_enable(s->backend, EV_WRITE);
+	session_read(s, s->backend, true);
 	bufferevent_enable(s->client, EV_READ | EV_WRITE);
 	http_client_input(s->http);
 }

@@ -73,7 +73,7 @@ tcp_move(struct session *s, struct bufferevent *src)
 	bufferevent_write_buffer(dst, in);
 	session_touch(s);
 	if (evbuffer_get_length(bufferevent_get_output(dst)) >= TCP_MAXBUF) {
-		bufferevent_disable(src, EV_READ);
+		session_read(s, src, false);
 		bufferevent_setwatermark(dst, EV_WRITE, TCP_MAXBUF / 2, 0);
 	}
 }
@@ -96,7 +96,7 @@ tcp_write_cb(struct bufferevent *bev, void *arg)
 	src_eof = src == s->client ? s->client_eof : s->backend_eof;
 	bufferevent_setwatermark(bev, EV_WRITE, 0, 0);
 	if (!src_eof)
-		bufferevent_enable(src, EV_READ);
+		session_read(s, src, true);
 	tcp_pass_eof(s);
 }
 
@@ -110,7 +110,7 @@ tcp_event_cb(struct bufferevent *bev, short what, void *arg)
 	if (what & BEV_EVENT_EOF) {
 		/* Whatever arrived before the EOF goes out first. */
 		tcp_move(s, bev);
-		bufferevent_disable(bev, EV_READ);
+		session_read(s, bev, false);
 		/*
 		 * libevent stops writing to a TLS peer whose close_notify it
 		 * read; TLS 1.3 lets us answer, so keep writing.
@@ -180,7 +180,8 @@ tcp_start(struct session *s)
 	    s);
 	bufferevent_setcb(s->backend, tcp_read_cb, tcp_write_cb, tcp_event_cb,
 	    s);
-	bufferevent_enable(s->backend, EV_READ | EV_WRITE);
+	bufferevent_enable(s->backend, EV_WRITE);
+	session_read(s, s->backend, true);
 	bufferevent_enable(s->client, EV_READ | EV_WRITE);
 	/* Bytes the client sent during the backend connect. */
 	tcp_move(s, s->client);

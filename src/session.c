@@ -4,6 +4,7 @@
  * writes the access line and frees everything.
  */
 #include <sys/socket.h>
+#include <sys/uio.h>
 
 #include <errno.h>
 #include <inttypes.h>
@@ -36,6 +37,79 @@ session_timer_arm(struct session *s, uint64_t ms)
 	tv.tv_sec = (time_t)(ms / 1000);
 	tv.tv_usec = (suseconds_t)(ms % 1000) * 1000;
 	evtimer_add(s->timer, &tv);
+}
+
+#define SESSION_READ_MAX	(64 * 1024)
+
+/*
+ * Read from the backend ourselves: libevent 2.1's socket bufferevent reads
+ * at most 4 KiB per call, which turns a bulk transfer into 4 KiB TLS
+ * records and a syscall storm.  Up to 64 KiB go straight into the backend
+ * bufferevent's input, then its usual callbacks run.
+ */
+static void
+session_backend_read_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct session		*s = arg;
+	struct bufferevent	*bev = s->backend;
+	struct evbuffer		*in = bufferevent_get_input(bev);
+	struct evbuffer_iovec	 v[2];
+	bufferevent_data_cb	 readcb;
+	bufferevent_event_cb	 eventcb;
+	void			*cbarg;
+	ssize_t			 r;
+	int			 n;
+
+	(void)what;
+	bufferevent_getcb(bev, &readcb, NULL, &eventcb, &cbarg);
+	if ((n = evbuffer_reserve_space(in, SESSION_READ_MAX, v, 2)) < 1) {
+		eventcb(bev, BEV_EVENT_READING | BEV_EVENT_ERROR, cbarg);
+		return;
+	}
+	/* struct evbuffer_iovec is laid out as struct iovec. */
+	r = readv(fd, (struct iovec *)v, n);
+	if (r < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (r <= 0) {
+		evbuffer_commit_space(in, v, 0);
+		eventcb(bev, BEV_EVENT_READING | (r == 0 ? BEV_EVENT_EOF :
+		    BEV_EVENT_ERROR), cbarg);
+		return;
+	}
+	if ((size_t)r <= v[0].iov_len) {
+		v[0].iov_len = (size_t)r;
+		n = 1;
+	} else
+		v[1].iov_len = (size_t)r - v[0].iov_len;
+	evbuffer_commit_space(in, v, n);
+	if (readcb != NULL)
+		readcb(bev, cbarg);
+}
+
+/* Start or stop reading one side of a session. */
+void
+session_read(struct session *s, struct bufferevent *bev, bool on)
+{
+	if (bev == NULL)
+		return;
+	if (bev != s->backend) {
+		if (on)
+			bufferevent_enable(bev, EV_READ);
+		else
+			bufferevent_disable(bev, EV_READ);
+		return;
+	}
+	if (s->bread == NULL) {
+		bufferevent_disable(bev, EV_READ);
+		s->bread = event_new(s->w->base, bufferevent_getfd(bev),
+		    EV_READ | EV_PERSIST, session_backend_read_cb, s);
+		if (s->bread == NULL)
+			return;
+	}
+	if (on)
+		event_add(s->bread, NULL);
+	else
+		event_del(s->bread);
 }
 
 /* Note activity for the idle timeout. */
@@ -444,6 +518,8 @@ session_close(struct session *s, const char *why)
 		ERR_clear_error();
 		bufferevent_free(s->client);
 	}
+	if (s->bread != NULL)
+		event_free(s->bread);
 	if (s->backend != NULL)
 		bufferevent_free(s->backend);
 	if (s->linger_ev != NULL)

@@ -857,6 +857,85 @@ tls_load_ticket_key(SSL_CTX *ctx, const struct cfg *cfg,
 	return 0;
 }
 
+static void
+digest_str(EVP_MD_CTX *md, const char *s)
+{
+	EVP_DigestUpdate(md, s, strlen(s) + 1);
+}
+
+static void
+digest_list(EVP_MD_CTX *md, const char *name, const struct strlist *l)
+{
+	size_t	i;
+
+	digest_str(md, name);
+	for (i = 0; i < l->n; i++)
+		digest_str(md, l->v[i]);
+}
+
+/*
+ * The session id context: a digest of the listener's name and of all that
+ * decides who gets in (CAs, CRLs, trusted certificates, depth, EKU rule,
+ * allow lists).  A resumed session skips verification, so a session (or
+ * ticket, even with a shared ticket key) from before a change of any of
+ * these must not resume: OpenSSL refuses a session whose context differs
+ * and does a full handshake.  Replicas with the same files get the same
+ * context, so resumption across them still works.
+ */
+static void
+tls_auth_digest(const struct tls_server *srv, const struct cfg_listener *l,
+    unsigned char *out)
+{
+	SSL_CTX				*ctx = srv->ctx;
+	const struct cfg_client_auth	*ca = &l->client_auth;
+	const struct cfg_allow		*a = &ca->allow;
+	STACK_OF(X509_OBJECT)		*objs;
+	EVP_MD_CTX			*md = EVP_MD_CTX_new();
+	unsigned char			*der;
+	char				 num[64];
+	int				 i, n;
+
+	if (md == NULL || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1) {
+		/* Fall back to the name: still per listener. */
+		SHA256((const unsigned char *)l->name, strlen(l->name), out);
+		EVP_MD_CTX_free(md);
+		return;
+	}
+	digest_str(md, l->name);
+	objs = X509_STORE_get0_objects(SSL_CTX_get_cert_store(ctx));
+	for (i = 0; i < sk_X509_OBJECT_num(objs); i++) {
+		X509_OBJECT *o = sk_X509_OBJECT_value(objs, i);
+
+		der = NULL;
+		if (X509_OBJECT_get_type(o) == X509_LU_X509)
+			n = i2d_X509(X509_OBJECT_get0_X509(o), &der);
+		else if (X509_OBJECT_get_type(o) == X509_LU_CRL)
+			n = i2d_X509_CRL(X509_OBJECT_get0_X509_CRL(o), &der);
+		else
+			continue;
+		if (n > 0)
+			EVP_DigestUpdate(md, der, (size_t)n);
+		OPENSSL_free(der);
+	}
+	if (srv->ntrusted > 0)
+		EVP_DigestUpdate(md, srv->trusted_fp,
+		    srv->ntrusted * FINGERPRINT_LEN);
+	snprintf(num, sizeof(num), "%d/%d/%d/%d", ca->verify_depth,
+	    ca->partial_chain, (int)ca->client_eku, ca->crl.path != NULL);
+	digest_str(md, num);
+	digest_list(md, "cn", &a->subject_cn);
+	digest_list(md, "ou", &a->subject_ou);
+	digest_list(md, "o", &a->subject_o);
+	digest_list(md, "dns", &a->san_dns);
+	digest_list(md, "uri", &a->san_uri);
+	digest_list(md, "email", &a->san_email);
+	if (a->n_fingerprint_sha256 > 0)
+		EVP_DigestUpdate(md, a->fingerprint_sha256,
+		    a->n_fingerprint_sha256 * FINGERPRINT_LEN);
+	EVP_DigestFinal_ex(md, out, NULL);
+	EVP_MD_CTX_free(md);
+}
+
 /* Build the server side of one listener; -1 with messages in errs. */
 int
 tls_server_init(struct tls_server *srv, const struct cfg *cfg,
@@ -919,8 +998,7 @@ tls_server_init(struct tls_server *srv, const struct cfg *cfg,
 	    l->client_auth.client_eku);
 	if (l->backend.mode == BACKEND_HTTP)
 		srv->hdrs = hdr_set_new(&l->headers);
-	/* Sessions resume only on the listener that verified them. */
-	SHA256((const unsigned char *)l->name, strlen(l->name), sid);
+	tls_auth_digest(srv, l, sid);
 	SSL_CTX_set_session_id_context(ctx, sid, SSL_MAX_SID_CTX_LENGTH);
 	if (errs->n != nerr) {
 		tls_server_clear(srv);

@@ -143,6 +143,17 @@ echoed() {
 	grep -q -F -- "ping $1" "$TMPDIR/$1.out"
 }
 
+# wait_reloaded WHAT: wait (max 4 s) for a successful reload logged since
+# the mark.
+wait_reloaded() {
+	local i
+	for i in $(seq 80); do
+		log_has_line 'info reloaded: generation [0-9]+ in use for new connections' && return 0
+		sleep 0.05
+	done
+	fail "$1: no 'reloaded: generation N' line within 4 s: $(new_log_lines | grep -E 'reload' | head -n 4)"
+}
+
 ORDERS=(-cert "$PKI/orders.crt" -key "$PKI/orders.key")
 
 # A full handshake on A, with orders' certificate; the session is saved.
@@ -173,12 +184,8 @@ pass "C (different key file) does not resume A's session: New"
 use_replica b
 openssl rand 80 >"$C/b/ticket.key.new"
 mv -f "$C/b/ticket.key.new" "$C/b/ticket.key"
-for i in $(seq 60); do
-	log_has_line 'reloaded: generation 2 ' && break
-	sleep 0.05
-done
-assert_log_contains 'info reloading .* \(files changed\)'
-assert_log_contains 'info reloaded: generation 2 in use for new connections'
+wait_reloaded "B's ticket key file replaced"
+assert_log_contains "info reloading $C/b/proxy\\.yaml \\(files changed\\)"
 tls_session b2 "$PB" "${ORDERS[@]}" -sess_in "$C/sess-a.pem"
 [ "$(session_kind b2)" = New ] || fail "after B's ticket key was rotated, A's session still resumed on B: $(session_kind b2)"
 echoed b2 || fail "full handshake on B after the rotation: no echo"
@@ -203,11 +210,7 @@ tls_session b4 "$PB" -sess_in "$C/sess-b.pem"
     fail "after a failed reload (40-byte key file) B did not resume its own session: $(session_kind b4), rc $SC_RC"
 log_mark
 mv -f "$C/b/ticket.key.good" "$C/b/ticket.key"
-for i in $(seq 120); do
-	log_has_line 'reloaded: generation 3 ' && break
-	sleep 0.05
-done
-assert_log_contains 'info reloaded: generation 3 in use for new connections'
+wait_reloaded "B's ticket key file put back"
 pass "a 40-byte key file on reload: 'must hold exactly 80 bytes', reload failed, B kept serving and resuming"
 
 # ------------------------------------------ revocation vs. tickets
@@ -224,11 +227,7 @@ tls_session b5 "$PB" "${ORDERS[@]}" -sess_out "$C/sess-b2.pem"
 cat "$C/int-orders.crl.pem" "$PKI/root-ca.crl.pem" >"$C/b/crl.pem.new"
 log_mark
 mv -f "$C/b/crl.pem.new" "$C/b/crl.pem"
-for i in $(seq 60); do
-	log_has_line 'reloaded: generation 4 ' && break
-	sleep 0.05
-done
-assert_log_contains 'info reloaded: generation 4 in use for new connections'
+wait_reloaded "B's CRL replaced"
 tls_session b6 "$PB" "${ORDERS[@]}"
 echoed b6 && fail "orders got in on B with a full handshake after the CRL revoked it"
 assert_log_contains ' refused ' 'code=revoked' 'CN=orders'

@@ -164,6 +164,14 @@ START_TEST(test_full_config)
 	ck_assert_uint_eq(a->n_fingerprint_sha256, 2);
 	ck_assert_mem_eq(a->fingerprint_sha256[0], fp0, FINGERPRINT_LEN);
 	ck_assert_mem_eq(a->fingerprint_sha256[1], fp1, FINGERPRINT_LEN);
+	/* Each list's place, for `mtlsproxy check` warnings. */
+	ck_assert_uint_eq(a->subject_cn_loc.line, 28);
+	ck_assert_uint_eq(a->subject_cn_loc.col, 21);
+	ck_assert_uint_eq(a->subject_ou_loc.line, 29);
+	ck_assert_uint_eq(a->san_uri_loc.line, 32);
+	ck_assert_uint_eq(a->san_uri_loc.col, 18);
+	ck_assert_uint_eq(a->fingerprint_sha256_loc.line, 35);
+	ck_assert_uint_eq(a->san_email_loc.line, 33);
 
 	ck_assert_uint_eq(l->backend.naddrs, 3);
 	ck_assert_int_eq(l->backend.addrs[0].kind, ADDR_INET);
