@@ -481,7 +481,8 @@ struct session {
 	char			 peer[64];
 	char			 backend_addr[128];
 	struct tls_verdict	 verdict;
-	struct identity		 ident;
+	struct identity		 ident;		/* see session_ident() */
+	bool			 ident_done;
 	uint64_t		 bytes_in;	/* client -> backend */
 	uint64_t		 bytes_out;	/* backend -> client */
 	struct timeval		 start;
@@ -502,6 +503,7 @@ void	 session_new(struct worker *, size_t, int, struct sockaddr *,
 	    socklen_t);
 void	 session_close(struct session *, const char *);
 void	 session_touch(struct session *);
+const struct identity *session_ident(struct session *);
 void	 session_read(struct session *, struct bufferevent *, bool);
 void	 session_proxy_start(struct session *);
 void	 session_backend_failed(struct session *);

@@ -326,8 +326,8 @@ http_log_request(struct http *h, struct http_req *r, int status)
 		{ "bytes_in", in, true },
 		{ "bytes_out", out, true },
 		{ "duration_ms", ms, true },
-		{ "subject", s->ident.subject, false },
-		{ "sha256", s->ident.sha256, false },
+		{ "subject", session_ident(s)->subject, false },
+		{ "sha256", session_ident(s)->sha256, false },
 	};
 
 	metrics_http_status(s->li, status);

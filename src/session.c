@@ -112,6 +112,25 @@ session_read(struct session *s, struct bufferevent *bev, bool on)
 		event_del(s->bread);
 }
 
+/*
+ * The client's identity, worked out on first use (the access line, HTTP
+ * logs, re-authorization), not on every handshake.
+ */
+const struct identity *
+session_ident(struct session *s)
+{
+	SSL	*ssl;
+	X509	*peer;
+
+	if (!s->ident_done && s->client != NULL &&
+	    (ssl = bufferevent_openssl_get_ssl(s->client)) != NULL &&
+	    (peer = SSL_get0_peer_certificate(ssl)) != NULL) {
+		identity_from_cert(&s->ident, peer);
+		s->ident_done = true;
+	}
+	return &s->ident;
+}
+
 /* Note activity for the idle timeout. */
 void
 session_touch(struct session *s)
@@ -169,11 +188,12 @@ session_new(struct worker *w, size_t li, int fd, struct sockaddr *sa,
 static void
 session_expiry_cb(evutil_socket_t fd, short what, void *arg)
 {
-	struct session	*s = arg;
+	struct session		*s = arg;
+	const struct identity	*id = session_ident(s);
 	struct log_field f[] = {
 		{ "listener", s->srv->cfg->name, false },
 		{ "peer", s->peer, false },
-		{ "subject", s->ident.subject, false },
+		{ "subject", id->subject, false },
 	};
 
 	(void)fd;
@@ -205,9 +225,8 @@ session_expiry_arm(struct session *s, SSL *ssl, X509 *peer)
 		if (end == 0 || t < end)
 			end = t;
 	}
-	if (end == 0)
-		end = s->ident.not_after;
-	(void)peer;
+	if (end == 0 && ASN1_TIME_to_tm(X509_get0_notAfter(peer), &tm) == 1)
+		end = timegm(&tm);
 	if (end == 0)
 		return;
 	if ((s->expiry = evtimer_new(s->w->base, session_expiry_cb, s)) ==
@@ -241,13 +260,14 @@ session_reauth(struct session *s, struct runtime *rt)
 		return;
 	}
 	{
+		const struct identity *id = session_ident(s);
 		struct log_field f[] = {
 			{ "listener", s->srv->cfg->name, false },
 			{ "peer", s->peer, false },
 			{ "code", v.code, false },
 			{ "reason", v.reason, false },
-			{ "subject", s->ident.subject, false },
-			{ "issuer", s->ident.issuer, false },
+			{ "subject", id->subject, false },
+			{ "issuer", id->issuer, false },
 		};
 
 		log_event(LOG_LEVEL_WARN, "closed after reload", f,
@@ -363,7 +383,7 @@ session_handshake_done(struct session *s)
 	bufferevent_disable(s->client, EV_READ);
 	evtimer_del(s->timer);
 	log_debug("session %" PRIu64 ": %s verified \"%s\" (%s)", s->id,
-	    s->peer, s->ident.subject, SSL_get_version(ssl));
+	    s->peer, session_ident(s)->subject, SSL_get_version(ssl));
 	upstream_connect(s);
 }
 
@@ -469,15 +489,16 @@ session_backend_failed(struct session *s)
 static void
 session_log_access(struct session *s, const char *why)
 {
+	const struct identity *id = session_ident(s);
 	struct timeval	now, d;
 	char		in[24], out[24], ms[24];
 	struct log_field f[] = {
 		{ "listener", s->srv->cfg->name, false },
 		{ "peer", s->peer, false },
-		{ "subject", s->ident.subject, false },
-		{ "issuer", s->ident.issuer, false },
-		{ "serial", s->ident.serial, false },
-		{ "sha256", s->ident.sha256, false },
+		{ "subject", id->subject, false },
+		{ "issuer", id->issuer, false },
+		{ "serial", id->serial, false },
+		{ "sha256", id->sha256, false },
 		{ "backend", s->backend_addr[0] ? s->backend_addr : NULL,
 		    false },
 		{ "bytes_in", in, true },

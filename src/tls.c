@@ -670,24 +670,24 @@ tls_verify_cb(X509_STORE_CTX *xs, void *arg)
 	    SSL_get_ex_data_X509_STORE_CTX_idx());
 	v = SSL_get_ex_data(ssl, tls_verdict_idx);
 	leaf = X509_STORE_CTX_get0_cert(xs);
+	if (tls_is_trusted_leaf(srv, leaf))
+		ok = tls_verify_trusted(srv, xs, ssl);
+	else
+		ok = X509_verify_cert(xs) == 1;
+	if (ok && (r = policy_check(srv->policy, leaf, why, sizeof(why))) == 0)
+		return 1;
+	/* Refused: name the client in the log (not needed when allowed). */
 	if (v != NULL && leaf != NULL) {
 		free(v->subject);
 		free(v->issuer);
 		v->subject = x509_name_rfc4514(X509_get_subject_name(leaf));
 		v->issuer = x509_name_rfc4514(X509_get_issuer_name(leaf));
 	}
-	if (tls_is_trusted_leaf(srv, leaf))
-		ok = tls_verify_trusted(srv, xs, ssl);
-	else
-		ok = X509_verify_cert(xs) == 1;
 	if (!ok) {
 		if (v != NULL)
 			tls_explain(v, xs, srv);
 		return 0;
 	}
-	r = policy_check(srv->policy, leaf, why, sizeof(why));
-	if (r == 0)
-		return 1;
 	if (strncmp(why, "wrong purpose", 13) == 0) {
 		X509_STORE_CTX_set_error(xs, X509_V_ERR_INVALID_PURPOSE);
 		if (v != NULL)
@@ -964,6 +964,12 @@ tls_server_init(struct tls_server *srv, const struct cfg *cfg,
 	    SSL_OP_IGNORE_UNEXPECTED_EOF |
 	    (t->session_tickets ? 0 : SSL_OP_NO_TICKET));
 	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+	/*
+	 * One TLS 1.3 ticket per handshake, not OpenSSL's two: each costs a
+	 * session encoding (with the client's certificate) and encryption,
+	 * and clients resume with one.
+	 */
+	SSL_CTX_set_num_tickets(ctx, 1);
 	if (t->ciphers != NULL &&
 	    SSL_CTX_set_cipher_list(ctx, t->ciphers) != 1) {
 		ERR_clear_error();

@@ -16,6 +16,14 @@
 ECHO_PORT=$(free_port)
 start_echo "$ECHO_PORT"
 
+# no_sanitizer_report FILE: the stderr of a run that was not through
+# start_proxy holds no ASan/UBSan/LSan report.
+no_sanitizer_report() {
+	if grep -q -E 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$1"; then
+		fail "sanitizer report in $1: $(grep -m1 -E 'Sanitizer|runtime error:' "$1")"
+	fi
+}
+
 # echo_ok PORT WORD: an allowed client's line comes back through PORT.
 echo_ok() {
 	s_client_send "$1" "$2\n" "$2" -cert "$PKI/orders.crt" -key "$PKI/orders.key"
@@ -215,6 +223,7 @@ pass "wrong FileDescriptorName: $(grep -o 'systemd passed no socket.*' "$PROXY_L
 # Not socket-activated at all: exit 1, saying how to pass the socket.
 "$MTLSPROXY" -c "$TMPDIR/activated.yaml" 2>"$TMPDIR/nosockets.err"
 rc=$?
+no_sanitizer_report "$TMPDIR/nosockets.err"
 [ "$rc" -eq 1 ] || fail "exit $rc with systemd:api and no passed sockets, want 1"
 grep -q -F 'systemd passed no sockets (LISTEN_FDS is not set for this process); "systemd:api" needs a .socket unit with FileDescriptorName=api' "$TMPDIR/nosockets.err" ||
     fail "unclear error without passed sockets: $(cat "$TMPDIR/nosockets.err")"
@@ -242,6 +251,7 @@ if [ "$(id -u)" -ne 0 ]; then
 	} >"$TMPDIR/notroot.yaml"
 	"$MTLSPROXY" -c "$TMPDIR/notroot.yaml" 2>"$TMPDIR/notroot.err"
 	rc=$?
+	no_sanitizer_report "$TMPDIR/notroot.err"
 	[ "$rc" -eq 1 ] || fail "exit $rc for user: root while not root, want 1"
 	grep -q 'cannot switch to user "root": not running as root' "$TMPDIR/notroot.err" ||
 	    fail "unclear error: $(cat "$TMPDIR/notroot.err")"
@@ -292,6 +302,7 @@ group: no-such-group-$$"; do
 	} >"$TMPDIR/unknown.yaml"
 	"$MTLSPROXY" -c "$TMPDIR/unknown.yaml" 2>"$TMPDIR/unknown.err"
 	rc=$?
+	no_sanitizer_report "$TMPDIR/unknown.err"
 	[ "$rc" -eq 1 ] || fail "exit $rc for [$what], want 1"
 	name=$(printf '%s\n' "$what" | tail -n 1 | sed 's/^[a-z]*: //')
 	grep -q -E "unknown.yaml:[0-9]+:[0-9]+: cannot switch to (user|group) \"$name\": no such (user|group)" "$TMPDIR/unknown.err" ||
@@ -326,6 +337,7 @@ chmod 644 "$TMPDIR/toroot.yaml"
 setpriv --reuid="$NOBODY_UID" --regid="$NOGROUP_GID" --clear-groups \
     "$MTLSPROXY" -c "$TMPDIR/toroot.yaml" 2>"$TMPDIR/toroot.err"
 rc=$?
+no_sanitizer_report "$TMPDIR/toroot.err"
 [ "$rc" -eq 1 ] || fail "exit $rc for user: root when started as nobody, want 1"
 grep -q 'cannot switch to user "root": not running as root' "$TMPDIR/toroot.err" ||
     fail "unclear error: $(cat "$TMPDIR/toroot.err")"
