@@ -208,7 +208,7 @@ session_expiry_cb(evutil_socket_t fd, short what, void *arg)
  * verified chain) passes its notAfter: a long-lived connection must not
  * outlive the credential that opened it.
  */
-static void
+static int
 session_expiry_arm(struct session *s, SSL *ssl, X509 *peer)
 {
 	STACK_OF(X509)	*chain = SSL_get0_verified_chain(ssl);
@@ -228,13 +228,17 @@ session_expiry_arm(struct session *s, SSL *ssl, X509 *peer)
 	if (end == 0 && ASN1_TIME_to_tm(X509_get0_notAfter(peer), &tm) == 1)
 		end = timegm(&tm);
 	if (end == 0)
-		return;
+		return 0;
+	/* A resumed session skips verification: it may have expired since. */
+	if (end <= now)
+		return -1;
 	if ((s->expiry = evtimer_new(s->w->base, session_expiry_cb, s)) ==
 	    NULL)
-		return;
+		return 0;
 	tv.tv_sec = end > now ? end - now : 0;
 	tv.tv_usec = 0;
 	evtimer_add(s->expiry, &tv);
+	return 0;
 }
 
 /*
@@ -378,7 +382,20 @@ session_handshake_done(struct session *s)
 	}
 	identity_from_cert(&s->ident, peer);
 	metrics_handshake(s->li, NULL);
-	session_expiry_arm(s, ssl, peer);
+	if (session_expiry_arm(s, ssl, peer) == -1) {
+		char when[64];
+
+		s->verdict.code = "expired";
+		snprintf(s->verdict.reason, sizeof(s->verdict.reason),
+		    "certificate expired on %s (resumed session)",
+		    tls_time_str(X509_get0_notAfter(peer), when,
+		    sizeof(when)));
+		free(s->verdict.subject);
+		s->verdict.subject = x509_name_rfc4514(
+		    X509_get_subject_name(peer));
+		session_refused(s);
+		return;
+	}
 	s->state = SESSION_CONNECTING;
 	bufferevent_disable(s->client, EV_READ);
 	evtimer_del(s->timer);
