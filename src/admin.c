@@ -35,7 +35,7 @@ struct admin_probe {
 static struct event_base	*admin_base;	/* borrowed: main thread */
 static struct evhttp		*admin_http;	/* owns the bound socket */
 static char			*admin_text;	/* owned; address served */
-static char			*admin_unix;	/* owned; socket file to unlink */
+static char			*admin_unix;	/* owned; socket file */
 static struct event		*admin_timer;	/* owns; next probe round */
 
 /* The round of probes in flight. */
@@ -46,6 +46,7 @@ static char			**round_names;	/* owned; per listener */
 static size_t			 round_n;
 
 /* The result of the last finished round. */
+static bool			 draining;	/* SIGTERM: not ready */
 static bool			 ready_known;
 static char			*ready_down;	/* owned; "" when all are up */
 
@@ -82,6 +83,7 @@ admin_round_done(void)
 	size_t	 i;
 
 	for (i = 0; i < round_n; i++) {
+		metrics_backend_up(i, round_up[i]);
 		if (round_up[i])
 			continue;
 		s = xasprintf("%s%s%s", down, down[0] ? ", " : "",
@@ -248,6 +250,11 @@ admin_readyz(struct evhttp_request *req)
 {
 	char	*body;
 
+	if (draining) {
+		admin_text_reply(req, 503, "Service Unavailable",
+		    "draining: no longer accepting connections\n");
+		return;
+	}
 	if (!ready_known) {
 		admin_text_reply(req, 503, "Service Unavailable",
 		    "starting\n");
@@ -465,6 +472,19 @@ admin_reconfigure(const struct cfg *cfg)
 		    admin_text, now, admin_text);
 }
 
+/*
+ * Shutting down: the listeners close, so /readyz answers 503 from now on
+ * (a load balancer stops sending new clients) while /healthz and /metrics
+ * go on serving until the process exits.
+ */
+void
+admin_draining(void)
+{
+	draining = true;
+	if (admin_timer != NULL)
+		evtimer_del(admin_timer);
+}
+
 /* Close the admin endpoint and free the metrics; after the workers end. */
 void
 admin_stop(void)
@@ -482,7 +502,7 @@ admin_stop(void)
 	free(admin_text);
 	free(ready_down);
 	admin_unix = admin_text = ready_down = NULL;
-	ready_known = false;
+	ready_known = draining = false;
 	admin_base = NULL;
 	metrics_free();
 }

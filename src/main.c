@@ -145,6 +145,7 @@ reload(const char *why)
 		log_error("reload failed (%zu error%s): still serving with the "
 		    "previous configuration", errs.n, errs.n == 1 ? "" : "s");
 		errlist_free(&errs);
+		metrics_reload(false);
 		sd_reloaded();
 		return -1;
 	}
@@ -158,7 +159,9 @@ reload(const char *why)
 	log_set(rt->cfg->log_level, rt->cfg->log_format);
 	listener_apply(rt->cfg);
 	watch_update(rt->cfg);
+	admin_reconfigure(rt->cfg);
 	runtime_set_current(rt);
+	metrics_reload(true);
 	worker_reauth_all();
 	log_info("reloaded: generation %llu in use for new connections",
 	    (unsigned long long)rt->generation);
@@ -209,6 +212,7 @@ signal_stop_cb(evutil_socket_t sig, short what, void *arg)
 	}
 	draining = true;
 	sd_stopping();
+	admin_draining();
 	log_info("%s: no longer accepting; draining %u connection(s) for up "
 	    "to %llu ms", strsignal((int)sig), worker_sessions(),
 	    (unsigned long long)ms);

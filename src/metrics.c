@@ -22,7 +22,8 @@ static const char *const metrics_reasons[] = {
 	"chain_too_long", "weak_crypto", "bad_signature", "invalid_ca",
 	"policy", "tls_error", "handshake_timeout", "verify_failed"
 };
-#define METRICS_NREASONS	(sizeof(metrics_reasons) / sizeof(metrics_reasons[0]))
+#define METRICS_NREASONS \
+	(sizeof(metrics_reasons) / sizeof(metrics_reasons[0]))
 #define METRICS_OTHER		(METRICS_NREASONS - 1)	/* verify_failed */
 
 /* Counters of one listener; every field is touched with __atomic only. */
@@ -35,6 +36,7 @@ struct metrics_listener {
 	uint64_t	bytes_out;	/* backend -> client */
 	uint64_t	backend_fail;
 	uint64_t	http[5];	/* 1xx .. 5xx */
+	int		backend_up;	/* last readiness probe; -1: none yet */
 };
 
 /* Set before the workers start, freed after they are joined. */
@@ -58,8 +60,10 @@ metrics_init(const char *const *names, size_t n)
 	metrics_free();
 	mx = xcalloc(n, sizeof(*mx));
 	mx_names = xcalloc(n, sizeof(*mx_names));
-	for (i = 0; i < n; i++)
+	for (i = 0; i < n; i++) {
 		mx_names[i] = xstrdup(names[i]);
+		mx[i].backend_up = -1;
+	}
 	mx_n = n;
 	mx_start = (int64_t)time(NULL);
 	mx_reload_ok = mx_reload_failed = 0;
@@ -140,6 +144,15 @@ metrics_http_status(size_t li, int status)
 	if (li >= mx_n || status < 100 || status > 599)
 		return;
 	INC(&mx[li].http[status / 100 - 1]);
+}
+
+/* The readiness probe found a backend of listener li reachable, or none. */
+void
+metrics_backend_up(size_t li, bool up)
+{
+	if (li >= mx_n)
+		return;
+	__atomic_store_n(&mx[li].backend_up, up ? 1 : 0, __ATOMIC_RELAXED);
 }
 
 /* A reload finished (main thread). */
@@ -264,12 +277,13 @@ metrics_render_cas(struct mbuf *b, const struct runtime *rt)
 			if (!ok)
 				continue;
 			subject = x509_name_rfc4514(X509_get_subject_name(x));
-			bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(x), NULL);
+			bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(x),
+			    NULL);
 			if (bn != NULL)
 				serial = BN_bn2hex(bn);
 			/* serial: a renewed CA may keep its subject. */
-			mb_printf(b, "mtlsproxy_ca_certificate_not_after_seconds"
-			    "{listener=\"");
+			mb_printf(b, "mtlsproxy_ca_certificate_not_after_"
+			    "seconds{listener=\"");
 			mb_label(b, srv->cfg->name);
 			mb_printf(b, "\",subject=\"");
 			mb_label(b, subject);
@@ -424,12 +438,19 @@ metrics_render(const struct runtime *rt, size_t *len)
 	for (i = 0; i < mx_n; i++)
 		mb_sample(&b, "backend_connect_failures_total", mx_names[i],
 		    NULL, NULL, GET(&mx[i].backend_fail));
+	mb_family(&b, "backend_up", "gauge", "1 when the admin endpoint's last "
+	    "probe reached at least one backend address of the listener, else "
+	    "0 (absent before the first probe or without admin.listen).");
+	for (i = 0; i < mx_n; i++)
+		if (GET(&mx[i].backend_up) >= 0)
+			mb_sample(&b, "backend_up", mx_names[i], NULL, NULL,
+			    (uint64_t)GET(&mx[i].backend_up));
 	mb_family(&b, "http_requests_total", "counter", "HTTP requests "
 	    "answered (http mode), by status class of the response.");
 	for (i = 0; i < mx_n; i++)
 		for (r = 0; r < 5; r++)
-			mb_sample(&b, "http_requests_total", mx_names[i], "code",
-			    classes[r], GET(&mx[i].http[r]));
+			mb_sample(&b, "http_requests_total", mx_names[i],
+			    "code", classes[r], GET(&mx[i].http[r]));
 
 	mb_family(&b, "reloads_total", "counter", "Configuration reloads, by "
 	    "result.");

@@ -362,6 +362,7 @@ void	 metrics_conn_open(size_t);
 void	 metrics_conn_close(size_t, uint64_t, uint64_t);
 void	 metrics_handshake(size_t, const char *);
 void	 metrics_backend_fail(size_t);
+void	 metrics_backend_up(size_t, bool);
 void	 metrics_http_status(size_t, int);
 void	 metrics_reload(bool);
 char	*metrics_render(const struct runtime *, size_t *);
@@ -370,6 +371,7 @@ char	*metrics_render(const struct runtime *, size_t *);
 struct event_base;
 void	 admin_start(struct event_base *, const struct cfg *);
 void	 admin_reconfigure(const struct cfg *);
+void	 admin_draining(void);
 void	 admin_stop(void);
 
 /* explain.c */

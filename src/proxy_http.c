@@ -528,7 +528,8 @@ http_send_error(struct http *h, int status, const char *why)
 	} else if ((r = STAILQ_FIRST(&h->pending)) != NULL) {
 		r->bytes_out += (uint64_t)evbuffer_get_length(out);
 		http_req_done(h, status);
-	}
+	} else
+		metrics_http_status(s->li, status);	/* no head parsed */
 	s->bytes_out += evbuffer_get_length(out);
 	http_close_when_flushed(h, why);
 }

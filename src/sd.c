@@ -181,7 +181,7 @@ sd_watchdog_cb(evutil_socket_t fd, short what, void *arg)
 	}
 	if (stuck != n && !sd_is_stopping) {
 		if (!sd_stalled_logged)
-			log_error("worker %u: its event loop has not run for "
+			log_error("worker %u: its event loop has not run for over "
 			    "%llu ms; not pinging the systemd watchdog", stuck,
 			    (unsigned long long)(sd_watchdog_usec / 2000));
 		sd_stalled_logged = true;

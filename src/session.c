@@ -380,7 +380,6 @@ session_handshake_done(struct session *s)
 		session_refused(s);
 		return;
 	}
-	identity_from_cert(&s->ident, peer);
 	metrics_handshake(s->li, NULL);
 	if (session_expiry_arm(s, ssl, peer) == -1) {
 		char when[64];

@@ -5,6 +5,7 @@
  */
 #include <pthread.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -94,7 +95,11 @@ static void *
 worker_main(void *arg)
 {
 	struct worker	*w = arg;
+	char		 name[16];
 
+	/* "worker N" in top -H, ps -L and /proc/PID/task/TID/comm. */
+	snprintf(name, sizeof(name), "worker %u", w->idx);
+	(void)pthread_setname_np(pthread_self(), name);
 	event_base_dispatch(w->base);
 	__atomic_add_fetch(&nexited, 1, __ATOMIC_ACQ_REL);
 	return NULL;

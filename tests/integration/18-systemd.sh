@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # systemd integration, without systemd running:
 # (a) notify messages seen by a fake NOTIFY_SOCKET listener: READY=1 with a
-#     STATUS= line, WATCHDOG=1 every WatchdogSec/2, STATUS= updated with the
+#     STATUS= line, WATCHDOG=1 every WatchdogSec/2 but none while one worker
+#     thread is stopped (ptrace), STATUS= updated with the
 #     connection count, RELOADING=1 + MONOTONIC_USEC then READY=1 around a
 #     SIGHUP, STOPPING=1 on SIGTERM;
 # (b) socket activation under systemd-socket-activate (listen "systemd:api"),
@@ -104,6 +105,53 @@ ms=$(($(now_ms) - t_ready))
 [ "$ms" -le 2500 ] || fail "2 WATCHDOG=1 took ${ms} ms (want about 1 s)"
 assert_log_contains 'systemd watchdog: pinging every 500 ms'
 pass "$n WATCHDOG=1 pings ${ms} ms after READY=1"
+
+# A stuck worker stops the pings: stop the thread "worker 1" alone (ptrace
+# PTRACE_SEIZE + PTRACE_INTERRUPT stop one thread, not the process) for
+# 2.5 s, then let it go.
+STALL_TID=
+for t in /proc/$PROXY_PID/task/*; do
+	[ "$(cat "$t/comm" 2>/dev/null)" = "worker 1" ] && STALL_TID=${t##*/}
+done
+[ -n "$STALL_TID" ] || fail "no thread named \"worker 1\" in $(cat /proc/$PROXY_PID/task/*/comm | tr '\n' ' ')"
+cat >"$TMPDIR/stall.py" <<'PY'
+# Stop one thread for some seconds with ptrace, then resume it.
+import ctypes, os, sys, time
+tid, secs = int(sys.argv[1]), float(sys.argv[2])
+libc = ctypes.CDLL(None, use_errno=True)
+libc.ptrace.argtypes = [ctypes.c_long, ctypes.c_long, ctypes.c_void_p, ctypes.c_void_p]
+PTRACE_DETACH, PTRACE_SEIZE, PTRACE_INTERRUPT, WALL = 17, 0x4206, 0x4207, 0x40000000
+if libc.ptrace(PTRACE_SEIZE, tid, None, None) != 0:
+    print("ptrace: " + os.strerror(ctypes.get_errno()))
+    sys.exit(2)
+libc.ptrace(PTRACE_INTERRUPT, tid, None, None)
+os.waitpid(tid, WALL)
+print("stopped", flush=True)
+time.sleep(secs)
+libc.ptrace(PTRACE_DETACH, tid, None, None)
+PY
+log_mark
+pings_before=$(notify_count '^WATCHDOG=1$')
+python3 "$TMPDIR/stall.py" "$STALL_TID" 2.5 >"$TMPDIR/stall.out" 2>&1
+stall_rc=$?
+if [ "$stall_rc" -eq 2 ]; then
+	log "cannot ptrace here ($(cat "$TMPDIR/stall.out")): the stuck-worker check is skipped"
+else
+	[ "$stall_rc" -eq 0 ] || fail "stall.py failed: $(cat "$TMPDIR/stall.out")"
+	pings_during=$(($(notify_count '^WATCHDOG=1$') - pings_before))
+	# at most the ping(s) due before the first check that saw the stall
+	[ "$pings_during" -le 1 ] ||
+	    fail "$pings_during WATCHDOG=1 sent while worker 1 was stopped for 2.5 s"
+	assert_log_contains 'error worker 1: its event loop has not run for over 500 ms; not pinging the systemd watchdog'
+	n0=$(notify_count '^WATCHDOG=1$')
+	for i in $(seq 20); do
+		[ "$(notify_count '^WATCHDOG=1$')" -gt "$n0" ] && break
+		sleep 0.1
+	done
+	[ "$(notify_count '^WATCHDOG=1$')" -gt "$n0" ] || fail "no WATCHDOG=1 within 2 s after worker 1 runs again"
+	assert_log_contains 'all workers run again; pinging the systemd watchdog'
+	pass "worker 1 stopped 2.5 s: $pings_during ping(s) meanwhile, the stall logged, pings again after"
+fi
 
 # It serves, and STATUS= follows the number of open connections (refreshed
 # every 5 s).

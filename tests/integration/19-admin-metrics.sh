@@ -129,7 +129,8 @@ for f in build_info:gauge process_start_time_seconds:gauge \
     connections_active:gauge connections_total:counter \
     handshakes_total:counter refusals_total:counter \
     bytes_received_total:counter bytes_sent_total:counter \
-    backend_connect_failures_total:counter http_requests_total:counter \
+    backend_connect_failures_total:counter backend_up:gauge \
+    http_requests_total:counter \
     reloads_total:counter last_reload_success_timestamp_seconds:gauge \
     server_certificate_not_after_seconds:gauge \
     ca_certificate_not_after_seconds:gauge crl_next_update_seconds:gauge; do
@@ -156,6 +157,9 @@ for l in echo web; do
 	    bytes_sent_total backend_connect_failures_total; do
 		[ "$(need "mtlsproxy_$m{listener=\"$l\"}")" != missing ] || fail "no $m{$l}"
 	done
+done
+for l in echo web; do
+	[ "$(need "mtlsproxy_backend_up{listener=\"$l\"}")" = 1 ] || fail "backend_up{$l} is not 1"
 done
 [ "$(need 'mtlsproxy_reloads_total{result="ok"}')" = 0 ] || fail "reloads ok is not 0"
 [ "$(need 'mtlsproxy_reloads_total{result="failed"}')" = 0 ] || fail "reloads failed is not 0"
@@ -238,25 +242,35 @@ out1=$(need 'mtlsproxy_bytes_sent_total{listener="echo"}')
     fail "connections_active{echo} is not 0 after the connection closed"
 pass "an allowed connection moves connections, handshakes, bytes, backend failures"
 
-# connections_active while a connection is held open (stdin from a FIFO
-# that this shell holds open; closing it ends the client).
-mkfifo "$TMPDIR/hold"
-timeout -k 2 30 node "$ITEST_DIR/client.js" 127.0.0.1 "$PORT" --ca "$PKI/root-ca.crt" \
-    --cert "$PKI/orders.crt" --key "$PKI/orders.key" --lines \
-    <"$TMPDIR/hold" >"$TMPDIR/hold.out" 2>&1 &
-HOLD=$!
-track "$HOLD"
-exec 7>"$TMPDIR/hold"
-echo held >&7
-for i in $(seq 50); do
-	grep -q 'echo: held' "$TMPDIR/hold.out" && break
-	sleep 0.1
-done
-grep -q 'echo: held' "$TMPDIR/hold.out" || fail "the held connection got no echo: $(cat "$TMPDIR/hold.out")"
+# hold_open: a connection to echo held open (the client's stdin is a FIFO
+# this shell keeps open); hold_close ends it.
+hold_open() {
+	rm -f "$TMPDIR/hold"
+	mkfifo "$TMPDIR/hold"
+	timeout -k 2 30 node "$ITEST_DIR/client.js" 127.0.0.1 "$PORT" --ca "$PKI/root-ca.crt" \
+	    --cert "$PKI/orders.crt" --key "$PKI/orders.key" --lines \
+	    <"$TMPDIR/hold" >"$TMPDIR/hold.out" 2>&1 &
+	HOLD=$!
+	track "$HOLD"
+	exec 7>"$TMPDIR/hold"
+	echo held >&7
+	for i in $(seq 50); do
+		grep -q 'echo: held' "$TMPDIR/hold.out" && break
+		sleep 0.1
+	done
+	grep -q 'echo: held' "$TMPDIR/hold.out" || fail "the held connection got no echo: $(cat "$TMPDIR/hold.out")"
+}
+hold_close() {
+	exec 7>&-
+	wait "$HOLD" 2>/dev/null
+	untrack "$HOLD"
+	rm -f "$TMPDIR/hold"
+}
+
+# connections_active while a connection is held open.
+hold_open
 wait_metric 'mtlsproxy_connections_active{listener="echo"}' 1
-exec 7>&-
-wait "$HOLD" 2>/dev/null
-untrack "$HOLD"
+hold_close
 for i in $(seq 30); do
 	scrape
 	[ "$(need 'mtlsproxy_connections_active{listener="echo"}')" = 0 ] && break
@@ -286,7 +300,12 @@ h0=$(need 'mtlsproxy_http_requests_total{listener="web",code="2xx"}')
 hcurl "$PORT2" /
 [ "$HC_CODE" = 200 ] || fail "GET through web: HTTP $HC_CODE: $(cat "$HC_ERR")"
 wait_metric 'mtlsproxy_http_requests_total{listener="web",code="2xx"}' $((h0 + 1))
-pass "http_requests_total{code=\"2xx\"} moves"
+# A request the proxy cannot parse: its own 400 counts as 4xx.
+b0=$(need 'mtlsproxy_http_requests_total{listener="web",code="4xx"}')
+s_client_send "$PORT2" "NOT HTTP AT ALL\r\n\r\n" "400" -cert "$PKI/orders.crt" -key "$PKI/orders.key"
+grep -q '^HTTP/1.1 400' "$SCLIENT_OUT" || fail "garbage through web: $(head -c 200 "$SCLIENT_OUT")"
+wait_metric 'mtlsproxy_http_requests_total{listener="web",code="4xx"}' $((b0 + 1))
+pass "http_requests_total moves (2xx from the backend, 4xx of the proxy's own)"
 
 # --------------------------------------- a backend goes away: /readyz
 
@@ -305,6 +324,9 @@ grep -q 'web' "$AG_OUT" || fail "/readyz 503 does not name web: $(cat "$AG_OUT")
 log "readyz went 503 after $(( $(now_ms) - t0 )) ms: $(cat "$AG_OUT")"
 admin_get /healthz
 [ "$AG_CODE" = 200 ] || fail "/healthz is HTTP $AG_CODE while a backend is down"
+scrape
+[ "$(need 'mtlsproxy_backend_up{listener="web"}')" = 0 ] || fail "backend_up{web} is not 0"
+[ "$(need 'mtlsproxy_backend_up{listener="echo"}')" = 1 ] || fail "backend_up{echo} is not 1"
 # The dead backend: 502, a 5xx, a failed connect.
 bf0=$(need 'mtlsproxy_backend_connect_failures_total{listener="web"}')
 e0=$(need 'mtlsproxy_http_requests_total{listener="web",code="5xx"}')
@@ -326,8 +348,27 @@ grep -q "admin endpoint: cannot listen on 127.0.0.1:$ADMIN_PORT: Address already
 ! grep -q -E 'Sanitizer|runtime error:' "$TMPDIR/clash.log" || fail "sanitizer report: $(cat "$TMPDIR/clash.log")"
 pass "an admin bind failure is a start-up error"
 
-stop_proxy
+# Draining (SIGTERM with a connection open): /readyz 503, /healthz and
+# /metrics still served until the process exits.
+hold_open
+kill -TERM "$PROXY_PID"
+for i in $(seq 30); do
+	admin_get /readyz
+	[ "$AG_CODE" = 503 ] && grep -q draining "$AG_OUT" && break
+	sleep 0.1
+done
+[ "$AG_CODE" = 503 ] && grep -q draining "$AG_OUT" ||
+    fail "/readyz while draining: HTTP $AG_CODE: $(cat "$AG_OUT")"
+admin_get /healthz
+[ "$AG_CODE" = 200 ] || fail "/healthz while draining: HTTP $AG_CODE"
+scrape
+[ "$(need 'mtlsproxy_connections_active{listener="echo"}')" -ge 1 ] ||
+    fail "connections_active{echo} while a connection drains"
+hold_close
+proxy_wait_exit 5 || fail "mtlsproxy still running after the drained connection closed"
 [ "$PROXY_RC" -eq 0 ] || fail "mtlsproxy exited $PROXY_RC on SIGTERM"
+! port_accepts "$ADMIN_PORT" || fail "the admin port still accepts after exit"
+pass "draining: /readyz 503, /healthz 200"
 
 # ------------------------------------------------ unix-socket admin
 
@@ -368,6 +409,8 @@ echo "not a socket" >"$SOCK"
 timeout -k 2 10 "$MTLSPROXY" -c "$TMPDIR/unix.yaml" >/dev/null 2>"$TMPDIR/notsock.log"
 rc=$?
 [ "$rc" -eq 1 ] || fail "admin.listen on a regular file: exit $rc (want 1)"
-grep -q "exists and is not a socket" "$TMPDIR/notsock.log" || fail "unclear message: $(cat "$TMPDIR/notsock.log")"
+grep -q "admin endpoint: cannot listen on unix:$SOCK: $SOCK exists and is not a socket" "$TMPDIR/notsock.log" ||
+    fail "unclear message: $(cat "$TMPDIR/notsock.log")"
+! grep -q -E 'Sanitizer|runtime error:' "$TMPDIR/notsock.log" || fail "sanitizer report: $(cat "$TMPDIR/notsock.log")"
 [ "$(cat "$SOCK")" = "not a socket" ] || fail "the regular file was changed"
 pass "unix-socket admin endpoint (stale socket replaced, mode 0660, removed at exit)"
