@@ -348,6 +348,23 @@ grep -q "admin endpoint: cannot listen on 127.0.0.1:$ADMIN_PORT: Address already
 ! grep -q -E 'Sanitizer|runtime error:' "$TMPDIR/clash.log" || fail "sanitizer report: $(cat "$TMPDIR/clash.log")"
 pass "an admin bind failure is a start-up error"
 
+# Reloads are counted: a good SIGHUP moves reloads_total{result="ok"} and
+# the success time; a broken config moves result="failed".
+scrape
+T0=$(need 'mtlsproxy_last_reload_success_timestamp_seconds')
+sleep 1.1
+kill -HUP "$PROXY_PID"
+wait_metric 'mtlsproxy_reloads_total{result="ok"}' 1
+T1=$(need 'mtlsproxy_last_reload_success_timestamp_seconds')
+awk -v a="$T0" -v b="$T1" 'BEGIN { exit !(b > a) }' ||
+    fail "last_reload_success_timestamp_seconds did not move ($T0 -> $T1)"
+cp "$TMPDIR/admin.yaml" "$TMPDIR/admin.yaml.good"
+printf 'bogus_key: 1\n' >>"$TMPDIR/admin.yaml"
+kill -HUP "$PROXY_PID"
+wait_metric 'mtlsproxy_reloads_total{result="failed"}' 1
+cp "$TMPDIR/admin.yaml.good" "$TMPDIR/admin.yaml"
+pass "reloads counted (ok and failed)"
+
 # Draining (SIGTERM with a connection open): /readyz 503, /healthz and
 # /metrics still served until the process exits.
 hold_open
