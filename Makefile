@@ -39,6 +39,9 @@ $(B)/%.o: src/%.c | $(B)
 	$(CC) $(CFLAGS) $(PKGCFLAGS) -I$(LLHTTP_INC) -c -o $@ $<
 $(B)/llhttp-%.o: $(LLHTTP_SRC)/%.c | $(B)
 	$(CC) -O2 -g $(SAN) -I$(LLHTTP_INC) -c -o $@ $<
+$(B)/proxy_http.o: | $(LLHTTP_INC)/llhttp.h
+$(LLHTTP_INC)/llhttp.h:
+	@echo "llhttp not found ($@): install Debian's node-llhttp (make deps does)" >&2; exit 1
 $(B)/mtlsproxy: $(OBJS)
 	$(CC) $(LDFLAGS) -o $@ $(OBJS) $(PKGLIBS)
 $(B)/unit/%.o: tests/unit/%.c | $(B)

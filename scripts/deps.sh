@@ -3,7 +3,7 @@
 # missing. Quiet when everything is present.
 set -eu
 
-PKGS="build-essential pkg-config libssl-dev libevent-dev libyaml-dev check openssl curl nodejs python3 ca-certificates nginx"
+PKGS="build-essential pkg-config libssl-dev libevent-dev libyaml-dev check node-llhttp openssl curl nodejs python3 ca-certificates nginx"
 # systemd integration: libsystemd to build with it; systemd-analyze,
 # systemd-socket-activate and strace for its tests.  Installing the systemd
 # package in a container is harmless: its scripts skip systemctl calls when
