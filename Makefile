@@ -22,7 +22,7 @@ UNITDIR	?= $(PREFIX)/lib/systemd/system
 B	?= build
 
 # Modules free of libevent, linked alone into the unit tests.
-PURE	 = util cfg policy log tls proxy_v2 hdr metrics
+PURE	 = util cfg policy log tls keydecode proxy_v2 hdr metrics
 SRCS	 = $(PURE) runtime listener worker session proxy_tcp proxy_http watch \
 	   upstream admin sd priv explain main
 # llhttp is compiled in from Debian's node-llhttp sources, never copied.

@@ -328,6 +328,7 @@ struct tls_server {
 };
 
 int	 tls_init(void);
+int	 keydecode_install(void);
 int	 tls_server_init(struct tls_server *, const struct cfg *,
 	    const struct cfg_listener *, struct errlist *);
 void	 tls_server_clear(struct tls_server *);
@@ -462,6 +463,7 @@ int	 priv_drop(const struct cfg *);
 /* session.c */
 enum session_state {
 	SESSION_HANDSHAKE,
+	SESSION_WAITING,	/* http: verified, no request yet, no backend */
 	SESSION_CONNECTING,
 	SESSION_PROXYING,
 	SESSION_LINGER		/* refused: draining before close */

@@ -294,7 +294,8 @@ session_reauth_all(struct worker *w)
 		return;
 	for (s = TAILQ_FIRST(&w->sessions); s != NULL; s = next) {
 		next = TAILQ_NEXT(s, entry);
-		if ((s->state == SESSION_CONNECTING ||
+		if ((s->state == SESSION_WAITING ||
+		    s->state == SESSION_CONNECTING ||
 		    s->state == SESSION_PROXYING) && s->client != NULL)
 			session_reauth(s, rt);
 	}
@@ -366,6 +367,19 @@ session_linger(struct session *s)
 		session_close(s, NULL);
 }
 
+static void	session_client_event_cb(struct bufferevent *, short, void *);
+static void	session_waiting_read_cb(struct bufferevent *, void *);
+
+/* Verified: connect to the backend, the client waiting meanwhile. */
+static void
+session_connect(struct session *s)
+{
+	s->state = SESSION_CONNECTING;
+	bufferevent_disable(s->client, EV_READ);
+	evtimer_del(s->timer);
+	upstream_connect(s);
+}
+
 static void
 session_handshake_done(struct session *s)
 {
@@ -395,12 +409,31 @@ session_handshake_done(struct session *s)
 		session_refused(s);
 		return;
 	}
-	s->state = SESSION_CONNECTING;
-	bufferevent_disable(s->client, EV_READ);
-	evtimer_del(s->timer);
 	log_debug("session %" PRIu64 ": %s verified \"%s\" (%s)", s->id,
 	    s->peer, session_ident(s)->subject, SSL_get_version(ssl));
-	upstream_connect(s);
+	if (s->srv->cfg->backend.mode == BACKEND_HTTP) {
+		/*
+		 * http: connect to the backend when the first request comes,
+		 * as an HTTP proxy does; a client that holds its connection
+		 * open without asking anything costs no backend connection.
+		 */
+		s->state = SESSION_WAITING;
+		bufferevent_setcb(s->client, session_waiting_read_cb, NULL,
+		    session_client_event_cb, s);
+		session_touch(s);
+		session_timer_arm(s, s->srv->cfg->idle_timeout_ms);
+		bufferevent_enable(s->client, EV_READ);
+		return;
+	}
+	session_connect(s);
+}
+
+/* The first bytes of a request are in (http): now connect the backend. */
+static void
+session_waiting_read_cb(struct bufferevent *bev, void *arg)
+{
+	(void)bev;
+	session_connect(arg);
 }
 
 static void

@@ -35,6 +35,7 @@ tls_init(void)
 	if (OPENSSL_init_ssl(OPENSSL_INIT_LOAD_SSL_STRINGS |
 	    OPENSSL_INIT_LOAD_CRYPTO_STRINGS, NULL) != 1)
 		return -1;
+	(void)keydecode_install();
 	tls_verdict_idx = SSL_get_ex_new_index(0, "verdict", NULL, NULL,
 	    NULL);
 	return tls_verdict_idx < 0 ? -1 : 0;

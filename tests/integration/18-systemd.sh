@@ -131,8 +131,16 @@ time.sleep(secs)
 libc.ptrace(PTRACE_DETACH, tid, None, None)
 PY
 log_mark
+# Count the pings from the moment the thread is stopped, not from when the
+# helper starts (an interpreter can take a while to start).
+python3 "$TMPDIR/stall.py" "$STALL_TID" 2.5 >"$TMPDIR/stall.out" 2>&1 &
+STALL_PID=$!
+for i in $(seq 100); do
+	grep -q -e '^stopped' -e '^ptrace' "$TMPDIR/stall.out" 2>/dev/null && break
+	sleep 0.05
+done
 pings_before=$(notify_count '^WATCHDOG=1$')
-python3 "$TMPDIR/stall.py" "$STALL_TID" 2.5 >"$TMPDIR/stall.out" 2>&1
+wait "$STALL_PID"
 stall_rc=$?
 if [ "$stall_rc" -eq 2 ]; then
 	log "cannot ptrace here ($(cat "$TMPDIR/stall.out")): the stuck-worker check is skipped"

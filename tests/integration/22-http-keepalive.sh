@@ -122,5 +122,35 @@ hcurl "$PORT" '/big?n=4096&mode=chunked' -I
 cmp -s "$HC_OUT" "$HC_HDR" || fail "curl -I: more than the response head came: $(head -c 300 "$HC_OUT")"
 pass "curl -I"
 
+# ------------- no backend connection until the first request comes
+# A verified client that holds its connection open without asking anything
+# costs no backend connection (as with an HTTP proxy); its first request
+# opens one and is answered.
+timeout -k 2 20 node - "$PORT" "$PKI" "$HB_LOG" >"$TMPDIR/lazy.json" 2>"$TMPDIR/lazy.err" <<'JS'
+const tls = require('tls'), fs = require('fs');
+const [port, pki, log] = process.argv.slice(2);
+const conns = () => fs.readFileSync(log, 'utf8').split('\n').filter((l) => l === 'conn').length;
+const c0 = conns();
+const s = tls.connect({ host: '127.0.0.1', port: +port, servername: 'localhost',
+  ca: fs.readFileSync(pki + '/root-ca.crt'), cert: fs.readFileSync(pki + '/orders.crt'),
+  key: fs.readFileSync(pki + '/orders.key') }, () => {
+  setTimeout(() => {
+    const idle = conns() - c0;
+    let d = '';
+    s.on('data', (b) => { d += b; });
+    s.on('end', () => {
+      console.log(JSON.stringify({ idle, after: conns() - c0, status: d.split('\r\n')[0] }));
+    });
+    s.write('GET /headers HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n');
+  }, 1000);
+});
+s.on('error', (e) => { console.error(e.message); process.exit(1); });
+JS
+[ -s "$TMPDIR/lazy.json" ] || fail "idle-then-request client failed: $(cat "$TMPDIR/lazy.err")"
+assert_eq "$(jq_py "$TMPDIR/lazy.json" 'j["idle"]')" 0 "backend connections while a verified client sent nothing for 1 s"
+assert_eq "$(jq_py "$TMPDIR/lazy.json" 'j["after"]')" 1 "backend connections after its first request"
+assert_eq "$(jq_py "$TMPDIR/lazy.json" 'j["status"]')" "HTTP/1.1 200 OK" "answer to the first request after 1 s idle"
+pass "an idle verified client holds no backend connection; its first request opens one"
+
 stop_proxy
 [ "$PROXY_RC" -eq 0 ] || fail "mtlsproxy exited $PROXY_RC on SIGTERM"

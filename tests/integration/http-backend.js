@@ -155,7 +155,10 @@ server.headersTimeout = 60000;
 server.requestTimeout = 0;
 server.maxHeaderSize = 64 * 1024;
 
-server.on('connection', (s) => { s._mtlsRequests = 0; });
+server.on('connection', (s) => {
+  s._mtlsRequests = 0;
+  process.stdout.write('conn\n');  // a line per TCP connection from the proxy
+});
 
 // Answer Expect: 100-continue ourselves so the log shows we saw it.
 server.on('checkContinue', (req, res) => {
