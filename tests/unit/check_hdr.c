@@ -39,7 +39,7 @@ setup(void)
 	hs = NULL;
 	blk = NULL;
 	cert_signed = false;
-	key = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+	key = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "prime256v1");
 	ck_assert_ptr_nonnull(key);
 	ck_assert_ptr_nonnull(cert = X509_new());
 	ck_assert_int_eq(X509_set_version(cert, X509_VERSION_3), 1);

@@ -17,6 +17,7 @@ main(void)
 	srunner_add_suite(sr, metrics_suite());
 	srunner_add_suite(sr, policy_suite());
 	srunner_add_suite(sr, tls_suite());
+	srunner_add_suite(sr, keydecode_suite());
 	srunner_add_suite(sr, pp2_suite());
 	srunner_run_all(sr, CK_NORMAL);
 	failed = srunner_ntests_failed(sr);

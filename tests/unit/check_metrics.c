@@ -341,7 +341,7 @@ START_TEST(test_runtime_gauges)
 	X509_STORE		*store;
 	char			*subj, *e, *line;
 
-	key = EVP_EC_gen("P-256");
+	key = EVP_EC_gen("prime256v1");
 	ck_assert_ptr_nonnull(key);
 	root = make_ca("Metrics Root", 1, t_root);
 	/* A CN with a quote, a backslash and a newline in it. */

@@ -204,8 +204,8 @@ handshake(SSL_SESSION *sess)
 static void
 setup(void)
 {
-	srv_key = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
-	cli_key = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+	srv_key = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "prime256v1");
+	cli_key = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "prime256v1");
 	ck_assert_ptr_nonnull(srv_key);
 	ck_assert_ptr_nonnull(cli_key);
 	srv_cert = make_cert(srv_key, MBSTRING_UTF8, "localhost", -1, 0);

@@ -5,6 +5,7 @@
 
 Suite	*cfg_suite(void);
 Suite	*hdr_suite(void);
+Suite	*keydecode_suite(void);
 Suite	*metrics_suite(void);
 Suite	*policy_suite(void);
 Suite	*pp2_suite(void);

@@ -120,7 +120,7 @@ keygen(void)
 {
 	EVP_PKEY	*k;
 
-	k = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+	k = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "prime256v1");
 	ck_assert_ptr_nonnull(k);
 	return k;
 }
