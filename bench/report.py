@@ -39,7 +39,16 @@ METRICS = {
     "stime_reuse_rate": ("resumed conns/s (s_time)", "{:.0f}", True),
     "stime_new_cpu": ("CPU per new conn (s_time)", "{:.2f} ms", False),
     "stime_reuse_cpu": ("CPU per resumed conn", "{:.2f} ms", False),
+    "scale_setup": ("handshakes/s to set them up", "{:.0f}", True),
+    "scale_rss": ("RSS with them", "{:.1f} MiB", False),
+    "scale_kib": ("KiB each", "{:.1f}", False),
+    "scale_lat50_before": ("new request p50 before", "{:.0f} ms", False),
+    "scale_lat99_before": ("p99 before", "{:.0f} ms", False),
+    "scale_lat50_held": ("new request p50 while held", "{:.0f} ms", False),
+    "scale_lat99_held": ("p99 while held", "{:.0f} ms", False),
 }
+SCALE = ["scale_setup", "scale_rss", "scale_kib", "scale_lat50_before",
+         "scale_lat99_before", "scale_lat50_held", "scale_lat99_held"]
 MAIN = ["hs_rate", "hs_cpu", "ka_rate", "ka_cpu", "bulk_mbs", "bulk_cpu",
         "peak_rss", "idle_kib"]
 RESUME = ["stime_new_rate", "stime_reuse_rate", "stime_new_cpu",
@@ -91,7 +100,7 @@ class Report:
         if any(x is FAILED for x in v):
             return FAILED
         x = statistics.median(v)
-        if m == "peak_rss":
+        if m in ("peak_rss", "scale_rss"):
             x /= 1024.0
         return x
 
@@ -114,7 +123,7 @@ class Report:
         if not v or any(x is FAILED for x in v):
             return "–"
         lo, hi = min(v), max(v)
-        if m == "peak_rss":
+        if m in ("peak_rss", "scale_rss"):
             lo, hi = lo / 1024.0, hi / 1024.0
         fmt = METRICS[m][1]
         unit = ""
@@ -257,6 +266,19 @@ class Report:
         lines += ["", "Session resumption (openssl s_time, one connection at a time, "
                   "each fetching `/`):", ""]
         lines += self.table(RESUME, self.cell)
+        scale = [x for x in self.systems if self.values(x, "scale_kib")]
+        if scale:
+            lines += ["", "Scale: %s handshaken idle mTLS connections held at once "
+                      "(http front ends; a tcp front end needs two descriptors per client "
+                      "and the machine's limit is lower), and the latency of new "
+                      "requests (`ab -n 300 -c 1`, a full mTLS handshake each) just "
+                      "before and while they are held (one run; ab's percentiles are "
+                      "whole milliseconds):" % m.get("SCALE_N", "?"), ""]
+            out = ["| system | " + " | ".join(METRICS[x][0] for x in SCALE) + " |",
+                   "|---|" + "---|" * len(SCALE)]
+            for x in scale:
+                out.append("| %s | %s |" % (NAME[x], " | ".join(self.cell(x, y) for y in SCALE)))
+            lines += out
         if runs > 1:
             lines += ["", "Spread over the %d runs (min–max):" % runs, ""]
             lines += self.table(MAIN + ["stime_reuse_rate"], self.spread)

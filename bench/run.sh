@@ -60,18 +60,20 @@ if [ "$QUICK" = 1 ]; then
 	RUNS=${BENCH_RUNS:-1}
 	HS_N=300 KA_N=5000 BULK_N=100 STIME=1
 	IDLE_N=${BENCH_IDLE_CONNS:-200}
+	SCALE_N=${BENCH_SCALE_CONNS:-1000}
 	DOCS=${BENCH_DOCS:-0}
 else
 	RUNS=${BENCH_RUNS:-3}
 	HS_N=2000 KA_N=50000 BULK_N=1000 STIME=5
 	IDLE_N=${BENCH_IDLE_CONNS:-1000}
+	SCALE_N=${BENCH_SCALE_CONNS:-10000}
 	DOCS=${BENCH_DOCS:-1}
 fi
 HS_C=16 KA_C=32 BULK_C=8
 PORT0=${BENCH_PORT:-24740}
 SYSTEMS=${BENCH_SYSTEMS:-nginx-http nginx-stream mtls-http mtls-tcp}
 BACKEND_WORKERS=${BENCH_BACKEND_WORKERS:-1}
-for v in RUNS IDLE_N PORT0 BACKEND_WORKERS; do
+for v in RUNS IDLE_N SCALE_N PORT0 BACKEND_WORKERS; do
 	case ${!v} in
 	'' | *[!0-9]* | 0) echo "bench: $v must be a positive number, got \"${!v}\"" >&2; exit 2 ;;
 	esac
@@ -536,6 +538,66 @@ idle_run() {
 	say "$(printf '%-12s run %s  idle: RSS %d -> %d KiB with %d connections: %.1f KiB each' "$sys" "$run" "$before" "$after" "$IDLE_N" "$(calc "($after - $before) / $IDLE_N")")"
 }
 
+# lat_ms LOG PCT: the "PCT%" line of ab's percentile table, in ms.
+lat_ms() { awk -v p="$2%" '$1 == p { print $2; exit }' "$1"; }
+
+# scale_run SYSTEM: SCALE_N handshaken idle mTLS connections held at once;
+# the RSS with them, and the latency of new requests (ab -n 300 -c 1, a
+# full mTLS handshake each) made while they are held, next to the same
+# measured just before. Only the http front ends: an idle client there
+# holds no backend connection, so 10,000 of them fit in the descriptor
+# limit (a tcp front end needs two descriptors per client).
+scale_run() {
+	local sys=$1 port log pid before after alive why= t0 t1
+	port=$(port_of "$sys")
+	log=$LOGS/$sys-scale.txt
+	stop_pid "${MASTER[$sys]}"
+	start_system "$sys"
+	ab -E "$PKI/client.pem" -n 100 -c "$HS_C" "https://127.0.0.1:$port/" >"$log.warmup" 2>&1 || true
+	ab -E "$PKI/client.pem" -n 300 -c 1 "https://127.0.0.1:$port/" >"$log.before" 2>&1 || true
+	before=$(mem_kib "$sys" VmRSS)
+	t0=$(date +%s.%N)
+	node "$ROOT/bench/idle.js" "$port" "$SCALE_N" "$PKI" >"$log" 2>&1 &
+	pid=$!
+	PROCS[$pid]=idle-$sys
+	for _ in $(seq 6000); do
+		grep -q '^ready\|^error' "$log" && break
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	t1=$(date +%s.%N)
+	if grep -q '^ready' "$log"; then
+		sleep 1
+		after=$(mem_kib "$sys" VmRSS)
+		ab -E "$PKI/client.pem" -n 300 -c 1 "https://127.0.0.1:$port/" >"$log.held" 2>&1 || true
+	fi
+	stop_pid "$pid"
+	alive=$(awk '/^alive/ { print $2 }' "$log")
+	if ! grep -q '^ready' "$log"; then
+		why="the idle client did not get $SCALE_N connections up: $(grep . "$log" | tail -n 1)"
+	elif [ "${alive:-0}" != "$SCALE_N" ]; then
+		why="only ${alive:-0} of $SCALE_N idle connections were still open at the end"
+	elif [ "$(field "$log.held" "Complete requests")" != 300 ] ||
+	    [ "$(field "$log.held" "Failed requests")" != 0 ]; then
+		why="requests made while the connections were held failed (log: $log.held)"
+	fi
+	if [ -n "$why" ]; then
+		say "$sys scale run FAILED: $why (log: $log)"
+		rec "$sys" scale_kib 1 FAILED 0
+		return 0
+	fi
+	rec "$sys" scale_rss 1 ok "$after"
+	rec "$sys" scale_kib 1 ok "$(calc "($after - $before) / $SCALE_N")"
+	rec "$sys" scale_setup 1 ok "$(calc "$SCALE_N / ($t1 - $t0)")"
+	rec "$sys" scale_lat50_before 1 ok "$(lat_ms "$log.before" 50)"
+	rec "$sys" scale_lat99_before 1 ok "$(lat_ms "$log.before" 99)"
+	rec "$sys" scale_lat50_held 1 ok "$(lat_ms "$log.held" 50)"
+	rec "$sys" scale_lat99_held 1 ok "$(lat_ms "$log.held" 99)"
+	say "$(printf '%-12s scale: %d idle connections, RSS %d -> %d KiB; new request latency p50/p99 %s/%s ms before, %s/%s ms while held' \
+	    "$sys" "$SCALE_N" "$before" "$after" "$(lat_ms "$log.before" 50)" "$(lat_ms "$log.before" 99)" \
+	    "$(lat_ms "$log.held" 50)" "$(lat_ms "$log.held" 99)")"
+}
+
 meta() { printf '%s=%s\n' "$1" "$2" >>"$META"; }
 meta_get() { awk -v k="$1=" 'index($0, k) == 1 { print substr($0, length(k) + 1); exit }' "$META"; }
 
@@ -545,6 +607,9 @@ ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 fds=$(ulimit -n)
 if [ "$fds" != unlimited ] && [ "$fds" -lt $((IDLE_N * 2 + 200)) ]; then
 	die "the open-file limit is $fds; $IDLE_N idle connections need about $((IDLE_N * 2 + 200)) (raise ulimit -n or lower BENCH_IDLE_CONNS)"
+fi
+if [ "$fds" != unlimited ] && [ "$fds" -lt $((SCALE_N + 300)) ]; then
+	die "the open-file limit is $fds; the scale test's $SCALE_N connections need about $((SCALE_N + 300)) (raise ulimit -n, or set BENCH_SCALE_CONNS lower, or 0 to skip it)"
 fi
 for sys in $SYSTEMS; do port_of "$sys" >/dev/null; done
 for sys in backend $SYSTEMS; do
@@ -582,6 +647,7 @@ meta KA "-k -n $KA_N -c $KA_C"
 meta BULK "-k -n $BULK_N -c $BULK_C"
 meta STIME "$STIME"
 meta IDLE_N "$IDLE_N"
+meta SCALE_N "$SCALE_N"
 meta BACKEND_WORKERS "$BACKEND_WORKERS"
 meta SYSTEMS "$SYSTEMS"
 
@@ -628,6 +694,12 @@ for run in $(seq "$RUNS"); do
 	say "--- idle connections, round $run of $RUNS"
 	for sys in $SYSTEMS; do idle_run "$sys" "$run"; done
 done
+if [ "$SCALE_N" -gt 0 ]; then
+	say "--- $SCALE_N idle connections at once (http front ends)"
+	for sys in $SYSTEMS; do
+		case $sys in *-http) scale_run "$sys" ;; esac
+	done
+fi
 meta LOAD_END "$(cut -d' ' -f1-3 /proc/loadavg)"
 
 cleanup
