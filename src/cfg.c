@@ -37,6 +37,7 @@ static const struct cfg cfg_default = {
 	.log_format = LOG_FORMAT_TEXT,
 	.log_access = true,
 	.drain_timeout_ms = 30 * 1000,
+	.ticket_rotation_ms = 60 * 60 * 1000,
 };
 
 static const struct cfg_listener cfg_listener_default = {
@@ -215,6 +216,8 @@ static const struct cfg_key cfg_top_keys[] = {
 	{ "workers", CFG_T_FUNC, .fn = cfg_workers },
 	{ "log", CFG_T_FUNC, .fn = cfg_log },
 	{ "drain_timeout", CFG_T_DURATION, .off = C(drain_timeout_ms) },
+	{ "session_ticket_rotation", CFG_T_DURATION,
+	    .off = C(ticket_rotation_ms), .min = 1000 },
 	{ "listeners", CFG_T_FUNC, CFG_REQUIRED, .fn = cfg_listeners },
 	{ "reload", CFG_T_ENUM, .off = C(reload), .values = cfg_reload_modes },
 	{ "user", CFG_T_STRING, .off = C(user), .loc_off = C(user_loc) },
@@ -595,6 +598,11 @@ cfg_duration(struct cfg_parser *p, const struct cfg_key *k, yaml_node_t *n,
 	if (s == NULL || duration_parse(s, &v, &why) == -1) {
 		cfg_err(p, n, "\"%s\" is not a duration (use e.g. 30s, 5m): "
 		    "%s", k->name, cfg_got(n, buf, sizeof(buf)));
+		return -1;
+	}
+	if (v < (uint64_t)k->min && k->min > 1) {
+		cfg_err(p, n, "\"%s\" must be at least %lld ms "
+		    "(use e.g. 1h, 30m), got \"%s\"", k->name, k->min, s);
 		return -1;
 	}
 	if (v < (uint64_t)k->min) {

@@ -226,6 +226,7 @@ struct cfg {
 	enum log_format	 log_format;
 	bool		 log_access;
 	uint64_t	 drain_timeout_ms;
+	uint64_t	 ticket_rotation_ms; /* generated ticket keys */
 	int		 reload;	/* enum reload_mode */
 	char		*user;		/* owned; drop to it after start-up */
 	struct cfg_loc	 user_loc;
@@ -325,6 +326,7 @@ struct tls_server {
 	struct hdr_set	*hdrs;		/* owns; http mode */
 	const struct cfg_listener *cfg;	/* borrowed from the runtime's cfg */
 	time_t		 cert_not_after;
+	uint64_t	 ticket_rotation_ms; /* generated ticket keys */
 };
 
 int	 tls_init(void);

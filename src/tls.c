@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 
 #include <errno.h>
+#include <pthread.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,11 +16,13 @@
 #include <unistd.h>
 
 #include <openssl/bio.h>
+#include <openssl/core_names.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/pkcs12.h>
 #include <openssl/provider.h>
+#include <openssl/rand.h>
 #include <openssl/x509v3.h>
 
 #include "mtlsproxy.h"
@@ -27,6 +30,7 @@
 #define PASSPHRASE_MAX	1024
 
 static int	tls_verdict_idx = -1;
+static int	tls_server_idx = -1;	/* SSL_CTX -> its struct tls_server */
 
 /* One-time library set-up; returns -1 if OpenSSL cannot be initialised. */
 int
@@ -38,7 +42,10 @@ tls_init(void)
 	(void)keydecode_install();
 	tls_verdict_idx = SSL_get_ex_new_index(0, "verdict", NULL, NULL,
 	    NULL);
-	return tls_verdict_idx < 0 ? -1 : 0;
+	if (tls_server_idx < 0)
+		tls_server_idx = SSL_CTX_get_ex_new_index(0, "server", NULL,
+		    NULL, NULL);
+	return tls_verdict_idx < 0 || tls_server_idx < 0 ? -1 : 0;
 }
 
 /* Text of the most recent OpenSSL error, and drain the queue. */
@@ -821,6 +828,128 @@ tls_load_client_auth(struct tls_server *srv, SSL_CTX *ctx,
 }
 
 /*
+ * Session-ticket keys made here, when no session_ticket_key_file is given:
+ * one ring for the whole process, so a reload (which builds new SSL_CTXs)
+ * does not throw away the tickets clients hold. The newest key encrypts new
+ * tickets; it is replaced by a fresh random one every
+ * session_ticket_rotation, and the two before it still decrypt (a ticket
+ * they open is renewed with the newest key), so a ticket resumes for at
+ * least two rotation periods and a key never lives more than three. The
+ * keys never leave memory.
+ */
+#define TICKET_KEYS	3
+
+struct ticket_key {
+	unsigned char	 name[16];
+	unsigned char	 hmac[32];
+	unsigned char	 aes[32];
+	uint64_t	 born_ms;	/* monotonic */
+	bool		 set;
+};
+
+static pthread_mutex_t	 ticket_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct ticket_key ticket_ring[TICKET_KEYS];	/* [0]: newest */
+
+static uint64_t
+tls_monotonic_ms(void)
+{
+	struct timespec	ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/*
+ * With ticket_mu held: one fresh key per rotation period gone by since the
+ * newest was made (rotation happens when handshakes ask for keys, so after
+ * a quiet spell several periods may be due at once). -1: no randomness.
+ */
+static int
+tls_ticket_rotate(uint64_t every_ms)
+{
+	struct ticket_key	k;
+	uint64_t		now = tls_monotonic_ms(), due;
+
+	if (!ticket_ring[0].set)
+		due = 1;
+	else if ((due = (now - ticket_ring[0].born_ms) / every_ms) >
+	    TICKET_KEYS)
+		due = TICKET_KEYS;
+	for (; due > 0; due--) {
+		if (RAND_bytes(k.name, sizeof(k.name)) != 1 ||
+		    RAND_priv_bytes(k.hmac, sizeof(k.hmac)) != 1 ||
+		    RAND_priv_bytes(k.aes, sizeof(k.aes)) != 1) {
+			OPENSSL_cleanse(&k, sizeof(k));
+			return -1;
+		}
+		k.born_ms = now;
+		k.set = true;
+		OPENSSL_cleanse(&ticket_ring[TICKET_KEYS - 1],
+		    sizeof(ticket_ring[0]));
+		memmove(&ticket_ring[1], &ticket_ring[0],
+		    (TICKET_KEYS - 1) * sizeof(ticket_ring[0]));
+		ticket_ring[0] = k;
+		OPENSSL_cleanse(&k, sizeof(k));
+	}
+	return 0;
+}
+
+/*
+ * OpenSSL's ticket callback: 1 = use this key, 2 = it decrypts but renew
+ * the ticket, 0 = unknown key (full handshake), -1 = error.
+ */
+static int
+tls_ticket_cb(SSL *ssl, unsigned char name[16], unsigned char *iv,
+    EVP_CIPHER_CTX *cctx, EVP_MAC_CTX *hctx, int enc)
+{
+	const struct tls_server	*srv;
+	struct ticket_key	 k;
+	OSSL_PARAM		 params[3];
+	int			 i, rc = 1, ok;
+
+	srv = SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), tls_server_idx);
+	if (srv == NULL)
+		return -1;
+	pthread_mutex_lock(&ticket_mu);
+	if (tls_ticket_rotate(srv->ticket_rotation_ms) == -1) {
+		pthread_mutex_unlock(&ticket_mu);
+		return -1;
+	}
+	if (enc)
+		i = 0;
+	else
+		for (i = 0; i < TICKET_KEYS; i++)
+			if (ticket_ring[i].set &&
+			    memcmp(name, ticket_ring[i].name, 16) == 0)
+				break;
+	if (i == TICKET_KEYS) {
+		pthread_mutex_unlock(&ticket_mu);
+		return 0;
+	}
+	k = ticket_ring[i];
+	pthread_mutex_unlock(&ticket_mu);
+	if (i > 0)
+		rc = 2;
+	if (enc) {
+		memcpy(name, k.name, 16);
+		if (RAND_bytes(iv, EVP_MAX_IV_LENGTH) != 1) {
+			OPENSSL_cleanse(&k, sizeof(k));
+			return -1;
+		}
+	}
+	params[0] = OSSL_PARAM_construct_octet_string(OSSL_MAC_PARAM_KEY,
+	    k.hmac, sizeof(k.hmac));
+	params[1] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST,
+	    (char *)"SHA256", 0);
+	params[2] = OSSL_PARAM_construct_end();
+	ok = EVP_MAC_CTX_set_params(hctx, params) == 1 &&
+	    (enc ? EVP_EncryptInit_ex(cctx, EVP_aes_256_cbc(), NULL, k.aes, iv) :
+	    EVP_DecryptInit_ex(cctx, EVP_aes_256_cbc(), NULL, k.aes, iv)) == 1;
+	OPENSSL_cleanse(&k, sizeof(k));
+	return ok ? rc : -1;
+}
+
+/*
  * A shared session-ticket key (80 random bytes: name, HMAC and AES keys),
  * so TLS resumption works across replicas that share the file.
  */
@@ -997,9 +1126,17 @@ tls_server_init(struct tls_server *srv, const struct cfg *cfg,
 	if (SSL_CTX_get0_certificate(ctx) != NULL)
 		srv->cert_not_after = asn1_time_t(X509_get0_notAfter(
 		    SSL_CTX_get0_certificate(ctx)));
+	srv->ticket_rotation_ms = cfg->ticket_rotation_ms;
+	if (SSL_CTX_set_ex_data(ctx, tls_server_idx, srv) != 1) {
+		cfg_error(errs, cfg, l->loc, "out of memory");
+		tls_server_clear(srv);
+		return -1;
+	}
 	if (t->session_ticket_key_file.path != NULL)
 		(void)tls_load_ticket_key(ctx, cfg, &t->session_ticket_key_file,
 		    errs);
+	else if (t->session_tickets)
+		SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx, tls_ticket_cb);
 	(void)tls_load_client_auth(srv, ctx, cfg, &l->client_auth, errs);
 	srv->policy = policy_new(&l->client_auth.allow,
 	    l->client_auth.client_eku);

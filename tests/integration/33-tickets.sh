@@ -240,7 +240,42 @@ if echoed b7; then
 fi
 pass "a ticket issued before the CRL revoked orders does not let orders back in ($(session_kind b7))"
 
-for r in c b a; do
+# ------------------------------------- generated keys that rotate
+# D has no key file: its ticket keys are made in memory and rotate every
+# session_ticket_rotation (1 s here); a ticket resumes through a reload and
+# for two rotations, not after three.
+mkdir -p "$C/d"
+PD=$(free_port)
+conf d "$PD" | sed '/session_ticket_key_file:/d; s/^drain_timeout: 2s$/drain_timeout: 2s\nsession_ticket_rotation: 1s/' >"$C/d/proxy.yaml"
+cp "$PKI/crl.pem" "$C/d/crl.pem"
+grep -q '^session_ticket_rotation: 1s$' "$C/d/proxy.yaml" || fail "test setup: no session_ticket_rotation in D's config"
+sed 's/^session_ticket_rotation: 1s$/session_ticket_rotation: 500ms/' "$C/d/proxy.yaml" >"$C/d/short.yaml"
+"$MTLSPROXY" -t -c "$C/d/short.yaml" >"$TMPDIR/t-rot.out" 2>&1 && fail "mtlsproxy -t accepted session_ticket_rotation: 500ms"
+line=$(grep -n '^session_ticket_rotation:' "$C/d/short.yaml" | cut -d: -f1)
+grep -q -E "^$C/d/short\.yaml:$line:[0-9]+: \"session_ticket_rotation\" must be at least 1000 ms" "$TMPDIR/t-rot.out" ||
+    fail "session_ticket_rotation: 500ms: no 'FILE:$line:COL: ... must be at least 1000 ms': $(cat "$TMPDIR/t-rot.out")"
+start_replica d "$PD"
+T0=$(now_ms)
+tls_session d1 "$PD" "${ORDERS[@]}" -sess_out "$C/sess-d.pem"
+echoed d1 && [ "$(session_kind d1)" = New ] || fail "D: full handshake failed ($(session_kind d1), rc $SC_RC)"
+tls_session d2 "$PD" -sess_in "$C/sess-d.pem"
+[ "$(session_kind d2)" = Reused ] && echoed d2 || fail "D: its own fresh ticket did not resume: $(session_kind d2)"
+use_replica d
+kill -HUP "$PROXY_PID"
+wait_reloaded "D's SIGHUP"
+tls_session d3 "$PD" -sess_in "$C/sess-d.pem"
+[ "$(session_kind d3)" = Reused ] && echoed d3 || fail "D: a ticket from before a reload did not resume after it: $(session_kind d3)"
+sleep 1.3
+tls_session d4 "$PD" -sess_in "$C/sess-d.pem"
+[ "$(session_kind d4)" = Reused ] && echoed d4 ||
+    fail "D: a ticket one rotation old ($(($(now_ms) - T0)) ms) did not resume: $(session_kind d4)"
+sleep 3.2
+tls_session d5 "$PD" -sess_in "$C/sess-d.pem"
+[ "$(session_kind d5)" = Reused ] &&
+    fail "D: a ticket whose key is more than three rotations old ($(($(now_ms) - T0)) ms) still resumed"
+pass "generated ticket keys: resume after a reload and one rotation, not after three (session_ticket_rotation: 1s)"
+
+for r in d c b a; do
 	use_replica "$r"
 	stop_proxy
 	[ "$PROXY_RC" -eq 0 ] || fail "replica $r exited $PROXY_RC on SIGTERM"

@@ -100,6 +100,7 @@ START_TEST(test_full_config)
 	ck_assert_str_eq(cfg->path, "data/good_full.yaml");
 	ck_assert_uint_eq(cfg->workers, 3);
 	ck_assert_uint_eq(cfg->drain_timeout_ms, 45000);
+	ck_assert_uint_eq(cfg->ticket_rotation_ms, 2 * 3600 * 1000);
 	ck_assert_int_eq(cfg->log_level, LOG_LEVEL_DEBUG);
 	ck_assert_int_eq(cfg->log_format, LOG_FORMAT_JSON);
 	ck_assert(!cfg->log_access);
@@ -233,6 +234,7 @@ START_TEST(test_defaults)
 	ck_assert_int_eq(cfg->log_format, LOG_FORMAT_TEXT);
 	ck_assert(cfg->log_access);
 	ck_assert_uint_eq(cfg->drain_timeout_ms, 30000);
+	ck_assert_uint_eq(cfg->ticket_rotation_ms, 3600 * 1000);
 	ck_assert_uint_eq(cfg->nlisteners, 1);
 	l = &cfg->listeners[0];
 	ck_assert_uint_eq(l->loc.line, 2);
@@ -464,8 +466,8 @@ START_TEST(test_unknown_key_top)
 {
 	EXPECT("data/unknown_key_top.yaml",
 	    "data/unknown_key_top.yaml:1:1: unknown key \"frobnicate\" at top "
-	    "level; valid keys are: workers, log, drain_timeout, listeners, reload, "
-	    "user, group, admin");
+	    "level; valid keys are: workers, log, drain_timeout, "
+	    "session_ticket_rotation, listeners, reload, user, group, admin");
 }
 END_TEST
 
@@ -786,9 +788,11 @@ END_TEST
 START_TEST(test_bad_duration)
 {
 	EXPECT("data/bad_duration.yaml",
-	    "data/bad_duration.yaml:12:13: \"idle\" is not a duration (use "
+	    "data/bad_duration.yaml:1:26: \"session_ticket_rotation\" must be "
+	    "at least 1000 ms (use e.g. 1h, 30m), got \"200ms\"",
+	    "data/bad_duration.yaml:13:13: \"idle\" is not a duration (use "
 	    "e.g. 30s, 5m): \"abc\"",
-	    "data/bad_duration.yaml:13:18: \"handshake\" must be longer than 0 "
+	    "data/bad_duration.yaml:14:18: \"handshake\" must be longer than 0 "
 	    "(use e.g. 30s, 5m), got \"0\"");
 }
 END_TEST
