@@ -309,11 +309,15 @@ write_nginx_stream_conf() {
 }
 
 write_mtls_conf() {
-	local sys=$1 mode=${1#mtls-} dir=$OUT/$1
+	local sys=$1 mode=${1#mtls-} dir=$OUT/$1 ka=
 	mkdir -p "$dir"
+	# http: idle backend connections kept, as nginx's "keepalive 32".
+	[ "$mode" = http ] && ka="
+      keepalive: 32"
 	cat >"$dir/mtlsproxy.yaml" <<YAML
 # Written by bench/run.sh. Access logs are off here as in the nginx
-# configurations; everything else is the default.
+# configurations; backend keep-alive in http mode as in nginx's upstream;
+# everything else is the default.
 workers: auto
 drain_timeout: 1s
 log:
@@ -330,7 +334,7 @@ listeners:
       ca: $PKI/ca.crt
     backend:
       address: "127.0.0.1:$(port_of backend)"
-      mode: $mode
+      mode: $mode$ka
     max_connections: 20000
 YAML
 }

@@ -55,6 +55,7 @@ static const struct cfg_listener cfg_listener_default = {
 		.mode = BACKEND_TCP,
 		.proxy_protocol = false,
 		.connect_timeout_ms = 5 * 1000,
+		.keepalive_timeout_ms = 1000,
 	},
 	.handshake_timeout_ms = 10 * 1000,
 	.idle_timeout_ms = 300 * 1000,
@@ -312,6 +313,10 @@ static const struct cfg_key cfg_backend_keys[] = {
 	{ "mode", CFG_T_ENUM, .off = B(mode), .values = cfg_backend_modes },
 	{ "proxy_protocol", CFG_T_BOOL, .off = B(proxy_protocol) },
 	{ "connect_timeout", CFG_T_DURATION, .off = B(connect_timeout_ms),
+	    .min = 1 },
+	{ "keepalive", CFG_T_UINT, .off = B(keepalive), .min = 0,
+	    .max = 4096 },
+	{ "keepalive_timeout", CFG_T_DURATION, .off = B(keepalive_timeout_ms),
 	    .min = 1 },
 	{ .name = NULL }
 };
@@ -1429,6 +1434,11 @@ cfg_backend(struct cfg_parser *p, const struct cfg_key *k, yaml_node_t *n,
 		cfg_err(p, pn, "proxy_protocol applies to mode: tcp, but this "
 		    "backend has mode: http (which sends the client identity "
 		    "in headers); remove proxy_protocol or set it to false");
+	if (b->keepalive > 0 && b->mode != BACKEND_HTTP &&
+	    (pn = cfg_map_get(p, n, "keepalive")) != NULL)
+		cfg_err(p, pn, "keepalive applies to mode: http (idle backend "
+		    "connections kept between requests of different clients), "
+		    "but this backend has mode: tcp; remove keepalive");
 	if (b->remote || (an = cfg_map_get(p, n, "address")) == NULL)
 		return;
 	/*

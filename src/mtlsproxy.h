@@ -166,6 +166,8 @@ struct cfg_backend {
 	enum backend_mode mode;
 	bool		 proxy_protocol;
 	uint64_t	 connect_timeout_ms;
+	unsigned	 keepalive;	/* idle connections kept per worker */
+	uint64_t	 keepalive_timeout_ms;
 	struct cfg_loc	 loc;
 };
 
@@ -416,6 +418,7 @@ void	 listener_apply(const struct cfg *);
 
 /* worker.c */
 TAILQ_HEAD(session_list, session);
+TAILQ_HEAD(pooled_list, pooled);
 
 struct worker {
 	unsigned	 idx;
@@ -427,6 +430,7 @@ struct worker {
 	struct waccept	*acc;		/* owns; one per listener */
 	size_t		 nacc;
 	struct session_list sessions;
+	struct pooled_list pool;	/* idle backend connections */
 	unsigned	 nsessions;
 	bool		 stopping;
 	uint64_t	 next_id;
@@ -517,12 +521,15 @@ void	 session_reauth_all(struct worker *);
 
 /* upstream.c */
 void	 upstream_connect(struct session *);
+bool	 upstream_pool_put(struct session *);
+void	 upstream_pool_clear(struct worker *);
 
 /* proxy_http.c */
 struct http;
 void	 http_start(struct session *);
 void	 http_start_failed(struct session *);
 void	 http_free(struct http *);
+bool	 http_backend_idle(const struct http *);
 
 /* proxy_tcp.c */
 void	 tcp_start(struct session *);

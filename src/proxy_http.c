@@ -63,6 +63,7 @@ struct http {
 	bool			 in_value;
 	bool			 too_large;	/* head over max_header_size */
 	bool			 refused_upgrade;
+	bool			 no_reuse;	/* a message ended keep-alive */
 	int			 deferred;	/* status to send once idle */
 	const char		*close_why;
 	/* the request head being read */
@@ -226,6 +227,8 @@ http_on_headers_complete(llhttp_t *p)
 
 	r = xcalloc(1, sizeof(*r));
 	r->method = (uint8_t)llhttp_get_method(p);
+	if (!llhttp_should_keep_alive(p))
+		h->no_reuse = true;	/* the backend will close after it */
 	r->path = xasprintf("%.*s", (int)(h->url_len > HTTP_PATH_LOG ?
 	    HTTP_PATH_LOG : h->url_len), h->buf);
 	event_base_gettimeofday_cached(s->w->base, &r->start);
@@ -404,6 +407,8 @@ http_on_resp_complete(llhttp_t *p)
 	/* 1xx other than 101 are interim: the final response follows. */
 	if (status >= 100 && status < 200 && status != 101)
 		return 0;
+	if (!llhttp_should_keep_alive(p))
+		h->no_reuse = true;
 	http_req_done(h, status);
 	if (h->cstate == HTTP_C_UPGRADE && status != 101) {
 		/*
@@ -908,6 +913,21 @@ http_start_failed(struct session *s)
 	http_setcb(s);
 	bufferevent_enable(s->client, EV_READ | EV_WRITE);
 	http_client_input(s->http);
+}
+
+/*
+ * Whether the backend connection is between messages and may carry other
+ * clients' requests (backend.keepalive): every request forwarded has been
+ * answered in full, nothing is being sent, and neither side asked to close
+ * or switched protocols.
+ */
+bool
+http_backend_idle(const struct http *h)
+{
+	return h != NULL && !h->no_reuse && !h->backend_failed &&
+	    !h->resp_tunnel && !h->resp_started && h->cur == NULL &&
+	    (h->cstate == HTTP_C_HEAD || h->cstate == HTTP_C_STOP) &&
+	    STAILQ_EMPTY(&h->pending);
 }
 
 /* Free the HTTP state of a session (from session_close). */

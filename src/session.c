@@ -590,7 +590,7 @@ session_close(struct session *s, const char *why)
 	}
 	if (s->bread != NULL)
 		event_free(s->bread);
-	if (s->backend != NULL)
+	if (s->backend != NULL && !upstream_pool_put(s))
 		bufferevent_free(s->backend);
 	if (s->linger_ev != NULL)
 		event_free(s->linger_ev);

@@ -6,10 +6,13 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 
@@ -46,6 +49,135 @@ upstream_event_cb(struct bufferevent *bev, short what, void *arg)
 	upstream_connect(s);
 }
 
+/*
+ * Idle backend connections (http mode with backend.keepalive): when a
+ * client's connection ends between messages, its backend connection is kept
+ * by the worker for keepalive_timeout and handed to the next client of the
+ * same listener, which saves a TCP connect and close per client. A kept
+ * connection that the backend closes, or that says anything, is dropped at
+ * once. Each holds a reference to its runtime, so a connection to a backend
+ * from before a reload is never given to a listener after it.
+ */
+struct pooled {
+	TAILQ_ENTRY(pooled)	 entry;
+	struct worker		*w;
+	struct runtime		*rt;	/* holds a reference */
+	size_t			 li;	/* listener */
+	size_t			 idx;	/* backend address */
+	struct bufferevent	*bev;	/* owns */
+};
+
+static void
+pool_drop(struct pooled *p)
+{
+	TAILQ_REMOVE(&p->w->pool, p, entry);
+	bufferevent_free(p->bev);
+	runtime_unref(p->rt);
+	free(p);
+}
+
+/* Data from an idle backend (it should say nothing): drop it. */
+static void
+pool_read_cb(struct bufferevent *bev, void *arg)
+{
+	(void)bev;
+	pool_drop(arg);
+}
+
+/* Closed by the backend, an error, or keepalive_timeout: drop it. */
+static void
+pool_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	(void)bev;
+	(void)what;
+	pool_drop(arg);
+}
+
+/* At the end of a session: keep its backend connection if it can be. */
+bool
+upstream_pool_put(struct session *s)
+{
+	const struct cfg_backend	*b = &s->srv->cfg->backend;
+	struct worker			*w = s->w;
+	struct pooled			*p, *oldest = NULL;
+	struct timeval			 tv;
+	unsigned			 n = 0;
+
+	if (b->keepalive == 0 || w->stopping || s->backend == NULL ||
+	    s->state != SESSION_PROXYING || s->backend_eof ||
+	    s->backend_shut || !http_backend_idle(s->http) ||
+	    evbuffer_get_length(bufferevent_get_input(s->backend)) != 0 ||
+	    evbuffer_get_length(bufferevent_get_output(s->backend)) != 0)
+		return false;
+	TAILQ_FOREACH(p, &w->pool, entry)
+		if (p->rt == s->rt && p->li == s->li && n++ == 0)
+			oldest = p;
+	if (n >= b->keepalive && oldest != NULL)
+		pool_drop(oldest);
+	p = xcalloc(1, sizeof(*p));
+	p->w = w;
+	p->rt = runtime_ref(s->rt);
+	p->li = s->li;
+	p->idx = s->backend_idx;
+	p->bev = s->backend;
+	s->backend = NULL;
+	bufferevent_setcb(p->bev, pool_read_cb, NULL, pool_event_cb, p);
+	tv.tv_sec = (time_t)(b->keepalive_timeout_ms / 1000);
+	tv.tv_usec = (suseconds_t)(b->keepalive_timeout_ms % 1000) * 1000;
+	bufferevent_set_timeouts(p->bev, &tv, NULL);
+	bufferevent_disable(p->bev, EV_WRITE);
+	bufferevent_enable(p->bev, EV_READ);
+	TAILQ_INSERT_TAIL(&w->pool, p, entry);
+	return true;
+}
+
+/* Take the newest kept connection for this session's listener, if any. */
+static bool
+upstream_pool_get(struct session *s)
+{
+	struct worker		*w = s->w;
+	struct pooled		*p, *prev;
+	struct bufferevent	*bev;
+	char			 c;
+	ssize_t			 r;
+
+	for (p = TAILQ_LAST(&w->pool, pooled_list); p != NULL; p = prev) {
+		prev = TAILQ_PREV(p, pooled_list, entry);
+		if (p->rt != s->rt || p->li != s->li)
+			continue;
+		/* Closed or talking since the last loop pass: not usable. */
+		r = recv(bufferevent_getfd(p->bev), &c, 1,
+		    MSG_PEEK | MSG_DONTWAIT);
+		if (r >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK)) {
+			pool_drop(p);
+			continue;
+		}
+		TAILQ_REMOVE(&w->pool, p, entry);
+		bev = p->bev;
+		s->backend_idx = p->idx;
+		runtime_unref(p->rt);
+		free(p);
+		bufferevent_set_timeouts(bev, NULL, NULL);
+		bufferevent_disable(bev, EV_READ);
+		bufferevent_setcb(bev, NULL, NULL, NULL, NULL);
+		snprintf(s->backend_addr, sizeof(s->backend_addr), "%s",
+		    s->srv->cfg->backend.addrs[s->backend_idx].text);
+		s->backend = bev;
+		return true;
+	}
+	return false;
+}
+
+/* The worker is ending: close every kept connection. */
+void
+upstream_pool_clear(struct worker *w)
+{
+	struct pooled	*p;
+
+	while ((p = TAILQ_FIRST(&w->pool)) != NULL)
+		pool_drop(p);
+}
+
 /* Connect to the next backend address; close the session if none left. */
 void
 upstream_connect(struct session *s)
@@ -55,6 +187,11 @@ upstream_connect(struct session *s)
 	struct bufferevent		*bev;
 	struct timeval			 tv;
 
+	if (s->backend_idx == 0 && b->keepalive > 0 &&
+	    upstream_pool_get(s)) {
+		session_proxy_start(s);
+		return;
+	}
 	for (; s->backend_idx < b->naddrs; s->backend_idx++) {
 		a = &b->addrs[s->backend_idx];
 		snprintf(s->backend_addr, sizeof(s->backend_addr), "%s",

@@ -101,6 +101,7 @@ worker_main(void *arg)
 	snprintf(name, sizeof(name), "worker %u", w->idx);
 	(void)pthread_setname_np(pthread_self(), name);
 	event_base_dispatch(w->base);
+	upstream_pool_clear(w);
 	__atomic_add_fetch(&nexited, 1, __ATOMIC_ACQ_REL);
 	return NULL;
 }
@@ -141,6 +142,7 @@ worker_start_all(unsigned n)
 
 		w->idx = i;
 		TAILQ_INIT(&w->sessions);
+		TAILQ_INIT(&w->pool);
 		if ((w->base = worker_base_new()) == NULL)
 			return -1;
 		w->stop_ev = event_new(w->base, -1, 0, worker_stop_cb, w);

@@ -150,7 +150,8 @@ function describe(req) {
 // ------------------------------------------------------------------ server
 
 const server = http.createServer();
-server.keepAliveTimeout = 60000;
+// HB_KEEPALIVE_MS: how long an idle keep-alive connection is kept (60 s).
+server.keepAliveTimeout = Number(process.env.HB_KEEPALIVE_MS || 60000);
 server.headersTimeout = 60000;
 server.requestTimeout = 0;
 server.maxHeaderSize = 64 * 1024;
