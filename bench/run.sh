@@ -75,6 +75,7 @@ SYSTEMS=${BENCH_SYSTEMS:-nginx-http nginx-stream mtls-http mtls-tcp}
 BACKEND_WORKERS=${BENCH_BACKEND_WORKERS:-1}
 for v in RUNS IDLE_N SCALE_N PORT0 BACKEND_WORKERS; do
 	case ${!v} in
+	0) [ "$v" = SCALE_N ] && continue ;&
 	'' | *[!0-9]* | 0) echo "bench: $v must be a positive number, got \"${!v}\"" >&2; exit 2 ;;
 	esac
 done
