@@ -516,6 +516,7 @@ void	 session_touch(struct session *);
 const struct identity *session_ident(struct session *);
 void	 session_read(struct session *, struct bufferevent *, bool);
 void	 session_proxy_start(struct session *);
+void	 session_kick_write(struct session *, struct bufferevent *, size_t);
 void	 session_backend_failed(struct session *);
 void	 session_reauth_all(struct worker *);
 

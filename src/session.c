@@ -18,6 +18,7 @@
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_struct.h>
 #include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 
@@ -84,6 +85,31 @@ session_backend_read_cb(evutil_socket_t fd, short what, void *arg)
 	evbuffer_commit_space(in, v, n);
 	if (readcb != NULL)
 		readcb(bev, cbarg);
+}
+
+/*
+ * Data was just queued on bev's output: run its write handler later in this
+ * same loop pass instead of after the next epoll_wait. The socket is nearly
+ * always writable, so the write completes there and the handler drops its
+ * write interest again in the same pass, and libevent's change list then
+ * makes no epoll_ctl call at all; a write that waits for EPOLLOUT costs two
+ * per message on each side. When the socket is full the handler keeps its
+ * interest and the write finishes when epoll says so, as before. before:
+ * the output's length before the caller added to it.
+ */
+void
+session_kick_write(struct session *s, struct bufferevent *bev, size_t before)
+{
+	/*
+	 * Only when the output was empty before: with a backlog the socket
+	 * was full last time, the handler already waits for EPOLLOUT, and
+	 * trying again now would mostly cost a write that fails.
+	 */
+	if (bev == NULL || before != 0 || s->state != SESSION_PROXYING ||
+	    !(bufferevent_get_enabled(bev) & EV_WRITE) ||
+	    evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+		return;
+	event_active(&bev->ev_write, EV_WRITE, 1);
 }
 
 /* Start or stop reading one side of a session. */
