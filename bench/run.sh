@@ -500,13 +500,41 @@ stime_run() {
 	say "$(printf '%-12s run %s  s_time -%-5s conns/s %7.0f   CPU/conn %6.3f ms' "$sys" "$run" "$mode" "$(calc "$conns / ($t1 - $t0)")" "$(calc "($c1 - $c0) * 1000 / $CLK_TCK / $conns")")"
 }
 
+# idle_hold SYSTEM N LOG TENTHS: bench/idle.js holds N handshaken idle
+# connections to SYSTEM; wait (at most TENTHS tenths of a second) until it
+# says ready or fails. Sets IDLE_PID.
+idle_hold() {
+	local sys=$1 n=$2 log=$3 tenths=$4
+	node "$ROOT/bench/idle.js" "$(port_of "$sys")" "$n" "$PKI" >"$log" 2>&1 &
+	IDLE_PID=$!
+	PROCS[$IDLE_PID]=idle-$sys
+	for _ in $(seq "$tenths"); do
+		grep -q '^ready\|^error' "$log" && break
+		kill -0 "$IDLE_PID" 2>/dev/null || break
+		sleep 0.1
+	done
+}
+
+# idle_release N LOG: stop the idle client; print why holding N failed, if
+# it did (not ready, or connections the proxy dropped meanwhile).
+idle_release() {
+	local n=$1 log=$2 alive
+	stop_pid "$IDLE_PID"
+	alive=$(awk '/^alive/ { print $2 }' "$log")
+	if ! grep -q '^ready' "$log"; then
+		echo "the idle client did not get $n connections up: $(grep . "$log" | tail -n 1)"
+	elif [ "${alive:-0}" != "$n" ]; then
+		echo "only ${alive:-0} of $n idle connections were still open at the end"
+	fi
+}
+
 # idle_run SYSTEM RUN: RSS growth with IDLE_N handshaken idle connections.
 # Each run restarts the proxy first: memory a process has freed stays in its
 # RSS and is reused by the next connections, so a second run in the same
 # process would measure nearly nothing. A few handshakes and keep-alive
 # requests first, so that one-time initialisation is not counted.
 idle_run() {
-	local sys=$1 run=$2 port log before after pid alive why=
+	local sys=$1 run=$2 port log before after why
 	port=$(port_of "$sys")
 	log=$LOGS/$sys-idle-$run.txt
 	stop_pid "${MASTER[$sys]}"
@@ -515,25 +543,12 @@ idle_run() {
 	ab -k -E "$PKI/client.pem" -n 1000 -c "$KA_C" "https://127.0.0.1:$port/" >>"$log.warmup" 2>&1 || true
 	sleep 0.5
 	before=$(mem_kib "$sys" VmRSS)
-	node "$ROOT/bench/idle.js" "$port" "$IDLE_N" "$PKI" >"$log" 2>&1 &
-	pid=$!
-	PROCS[$pid]=idle-$sys
-	for _ in $(seq 1500); do
-		grep -q '^ready\|^error' "$log" && break
-		kill -0 "$pid" 2>/dev/null || break
-		sleep 0.1
-	done
+	idle_hold "$sys" "$IDLE_N" "$log" 1500
 	if grep -q '^ready' "$log"; then
 		sleep 1	# let the proxy finish any work the last handshakes left
 		after=$(mem_kib "$sys" VmRSS)
 	fi
-	stop_pid "$pid"
-	alive=$(awk '/^alive/ { print $2 }' "$log")
-	if ! grep -q '^ready' "$log"; then
-		why="the idle client did not get $IDLE_N connections up: $(grep . "$log" | tail -n 1)"
-	elif [ "${alive:-0}" != "$IDLE_N" ]; then
-		why="only ${alive:-0} of $IDLE_N idle connections were still open at the end"
-	fi
+	why=$(idle_release "$IDLE_N" "$log")
 	if [ -n "$why" ]; then
 		say "$sys idle run $run FAILED: $why (log: $log)"
 		rec "$sys" idle_kib "$run" FAILED 0
@@ -553,7 +568,7 @@ lat_ms() { awk -v p="$2%" '$1 == p { print $2; exit }' "$1"; }
 # holds no backend connection, so 10,000 of them fit in the descriptor
 # limit (a tcp front end needs two descriptors per client).
 scale_run() {
-	local sys=$1 port log pid before after alive why= t0 t1
+	local sys=$1 port log before after why t0 t1
 	port=$(port_of "$sys")
 	log=$LOGS/$sys-scale.txt
 	stop_pid "${MASTER[$sys]}"
@@ -562,28 +577,16 @@ scale_run() {
 	ab -E "$PKI/client.pem" -n 300 -c 1 "https://127.0.0.1:$port/" >"$log.before" 2>&1 || true
 	before=$(mem_kib "$sys" VmRSS)
 	t0=$(date +%s.%N)
-	node "$ROOT/bench/idle.js" "$port" "$SCALE_N" "$PKI" >"$log" 2>&1 &
-	pid=$!
-	PROCS[$pid]=idle-$sys
-	for _ in $(seq 6000); do
-		grep -q '^ready\|^error' "$log" && break
-		kill -0 "$pid" 2>/dev/null || break
-		sleep 0.1
-	done
+	idle_hold "$sys" "$SCALE_N" "$log" 6000
 	t1=$(date +%s.%N)
 	if grep -q '^ready' "$log"; then
 		sleep 1
 		after=$(mem_kib "$sys" VmRSS)
 		ab -E "$PKI/client.pem" -n 300 -c 1 "https://127.0.0.1:$port/" >"$log.held" 2>&1 || true
 	fi
-	stop_pid "$pid"
-	alive=$(awk '/^alive/ { print $2 }' "$log")
-	if ! grep -q '^ready' "$log"; then
-		why="the idle client did not get $SCALE_N connections up: $(grep . "$log" | tail -n 1)"
-	elif [ "${alive:-0}" != "$SCALE_N" ]; then
-		why="only ${alive:-0} of $SCALE_N idle connections were still open at the end"
-	elif [ "$(field "$log.held" "Complete requests")" != 300 ] ||
-	    [ "$(field "$log.held" "Failed requests")" != 0 ]; then
+	why=$(idle_release "$SCALE_N" "$log")
+	if [ -z "$why" ] && { [ "$(field "$log.held" "Complete requests")" != 300 ] ||
+	    [ "$(field "$log.held" "Failed requests")" != 0 ]; }; then
 		why="requests made while the connections were held failed (log: $log.held)"
 	fi
 	if [ -n "$why" ]; then
