@@ -605,14 +605,13 @@ cfg_duration(struct cfg_parser *p, const struct cfg_key *k, yaml_node_t *n,
 		    "%s", k->name, cfg_got(n, buf, sizeof(buf)));
 		return -1;
 	}
-	if (v < (uint64_t)k->min && k->min > 1) {
-		cfg_err(p, n, "\"%s\" must be at least %lld ms "
-		    "(use e.g. 1h, 30m), got \"%s\"", k->name, k->min, s);
-		return -1;
-	}
 	if (v < (uint64_t)k->min) {
-		cfg_err(p, n, "\"%s\" must be longer than 0 (use e.g. 30s, "
-		    "5m), got \"%s\"", k->name, s);
+		if (k->min > 1)
+			cfg_err(p, n, "\"%s\" must be at least %lld ms (use "
+			    "e.g. 1h, 30m), got \"%s\"", k->name, k->min, s);
+		else
+			cfg_err(p, n, "\"%s\" must be longer than 0 (use e.g. "
+			    "30s, 5m), got \"%s\"", k->name, s);
 		return -1;
 	}
 	*ms = v;

@@ -467,6 +467,8 @@ void	 sd_listen_done(bool);
 int	 priv_drop(const struct cfg *);
 
 /* session.c */
+struct evbuffer;
+
 enum session_state {
 	SESSION_HANDSHAKE,
 	SESSION_WAITING,	/* http: verified, no request yet, no backend */
@@ -517,6 +519,8 @@ const struct identity *session_ident(struct session *);
 void	 session_read(struct session *, struct bufferevent *, bool);
 void	 session_proxy_start(struct session *);
 void	 session_kick_write(struct session *, struct bufferevent *, size_t);
+void	 session_send(struct session *, struct bufferevent *,
+	    struct evbuffer *, size_t);
 void	 session_backend_failed(struct session *);
 void	 session_reauth_all(struct worker *);
 

@@ -222,7 +222,7 @@ http_on_headers_complete(llhttp_t *p)
 	struct evbuffer		*out;
 	struct http_req		*r;
 	const char		*xff = NULL, *host = NULL;
-	size_t			 i, xff_len = 0, host_len = 0, before;
+	size_t			 i, xff_len = 0, host_len = 0;
 	char			 ip[64], *colon;
 
 	r = xcalloc(1, sizeof(*r));
@@ -293,10 +293,8 @@ http_on_headers_complete(llhttp_t *p)
 		}
 	}
 	evbuffer_add(out, "\r\n", 2);
-	before = evbuffer_get_length(bufferevent_get_output(s->backend));
-	bufferevent_write_buffer(s->backend, out);
+	session_send(s, s->backend, out, evbuffer_get_length(out));
 	evbuffer_free(out);
-	session_kick_write(s, s->backend, before);
 	/* Stop here so the caller knows where the body starts. */
 	return HPE_PAUSED;
 }
@@ -518,6 +516,7 @@ http_send_error(struct http *h, int status, const char *why)
 {
 	struct session	*s = h->s;
 	struct evbuffer	*out = bufferevent_get_output(s->client);
+	size_t		 before = evbuffer_get_length(out);
 	const char	*reason = http_reason(status);
 	struct http_req	*r;
 
@@ -538,7 +537,7 @@ http_send_error(struct http *h, int status, const char *why)
 	} else
 		metrics_http_status(s->li, status);	/* no head parsed */
 	s->bytes_out += evbuffer_get_length(out);
-	session_kick_write(s, s->client, 0);
+	session_kick_write(s, s->client, before);
 	http_close_when_flushed(h, why);
 }
 
@@ -585,11 +584,7 @@ http_forward_raw(struct http *h, struct evbuffer *in, size_t n)
 {
 	struct session	*s = h->s;
 
-	size_t		 before;
-
-	before = evbuffer_get_length(bufferevent_get_output(s->backend));
-	evbuffer_remove_buffer(in, bufferevent_get_output(s->backend), n);
-	session_kick_write(s, s->backend, before);
+	session_send(s, s->backend, in, n);
 	s->bytes_in += n;
 	if (h->cur != NULL)
 		h->cur->bytes_in += n;
@@ -697,7 +692,7 @@ http_backend_read_cb(struct bufferevent *bev, void *arg)
 	struct evbuffer_iovec	 vec[16];
 	struct http_req		*r;
 	llhttp_errno_t		 err;
-	size_t			 len = evbuffer_get_length(in), before;
+	size_t			 len = evbuffer_get_length(in);
 	int			 i, nv;
 
 	session_touch(s);
@@ -731,9 +726,7 @@ http_backend_read_cb(struct bufferevent *bev, void *arg)
 		}
 	}
 	s->bytes_out += len;
-	before = evbuffer_get_length(bufferevent_get_output(s->client));
-	bufferevent_write_buffer(s->client, in);
-	session_kick_write(s, s->client, before);
+	session_send(s, s->client, in, len);
 	http_btimer_update(h);
 	http_check_deferred(h);
 	if (h->refused_upgrade && !h->closing) {

@@ -61,7 +61,7 @@ tcp_move(struct session *s, struct bufferevent *src)
 {
 	struct bufferevent	*dst = tcp_other(s, src);
 	struct evbuffer		*in = bufferevent_get_input(src);
-	size_t			 n = evbuffer_get_length(in), before;
+	size_t			 n = evbuffer_get_length(in);
 
 	if (n == 0)
 		return;
@@ -69,10 +69,7 @@ tcp_move(struct session *s, struct bufferevent *src)
 		s->bytes_in += n;
 	else
 		s->bytes_out += n;
-	/* Moves the chains, no copy. */
-	before = evbuffer_get_length(bufferevent_get_output(dst));
-	bufferevent_write_buffer(dst, in);
-	session_kick_write(s, dst, before);
+	session_send(s, dst, in, n);
 	session_touch(s);
 	if (evbuffer_get_length(bufferevent_get_output(dst)) >= TCP_MAXBUF) {
 		session_read(s, src, false);

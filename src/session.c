@@ -112,6 +112,18 @@ session_kick_write(struct session *s, struct bufferevent *bev, size_t before)
 	event_active(&bev->ev_write, EV_WRITE, 1);
 }
 
+/* Move n bytes from src to dst's output (chains, no copy), and write. */
+void
+session_send(struct session *s, struct bufferevent *dst, struct evbuffer *src,
+    size_t n)
+{
+	struct evbuffer	*out = bufferevent_get_output(dst);
+	size_t		 before = evbuffer_get_length(out);
+
+	evbuffer_remove_buffer(src, out, n);
+	session_kick_write(s, dst, before);
+}
+
 /* Start or stop reading one side of a session. */
 void
 session_read(struct session *s, struct bufferevent *bev, bool on)

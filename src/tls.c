@@ -31,6 +31,7 @@
 
 static int	tls_verdict_idx = -1;
 static int	tls_server_idx = -1;	/* SSL_CTX -> its struct tls_server */
+static EVP_CIPHER *ticket_cipher;	/* AES-256-CBC for tickets, fetched once */
 
 /* One-time library set-up; returns -1 if OpenSSL cannot be initialised. */
 int
@@ -45,7 +46,11 @@ tls_init(void)
 	if (tls_server_idx < 0)
 		tls_server_idx = SSL_CTX_get_ex_new_index(0, "server", NULL,
 		    NULL, NULL);
-	return tls_verdict_idx < 0 || tls_server_idx < 0 ? -1 : 0;
+	/* Not per ticket: a fetch walks OpenSSL's method store. */
+	if (ticket_cipher == NULL)
+		ticket_cipher = EVP_CIPHER_fetch(NULL, "AES-256-CBC", NULL);
+	return tls_verdict_idx < 0 || tls_server_idx < 0 ||
+	    ticket_cipher == NULL ? -1 : 0;
 }
 
 /* Text of the most recent OpenSSL error, and drain the queue. */
@@ -943,8 +948,8 @@ tls_ticket_cb(SSL *ssl, unsigned char name[16], unsigned char *iv,
 	    (char *)"SHA256", 0);
 	params[2] = OSSL_PARAM_construct_end();
 	ok = EVP_MAC_CTX_set_params(hctx, params) == 1 &&
-	    (enc ? EVP_EncryptInit_ex(cctx, EVP_aes_256_cbc(), NULL, k.aes, iv) :
-	    EVP_DecryptInit_ex(cctx, EVP_aes_256_cbc(), NULL, k.aes, iv)) == 1;
+	    (enc ? EVP_EncryptInit_ex(cctx, ticket_cipher, NULL, k.aes, iv) :
+	    EVP_DecryptInit_ex(cctx, ticket_cipher, NULL, k.aes, iv)) == 1;
 	OPENSSL_cleanse(&k, sizeof(k));
 	return ok ? rc : -1;
 }

@@ -106,7 +106,6 @@ worker_main(void *arg)
 	return NULL;
 }
 
-/* Create n workers with their bases and start their threads. */
 /*
  * A worker's event loop. With epoll, let libevent gather the interest
  * changes of one loop pass and apply them together: a connection turns
@@ -129,6 +128,7 @@ worker_base_new(void)
 	return b;
 }
 
+/* Create n workers with their bases and start their threads. */
 int
 worker_start_all(unsigned n)
 {
