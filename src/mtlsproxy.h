@@ -329,6 +329,8 @@ struct tls_server {
 	const struct cfg_listener *cfg;	/* borrowed from the runtime's cfg */
 	time_t		 cert_not_after;
 	uint64_t	 ticket_rotation_ms; /* generated ticket keys */
+	struct vcache	*vcache;	/* owns; verified chains, or NULL */
+	time_t		 crl_until;	/* earliest CRL nextUpdate, or 0 */
 };
 
 int	 tls_init(void);
@@ -517,6 +519,8 @@ void	 session_close(struct session *, const char *);
 void	 session_touch(struct session *);
 const struct identity *session_ident(struct session *);
 void	 session_read(struct session *, struct bufferevent *, bool);
+void	 session_read_more(struct session *);
+void	 session_client_enable(struct session *, short);
 void	 session_proxy_start(struct session *);
 void	 session_kick_write(struct session *, struct bufferevent *, size_t);
 void	 session_send(struct session *, struct bufferevent *,

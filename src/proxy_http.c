@@ -58,6 +58,8 @@ struct http {
 	enum http_cstate	 cstate;
 	bool			 resp_tunnel;	/* backend side is raw */
 	bool			 resp_started;	/* bytes of this response seen */
+	bool			 resp_counting;	/* pause at each response's end */
+	int			 resp_final;	/* status of the paused response */
 	bool			 backend_failed; /* answer 502 */
 	bool			 closing;	/* close once output drained */
 	bool			 in_value;
@@ -397,6 +399,8 @@ http_on_resp_headers_complete(llhttp_t *p)
 	return 0;
 }
 
+static void	http_resp_done(struct http *, int);
+
 static int
 http_on_resp_complete(llhttp_t *p)
 {
@@ -407,6 +411,25 @@ http_on_resp_complete(llhttp_t *p)
 	/* 1xx other than 101 are interim: the final response follows. */
 	if (status >= 100 && status < 200 && status != 101)
 		return 0;
+	/*
+	 * Inside http_backend_read_cb: stop the parser here so the bytes of
+	 * this response are known exactly (several responses can come in
+	 * one read); it finishes the response and resumes.
+	 */
+	if (h->resp_counting && status != 101) {
+		h->resp_final = status;
+		return HPE_PAUSED;
+	}
+	http_resp_done(h, status);
+	return 0;
+}
+
+/* A final response is complete: log it, decide about reuse and upgrades. */
+static void
+http_resp_done(struct http *h, int status)
+{
+	llhttp_t	*p = &h->resp;
+
 	if (!llhttp_should_keep_alive(p))
 		h->no_reuse = true;
 	http_req_done(h, status);
@@ -418,7 +441,6 @@ http_on_resp_complete(llhttp_t *p)
 		h->cstate = HTTP_C_STOP;
 		h->refused_upgrade = true;
 	}
-	return 0;
 }
 
 /* -------------------------------------------------------------- plumbing */
@@ -678,6 +700,7 @@ http_client_read_cb(struct bufferevent *bev, void *arg)
 	struct session	*s = arg;
 
 	(void)bev;
+	session_read_more(s);
 	session_touch(s);
 	http_client_input(s->http);
 }
@@ -699,14 +722,47 @@ http_backend_read_cb(struct bufferevent *bev, void *arg)
 	if (len == 0)
 		return;
 	if (!h->resp_tunnel) {
+		/*
+		 * started: the response being parsed began before this read
+		 * (some of it is already with the client); done: the bytes
+		 * of this read up to the end of the last complete response.
+		 */
+		bool	 started = h->resp_started;
+		size_t	 off = 0, done = 0;
+
 		nv = evbuffer_peek(in, -1, NULL, vec, 16);
 		for (i = 0; i < nv && i < 16 && !h->resp_tunnel; i++) {
-			bool started = h->resp_started;
+			const char	*at = vec[i].iov_base, *end;
+			size_t		 left = vec[i].iov_len, used;
 
-			if ((r = STAILQ_FIRST(&h->pending)) != NULL)
-				r->bytes_out += vec[i].iov_len;
-			err = llhttp_execute(&h->resp, vec[i].iov_base,
-			    vec[i].iov_len);
+			/* Each response's bytes go to its own request. */
+			for (;;) {
+				h->resp_counting = true;
+				err = llhttp_execute(&h->resp, at, left);
+				h->resp_counting = false;
+				used = left;
+				if (err == HPE_PAUSED &&
+				    (end = llhttp_get_error_pos(&h->resp)) !=
+				    NULL && end >= at && end <= at + left)
+					used = (size_t)(end - at);
+				if ((r = STAILQ_FIRST(&h->pending)) != NULL &&
+				    err != HPE_PAUSED_UPGRADE &&
+				    (err == HPE_OK || err == HPE_PAUSED))
+					r->bytes_out += used;
+				if (err != HPE_PAUSED)
+					break;
+				http_resp_done(h, h->resp_final);
+				llhttp_resume(&h->resp);
+				at += used;
+				left -= used;
+				done = off + (size_t)(at -
+				    (const char *)vec[i].iov_base);
+				started = false;
+				if (left == 0) {
+					err = HPE_OK;
+					break;
+				}
+			}
 			if (err == HPE_PAUSED_UPGRADE)
 				break;
 			if (err != HPE_OK) {
@@ -714,8 +770,13 @@ http_backend_read_cb(struct bufferevent *bev, void *arg)
 				    "backend %s: %s (%s)", s->srv->cfg->name,
 				    s->backend_addr, llhttp_errno_name(err),
 				    llhttp_get_error_reason(&h->resp));
-				evbuffer_drain(in, len);
-				if (!started && i == 0) {
+				/* Complete responses before it still go out. */
+				if (done > 0) {
+					s->bytes_out += done;
+					session_send(s, s->client, in, done);
+				}
+				evbuffer_drain(in, len - done);
+				if (!started) {
 					http_send_error(h, 502,
 					    "bad_backend_response");
 				} else
@@ -723,6 +784,7 @@ http_backend_read_cb(struct bufferevent *bev, void *arg)
 					    "bad_backend_response");
 				return;
 			}
+			off += vec[i].iov_len;
 		}
 	}
 	s->bytes_out += len;
@@ -901,7 +963,7 @@ http_start(struct session *s)
 	http_setcb(s);
 	bufferevent_enable(s->backend, EV_WRITE);
 	session_read(s, s->backend, true);
-	bufferevent_enable(s->client, EV_READ | EV_WRITE);
+	session_client_enable(s, EV_READ | EV_WRITE);
 	http_client_input(s->http);
 }
 
@@ -913,7 +975,7 @@ http_start_failed(struct session *s)
 	s->http->backend_failed = true;
 	s->state = SESSION_PROXYING;
 	http_setcb(s);
-	bufferevent_enable(s->client, EV_READ | EV_WRITE);
+	session_client_enable(s, EV_READ | EV_WRITE);
 	http_client_input(s->http);
 }
 

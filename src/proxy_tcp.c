@@ -80,7 +80,11 @@ tcp_move(struct session *s, struct bufferevent *src)
 static void
 tcp_read_cb(struct bufferevent *bev, void *arg)
 {
-	tcp_move(arg, bev);
+	struct session	*s = arg;
+
+	if (bev == s->client)
+		session_read_more(s);
+	tcp_move(s, bev);
 }
 
 /* Output drained below its low mark: resume the other side, pass EOFs. */
@@ -181,7 +185,7 @@ tcp_start(struct session *s)
 	    s);
 	bufferevent_enable(s->backend, EV_WRITE);
 	session_read(s, s->backend, true);
-	bufferevent_enable(s->client, EV_READ | EV_WRITE);
+	session_client_enable(s, EV_READ | EV_WRITE);
 	/* Bytes the client sent during the backend connect. */
 	tcp_move(s, s->client);
 }

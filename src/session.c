@@ -124,6 +124,39 @@ session_send(struct session *s, struct bufferevent *dst, struct evbuffer *src,
 	session_kick_write(s, dst, before);
 }
 
+/*
+ * The client's TLS connection reads ahead: one read() takes in whatever the
+ * socket holds (several records, a whole request) instead of OpenSSL's two
+ * reads per record, one for the 5-byte header and one for the body. But
+ * libevent 2.1's OpenSSL bufferevent only asks OpenSSL again while
+ * SSL_pending() says decrypted bytes are left, so records already read and
+ * not yet decrypted would wait for the socket to become readable again,
+ * which it may never do. Every client read callback and every place that
+ * turns client reading on calls this: it runs the read handler again in
+ * this loop pass when OpenSSL holds unread bytes.
+ */
+void
+session_read_more(struct session *s)
+{
+	SSL	*ssl;
+
+	if (s->client == NULL ||
+	    !(bufferevent_get_enabled(s->client) & EV_READ) ||
+	    (ssl = bufferevent_openssl_get_ssl(s->client)) == NULL ||
+	    !SSL_has_pending(ssl))
+		return;
+	event_active(&s->client->ev_read, EV_READ, 1);
+}
+
+/* Turn client reading on, including what OpenSSL already holds. */
+void
+session_client_enable(struct session *s, short what)
+{
+	bufferevent_enable(s->client, what);
+	if (what & EV_READ)
+		session_read_more(s);
+}
+
 /* Start or stop reading one side of a session. */
 void
 session_read(struct session *s, struct bufferevent *bev, bool on)
@@ -132,7 +165,7 @@ session_read(struct session *s, struct bufferevent *bev, bool on)
 		return;
 	if (bev != s->backend) {
 		if (on)
-			bufferevent_enable(bev, EV_READ);
+			session_client_enable(s, EV_READ);
 		else
 			bufferevent_disable(bev, EV_READ);
 		return;
@@ -460,7 +493,7 @@ session_handshake_done(struct session *s)
 		    session_client_event_cb, s);
 		session_touch(s);
 		session_timer_arm(s, s->srv->cfg->idle_timeout_ms);
-		bufferevent_enable(s->client, EV_READ);
+		session_client_enable(s, EV_READ);
 		return;
 	}
 	session_connect(s);

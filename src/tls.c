@@ -32,6 +32,7 @@
 static int	tls_verdict_idx = -1;
 static int	tls_server_idx = -1;	/* SSL_CTX -> its struct tls_server */
 static EVP_CIPHER *ticket_cipher;	/* AES-256-CBC for tickets, fetched once */
+static EVP_MD	*vcache_md;		/* SHA-256 for the verify cache, too */
 
 /* One-time library set-up; returns -1 if OpenSSL cannot be initialised. */
 int
@@ -49,6 +50,8 @@ tls_init(void)
 	/* Not per ticket: a fetch walks OpenSSL's method store. */
 	if (ticket_cipher == NULL)
 		ticket_cipher = EVP_CIPHER_fetch(NULL, "AES-256-CBC", NULL);
+	if (vcache_md == NULL)
+		vcache_md = EVP_MD_fetch(NULL, "SHA256", NULL);
 	return tls_verdict_idx < 0 || tls_server_idx < 0 ||
 	    ticket_cipher == NULL ? -1 : 0;
 }
@@ -412,10 +415,22 @@ tls_load_pkcs12(SSL_CTX *ctx, const struct cfg *cfg, const struct cfg_tls *t,
 	return rc;
 }
 
-/* Load CRLs (PEM, several allowed, or one DER) into the store. */
+static void
+crl_note_until(X509_CRL *crl, time_t *until)
+{
+	time_t	u = asn1_time_t(X509_CRL_get0_nextUpdate(crl));
+
+	if (u != 0 && (*until == 0 || u < *until))
+		*until = u;
+}
+
+/*
+ * Load CRLs (PEM, several allowed, or one DER) into the store; *until gets
+ * the earliest nextUpdate among them.
+ */
 static int
 tls_load_crl(X509_STORE *store, const struct cfg *cfg, const struct cfg_file *f,
-    struct errlist *errs)
+    time_t *until, struct errlist *errs)
 {
 	X509_CRL	*crl;
 	BIO		*bio;
@@ -428,6 +443,7 @@ tls_load_crl(X509_STORE *store, const struct cfg *cfg, const struct cfg_file *f,
 		return -1;
 	}
 	while ((crl = PEM_read_bio_X509_CRL(bio, NULL, NULL, NULL)) != NULL) {
+		crl_note_until(crl, until);
 		X509_STORE_add_crl(store, crl);
 		X509_CRL_free(crl);
 		n++;
@@ -436,6 +452,7 @@ tls_load_crl(X509_STORE *store, const struct cfg *cfg, const struct cfg_file *f,
 	if (n == 0) {
 		(void)BIO_reset(bio);
 		if ((crl = d2i_X509_CRL_bio(bio, NULL)) != NULL) {
+			crl_note_until(crl, until);
 			X509_STORE_add_crl(store, crl);
 			X509_CRL_free(crl);
 			n++;
@@ -665,14 +682,201 @@ tls_verify_trusted(const struct tls_server *srv, X509_STORE_CTX *xs, SSL *ssl)
 }
 
 /*
+ * Verified chains, remembered: services reconnect with the same client
+ * certificate again and again, and checking its chain (a signature per CA
+ * level, chain building, CRL lookups) is a large part of a handshake. An
+ * entry is keyed by the SHA-256 of every certificate the client sent, so
+ * it stands for exactly the chain that was verified, and holds until the
+ * earliest notAfter in the chain, the earliest CRL nextUpdate, or
+ * VCACHE_TTL, whichever comes first. It lives in the runtime: a reload
+ * (new CAs, CRLs or settings) starts empty. The client still proves it
+ * holds the key (CertificateVerify) and the policy runs on every
+ * handshake. MTLSPROXY_VERIFY_CACHE=0 turns it off.
+ */
+#define VCACHE_SLOTS	1024
+#define VCACHE_TTL	300
+
+struct vcache_entry {
+	unsigned char	 key[SHA256_DIGEST_LENGTH];
+	time_t		 from;		/* latest notBefore in the chain */
+	time_t		 until;		/* 0: empty */
+	STACK_OF(X509)	*chain;		/* verified chain, leaf first */
+};
+
+struct vcache {
+	pthread_mutex_t		 lock;
+	struct vcache_entry	 e[VCACHE_SLOTS];
+};
+
+static bool
+vcache_enabled(void)
+{
+	const char	*e = getenv("MTLSPROXY_VERIFY_CACHE");
+
+	return e == NULL || strcmp(e, "0") != 0;
+}
+
+static struct vcache *
+vcache_new(void)
+{
+	struct vcache	*c;
+
+	if (!vcache_enabled() || vcache_md == NULL)
+		return NULL;
+	c = xcalloc(1, sizeof(*c));
+	pthread_mutex_init(&c->lock, NULL);
+	return c;
+}
+
+static void
+vcache_free(struct vcache *c)
+{
+	size_t	i;
+
+	if (c == NULL)
+		return;
+	for (i = 0; i < VCACHE_SLOTS; i++)
+		sk_X509_pop_free(c->e[i].chain, X509_free);
+	pthread_mutex_destroy(&c->lock);
+	free(c);
+}
+
+/* The key: SHA-256 over the SHA-256 of the leaf and of each sent cert. */
+static int
+vcache_key(X509 *leaf, STACK_OF(X509) *sent, unsigned char *key)
+{
+	unsigned char	 md[EVP_MAX_MD_SIZE];
+	unsigned int	 mdlen, klen;
+	EVP_MD_CTX	*ctx;
+	int		 i, ok;
+
+	if ((ctx = EVP_MD_CTX_new()) == NULL)
+		return -1;
+	ok = EVP_DigestInit_ex(ctx, vcache_md, NULL) == 1 &&
+	    X509_digest(leaf, vcache_md, md, &mdlen) == 1 &&
+	    EVP_DigestUpdate(ctx, md, mdlen) == 1;
+	for (i = 0; ok && sent != NULL && i < sk_X509_num(sent); i++)
+		ok = X509_digest(sk_X509_value(sent, i), vcache_md, md,
+		    &mdlen) == 1 && EVP_DigestUpdate(ctx, md, mdlen) == 1;
+	ok = ok && EVP_DigestFinal_ex(ctx, key, &klen) == 1 &&
+	    klen == SHA256_DIGEST_LENGTH;
+	EVP_MD_CTX_free(ctx);
+	return ok ? 0 : -1;
+}
+
+static size_t
+vcache_slot(const unsigned char *key)
+{
+	return ((size_t)key[0] << 8 | key[1]) % VCACHE_SLOTS;
+}
+
+/*
+ * A remembered chain for this client: install it as xs's verified chain
+ * (with this handshake's leaf) and return 1; 0 if there is none.
+ */
+static int
+vcache_lookup(const struct tls_server *srv, X509_STORE_CTX *xs, X509 *leaf,
+    const unsigned char *key)
+{
+	struct vcache		*c = srv->vcache;
+	struct vcache_entry	*e = &c->e[vcache_slot(key)];
+	STACK_OF(X509)		*chain = NULL;
+	time_t			 now = time(NULL);
+	int			 i, n;
+
+	pthread_mutex_lock(&c->lock);
+	if (e->until != 0 && now < e->until && now >= e->from &&
+	    memcmp(e->key, key, sizeof(e->key)) == 0 &&
+	    (n = sk_X509_num(e->chain)) > 0 &&
+	    (chain = sk_X509_new_reserve(NULL, n)) != NULL) {
+		X509_up_ref(leaf);
+		sk_X509_push(chain, leaf);
+		for (i = 1; i < n; i++) {
+			X509 *x = sk_X509_value(e->chain, i);
+
+			X509_up_ref(x);
+			sk_X509_push(chain, x);
+		}
+	}
+	pthread_mutex_unlock(&c->lock);
+	if (chain == NULL)
+		return 0;
+	X509_STORE_CTX_set0_verified_chain(xs, chain);
+	X509_STORE_CTX_set_error(xs, X509_V_OK);
+	return 1;
+}
+
+/* Remember the chain OpenSSL just verified. */
+static void
+vcache_insert(const struct tls_server *srv, X509_STORE_CTX *xs,
+    const unsigned char *key)
+{
+	struct vcache		*c = srv->vcache;
+	struct vcache_entry	*e = &c->e[vcache_slot(key)];
+	STACK_OF(X509)		*chain = X509_STORE_CTX_get1_chain(xs), *old;
+	time_t			 now = time(NULL), from = 0, until, t;
+	int			 i;
+
+	if (chain == NULL || sk_X509_num(chain) == 0) {
+		sk_X509_pop_free(chain, X509_free);
+		return;
+	}
+	until = now + VCACHE_TTL;
+	if (srv->crl_until != 0 && srv->crl_until < until)
+		until = srv->crl_until;
+	for (i = 0; i < sk_X509_num(chain); i++) {
+		X509 *x = sk_X509_value(chain, i);
+
+		/* An unreadable date: do not remember this chain. */
+		if ((t = asn1_time_t(X509_get0_notAfter(x))) == 0)
+			until = now;
+		else if (t < until)
+			until = t;
+		if ((t = asn1_time_t(X509_get0_notBefore(x))) == 0)
+			until = now;
+		else if (t > from)
+			from = t;
+	}
+	if (until <= now) {
+		sk_X509_pop_free(chain, X509_free);
+		return;
+	}
+	pthread_mutex_lock(&c->lock);
+	old = e->chain;
+	memcpy(e->key, key, sizeof(e->key));
+	e->from = from;
+	e->until = until;
+	e->chain = chain;
+	pthread_mutex_unlock(&c->lock);
+	sk_X509_pop_free(old, X509_free);
+}
+
+/* The usual chain check, through the cache when there is one. */
+static int
+tls_verify_chain(const struct tls_server *srv, X509_STORE_CTX *xs,
+    X509 *leaf, bool use_cache)
+{
+	unsigned char	key[SHA256_DIGEST_LENGTH];
+	int		ok;
+
+	if (!use_cache || srv->vcache == NULL || leaf == NULL ||
+	    vcache_key(leaf, X509_STORE_CTX_get0_untrusted(xs), key) == -1)
+		return X509_verify_cert(xs) == 1;
+	if (vcache_lookup(srv, xs, leaf, key))
+		return 1;
+	if ((ok = X509_verify_cert(xs) == 1))
+		vcache_insert(srv, xs, key);
+	return ok;
+}
+
+/*
  * Certificate verification for a handshake: OpenSSL's chain check first,
  * then the policy on the verified leaf.  Records the reason for a refusal;
  * a non-zero error in xs makes OpenSSL send the matching TLS alert.
  */
 static int
-tls_verify_cb(X509_STORE_CTX *xs, void *arg)
+tls_verify(const struct tls_server *srv, X509_STORE_CTX *xs, bool use_cache)
 {
-	const struct tls_server	*srv = arg;
 	struct tls_verdict	*v;
 	SSL			*ssl;
 	X509			*leaf;
@@ -686,7 +890,7 @@ tls_verify_cb(X509_STORE_CTX *xs, void *arg)
 	if (tls_is_trusted_leaf(srv, leaf))
 		ok = tls_verify_trusted(srv, xs, ssl);
 	else
-		ok = X509_verify_cert(xs) == 1;
+		ok = tls_verify_chain(srv, xs, leaf, use_cache);
 	if (ok && (r = policy_check(srv->policy, leaf, why, sizeof(why))) == 0)
 		return 1;
 	/* Refused: name the client in the log (not needed when allowed). */
@@ -712,6 +916,13 @@ tls_verify_cb(X509_STORE_CTX *xs, void *arg)
 	}
 	X509_STORE_CTX_set_error_depth(xs, 0);
 	return 0;
+}
+
+/* OpenSSL's certificate verification callback for a handshake. */
+static int
+tls_verify_cb(X509_STORE_CTX *xs, void *arg)
+{
+	return tls_verify(arg, xs, true);
 }
 
 /*
@@ -747,7 +958,8 @@ tls_verify_offline(const struct tls_server *srv, X509 *leaf,
 	X509_VERIFY_PARAM_set_auth_level(X509_STORE_CTX_get0_param(xs),
 	    SSL_get_security_level(ssl));
 	X509_STORE_CTX_set_verify_cb(xs, tls_x509_cb);
-	ok = tls_verify_cb(xs, (void *)srv);
+	/* Never from the cache: this is the check that must be fresh. */
+	ok = tls_verify(srv, xs, false);
 	if (built != NULL && X509_STORE_CTX_get0_chain(xs) != NULL)
 		*built = X509_STORE_CTX_get1_chain(xs);
  done:
@@ -813,7 +1025,8 @@ tls_load_client_auth(struct tls_server *srv, SSL_CTX *ctx,
 		sk_X509_pop_free(sk, X509_free);
 	}
 	if (ca->crl.path != NULL) {
-		if (tls_load_crl(store, cfg, &ca->crl, errs) == -1)
+		if (tls_load_crl(store, cfg, &ca->crl, &srv->crl_until,
+		    errs) == -1)
 			rc = -1;
 		X509_STORE_set_flags(store, X509_V_FLAG_CRL_CHECK |
 		    X509_V_FLAG_CRL_CHECK_ALL);
@@ -827,6 +1040,7 @@ tls_load_client_auth(struct tls_server *srv, SSL_CTX *ctx,
 	    SSL_VERIFY_FAIL_IF_NO_PEER_CERT, tls_x509_cb);
 	SSL_CTX_set_verify_depth(ctx, ca->verify_depth);
 	SSL_CTX_set_cert_verify_callback(ctx, tls_verify_cb, srv);
+	srv->vcache = vcache_new();
 	/* Names in the CertificateRequest help clients pick their cert. */
 	SSL_CTX_set_client_CA_list(ctx, names);
 	return rc;
@@ -1100,6 +1314,13 @@ tls_server_init(struct tls_server *srv, const struct cfg *cfg,
 	    (t->session_tickets ? 0 : SSL_OP_NO_TICKET));
 	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
 	/*
+	 * One read() for whatever the socket holds, not two per record
+	 * (header, then body); session_read_more() makes sure nothing read
+	 * ahead waits. With RELEASE_BUFFERS the read buffer is still freed
+	 * whenever it is empty.
+	 */
+	SSL_CTX_set_read_ahead(ctx, 1);
+	/*
 	 * One TLS 1.3 ticket per handshake, not OpenSSL's two: each costs a
 	 * session encoding (with the client's certificate) and encryption,
 	 * and clients resume with one.
@@ -1165,6 +1386,7 @@ tls_server_clear(struct tls_server *srv)
 	free(srv->trusted_fp);
 	policy_free(srv->policy);
 	hdr_set_free(srv->hdrs);
+	vcache_free(srv->vcache);
 	memset(srv, 0, sizeof(*srv));
 }
 
