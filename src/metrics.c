@@ -35,6 +35,7 @@ struct metrics_listener {
 	uint64_t	bytes_in;	/* client -> backend */
 	uint64_t	bytes_out;	/* backend -> client */
 	uint64_t	backend_fail;
+	uint64_t	vc_hit, vc_miss; /* verify cache */
 	uint64_t	http[5];	/* 1xx .. 5xx */
 	int		backend_up;	/* last readiness probe; -1: none yet */
 };
@@ -126,6 +127,15 @@ metrics_handshake(size_t li, const char *code)
 			break;
 	/* A code this table does not know yet still counts as refused. */
 	INC(&mx[li].refused[i < METRICS_NREASONS ? i : METRICS_OTHER]);
+}
+
+/* A client chain was (hit) or was not (miss) found verified already. */
+void
+metrics_verify_cache(size_t li, bool hit)
+{
+	if (li >= mx_n)
+		return;
+	INC(hit ? &mx[li].vc_hit : &mx[li].vc_miss);
 }
 
 /* One connect to a backend address of listener li failed. */
@@ -414,6 +424,15 @@ metrics_render(const struct runtime *rt, size_t *len)
 		    GET(&mx[i].hs_ok));
 		mb_sample(&b, "handshakes_total", mx_names[i], "result",
 		    "refused", refused);
+	}
+	mb_family(&b, "verify_cache_total", "counter", "Client chain checks "
+	    "by result: hit (a chain verified before, remembered) or miss "
+	    "(verified by OpenSSL now).");
+	for (i = 0; i < mx_n; i++) {
+		mb_sample(&b, "verify_cache_total", mx_names[i], "result", "hit",
+		    GET(&mx[i].vc_hit));
+		mb_sample(&b, "verify_cache_total", mx_names[i], "result",
+		    "miss", GET(&mx[i].vc_miss));
 	}
 	mb_family(&b, "refusals_total", "counter", "Refused handshakes by "
 	    "reason: the code= of the refused log line.");

@@ -330,6 +330,7 @@ struct tls_server {
 	time_t		 cert_not_after;
 	uint64_t	 ticket_rotation_ms; /* generated ticket keys */
 	struct vcache	*vcache;	/* owns; verified chains, or NULL */
+	size_t		 li;		/* index of the listener */
 	time_t		 crl_until;	/* earliest CRL nextUpdate, or 0 */
 };
 
@@ -368,6 +369,7 @@ void	 metrics_free(void);
 void	 metrics_conn_open(size_t);
 void	 metrics_conn_close(size_t, uint64_t, uint64_t);
 void	 metrics_handshake(size_t, const char *);
+void	 metrics_verify_cache(size_t, bool);
 void	 metrics_backend_fail(size_t);
 void	 metrics_backend_up(size_t, bool);
 void	 metrics_http_status(size_t, int);

@@ -80,6 +80,7 @@ struct http {
 	STAILQ_HEAD(, http_req)	 pending;
 	char			*ident;		/* owned; identity header lines */
 	size_t			 ident_len;
+	char			 fwd_ip[64];	/* the client's address, no port */
 	struct event		*btimer;	/* owns; timeouts.backend */
 };
 
@@ -210,6 +211,8 @@ http_add_value(struct evbuffer *out, const char *v, size_t n)
 	evbuffer_add(out, v + start, n - start);
 }
 
+static const char http_xfp[] = "\r\nX-Forwarded-Proto: https\r\n";
+
 /*
  * The request head is complete: write the rewritten head to the backend.
  * Every identity header the client sent is dropped (a client must never
@@ -223,16 +226,18 @@ http_on_headers_complete(llhttp_t *p)
 	const struct cfg_headers *ch = &s->srv->cfg->headers;
 	struct evbuffer		*out;
 	struct http_req		*r;
-	const char		*xff = NULL, *host = NULL;
-	size_t			 i, xff_len = 0, host_len = 0;
-	char			 ip[64], *colon;
+	const char		*xff = NULL, *host = NULL, *method;
+	size_t			 i, xff_len = 0, host_len = 0, n;
+	char			 ver[] = " HTTP/1.1\r\n";
 
 	r = xcalloc(1, sizeof(*r));
 	r->method = (uint8_t)llhttp_get_method(p);
 	if (!llhttp_should_keep_alive(p))
 		h->no_reuse = true;	/* the backend will close after it */
-	r->path = xasprintf("%.*s", (int)(h->url_len > HTTP_PATH_LOG ?
-	    HTTP_PATH_LOG : h->url_len), h->buf);
+	n = h->url_len > HTTP_PATH_LOG ? HTTP_PATH_LOG : h->url_len;
+	r->path = xmalloc(n + 1);
+	memcpy(r->path, h->buf, n);
+	r->path[n] = '\0';
 	event_base_gettimeofday_cached(s->w->base, &r->start);
 	if (h->backend_failed || r->method == HTTP_CONNECT) {
 		/* Never forwarded: answered by the proxy itself. */
@@ -247,9 +252,14 @@ http_on_headers_complete(llhttp_t *p)
 	h->cur = r;
 
 	out = evbuffer_new();
-	evbuffer_add_printf(out, "%s %.*s HTTP/%d.%d\r\n",
-	    llhttp_method_name((llhttp_method_t)r->method), (int)h->url_len,
-	    h->buf, p->http_major, p->http_minor);
+	/* llhttp accepts only single-digit versions. */
+	method = llhttp_method_name((llhttp_method_t)r->method);
+	ver[6] = (char)('0' + p->http_major % 10);
+	ver[8] = (char)('0' + p->http_minor % 10);
+	evbuffer_add(out, method, strlen(method));
+	evbuffer_add(out, " ", 1);
+	evbuffer_add(out, h->buf, h->url_len);
+	evbuffer_add(out, ver, sizeof(ver) - 1);
 	for (i = 0; i < h->nhdrs; i++) {
 		const struct http_hdr *hd = &h->hdrs[i];
 		const char *name = h->buf + hd->name_off;
@@ -274,20 +284,13 @@ http_on_headers_complete(llhttp_t *p)
 	}
 	evbuffer_add(out, h->ident, h->ident_len);
 	if (ch->forwarded) {
-		/* The peer without its port: "1.2.3.4" or "::1". */
-		snprintf(ip, sizeof(ip), "%s", s->peer[0] == '[' ? s->peer + 1 :
-		    s->peer);
-		if ((colon = strrchr(ip, ':')) != NULL)
-			*colon = '\0';
-		if ((colon = strrchr(ip, ']')) != NULL)
-			*colon = '\0';
 		evbuffer_add(out, "X-Forwarded-For: ", 17);
 		if (xff != NULL && xff_len > 0) {
 			http_add_value(out, xff, xff_len);
 			evbuffer_add(out, ", ", 2);
 		}
-		evbuffer_add_printf(out, "%s\r\nX-Forwarded-Proto: https\r\n",
-		    ip);
+		evbuffer_add(out, h->fwd_ip, strlen(h->fwd_ip));
+		evbuffer_add(out, http_xfp, sizeof(http_xfp) - 1);
 		if (host != NULL) {
 			evbuffer_add(out, "X-Forwarded-Host: ", 18);
 			http_add_value(out, host, host_len);
@@ -926,6 +929,7 @@ http_new(struct session *s)
 {
 	struct http	*h;
 	SSL		*ssl = bufferevent_openssl_get_ssl(s->client);
+	char		*colon;
 
 	http_settings_init();
 	h = xcalloc(1, sizeof(*h));
@@ -942,6 +946,13 @@ http_new(struct session *s)
 		h->ident = xstrdup("");
 		h->ident_len = 0;
 	}
+	/* For X-Forwarded-For, the peer without its port: 1.2.3.4 or ::1. */
+	snprintf(h->fwd_ip, sizeof(h->fwd_ip), "%s", s->peer[0] == '[' ?
+	    s->peer + 1 : s->peer);
+	if ((colon = strrchr(h->fwd_ip, ':')) != NULL)
+		*colon = '\0';
+	if ((colon = strrchr(h->fwd_ip, ']')) != NULL)
+		*colon = '\0';
 	return h;
 }
 

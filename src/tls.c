@@ -862,8 +862,11 @@ tls_verify_chain(const struct tls_server *srv, X509_STORE_CTX *xs,
 	if (!use_cache || srv->vcache == NULL || leaf == NULL ||
 	    vcache_key(leaf, X509_STORE_CTX_get0_untrusted(xs), key) == -1)
 		return X509_verify_cert(xs) == 1;
-	if (vcache_lookup(srv, xs, leaf, key))
+	if (vcache_lookup(srv, xs, leaf, key)) {
+		metrics_verify_cache(srv->li, true);
 		return 1;
+	}
+	metrics_verify_cache(srv->li, false);
 	if ((ok = X509_verify_cert(xs) == 1))
 		vcache_insert(srv, xs, key);
 	return ok;
@@ -1298,6 +1301,7 @@ tls_server_init(struct tls_server *srv, const struct cfg *cfg,
 
 	memset(srv, 0, sizeof(*srv));
 	srv->cfg = l;
+	srv->li = (size_t)(l - cfg->listeners);
 	if ((ctx = SSL_CTX_new(TLS_server_method())) == NULL) {
 		cfg_error(errs, cfg, l->loc, "cannot create TLS context: %s",
 		    tls_error_str(ebuf, sizeof(ebuf)));

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Certificate chains the way users build them with the openssl CLI:
 #  (a) root -> int1 -> int2 -> leaf, `ca` holds only the root, the client
-#      sends leaf+int2+int1: allowed (and without the intermediates: refused);
+#      sends leaf+int2+int1: allowed (and then, though that chain was
+#      verified and remembered, the same leaf without the intermediates:
+#      refused);
 #  (b) the client sends its leaf only, `ca` holds root+int1+int2: allowed;
 #  (c) verify_depth: 1 with the two-intermediate chain: chain_too_long
 #      (verify_depth: 2 lets it in);
@@ -196,7 +198,8 @@ s_client_send "$P_ROOT" "s_client chain\n" "s_client chain" -cert "$C/leaf.crt" 
 grep -q -F 's_client chain' "$SCLIENT_OUT" ||
     fail "(a) s_client -cert_chain: no echo (rc $SCLIENT_RC): $(grep -v '^depth=\|^verify' "$SCLIENT_ERR" | head -n 3)"
 assert_log_contains ' access ' 'listener=rootonly ' 'subject="CN=deep,O=Chain Test"' 'issuer="CN=Chain Int 2,O=Chain Test"'
-# without its intermediates the same leaf cannot be chained to the root
+# without its intermediates the same leaf cannot be chained to the root,
+# though the proxy has just verified (and remembered) its full chain
 refused rootonly "$P_ROOT" unknown_ca --cert "$C/leaf.crt" --key "$C/leaf.key"
 pass "(a) two intermediates sent by the client, root-only ca: allowed; leaf alone: unknown_ca"
 

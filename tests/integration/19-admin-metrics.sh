@@ -127,7 +127,7 @@ grep -qi '^Content-Type: text/plain; version=0.0.4' "$AG_HDR" ||
     fail "/metrics Content-Type: $(grep -i content-type "$AG_HDR")"
 for f in build_info:gauge process_start_time_seconds:gauge \
     connections_active:gauge connections_total:counter \
-    handshakes_total:counter refusals_total:counter \
+    handshakes_total:counter refusals_total:counter verify_cache_total:counter \
     bytes_received_total:counter bytes_sent_total:counter \
     backend_connect_failures_total:counter backend_up:gauge \
     http_requests_total:counter \
@@ -241,6 +241,20 @@ out1=$(need 'mtlsproxy_bytes_sent_total{listener="echo"}')
 [ "$(need 'mtlsproxy_connections_active{listener="echo"}')" -eq 0 ] ||
     fail "connections_active{echo} is not 0 after the connection closed"
 pass "an allowed connection moves connections, handshakes, bytes, backend failures"
+
+# The verify cache: orders' chain was just verified, so the same
+# certificate again is a hit (its chain is not checked again), not a miss.
+vh0=$(need 'mtlsproxy_verify_cache_total{listener="echo",result="hit"}')
+vm0=$(need 'mtlsproxy_verify_cache_total{listener="echo",result="miss"}')
+MSG="cached chain $$"
+s_client_send "$PORT" "$MSG\n" "$MSG" -cert "$PKI/orders.crt" -key "$PKI/orders.key"
+grep -q -F -- "$MSG" "$SCLIENT_OUT" || fail "orders again: no echo: $(tail -n 3 "$SCLIENT_ERR")"
+scrape
+[ "$(need 'mtlsproxy_verify_cache_total{listener="echo",result="hit"}')" -eq $((vh0 + 1)) ] ||
+    fail "verify_cache_total{echo,hit} did not go up by 1 from $vh0 for a certificate seen before"
+[ "$(need 'mtlsproxy_verify_cache_total{listener="echo",result="miss"}')" -eq "$vm0" ] ||
+    fail "verify_cache_total{echo,miss} moved for a certificate seen before"
+pass "the same client certificate again: verify_cache_total hit +1, miss unchanged"
 
 # hold_open: a connection to echo held open (the client's stdin is a FIFO
 # this shell keeps open); hold_close ends it.

@@ -12,7 +12,8 @@
 #  - a client certificate whose notAfter is ~6 s away (`openssl ca
 #    -startdate/-enddate`): its connection (idle timeout 60 s) echoes, then
 #    is closed around notAfter with `client certificate expired during the
-#    connection` and close=client_cert_expired.
+#    connection` and close=client_cert_expired; a new connection with it
+#    is then refused with code=expired.
 . "$(dirname -- "$0")/lib.sh"
 
 C=$TMPDIR/certs
@@ -226,6 +227,14 @@ assert_log_contains '^[^ ]+ info client certificate expired during the connectio
 assert_log_contains ' access ' 'subject="CN=shortlived,O=Demo Corp"' 'close=client_cert_expired'
 live_echo billing "billing 5"
 pass "a client certificate expiring during the connection: closed $((closed_s - not_after)) s after its notAfter, close=client_cert_expired; billing still echoes"
+
+# Its verified chain was remembered when it connected (the verify cache):
+# a new connection after notAfter must still be refused.
+log_mark
+node_client "$PORT" --cert "$C/shortlived.crt" --key "$C/shortlived.key" --send "late" --timeout 5000
+[ "$NODE_RC" -ne 0 ] || fail "a new shortlived connection after its notAfter was let in: $(cat "$NODE_OUT")"
+assert_log_contains 'refused' 'code=expired' 'subject="CN=shortlived,O=Demo Corp"'
+pass "a new connection with the expired certificate is refused (code=expired), though its chain had been verified before"
 
 close_client billing
 assert_log_contains ' access ' 'subject="CN=billing,O=Demo Corp"' 'close=client_closed'
