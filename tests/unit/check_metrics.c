@@ -111,6 +111,10 @@ START_TEST(test_counters)
 	metrics_handshake(1, "something-new");	/* counted as verify_failed */
 	metrics_backend_fail(1);
 	metrics_backend_fail(1);
+	metrics_verify_cache(0, false);
+	metrics_verify_cache(0, true);
+	metrics_verify_cache(0, true);
+	metrics_verify_cache(7, true);		/* past the table: ignored */
 	metrics_http_status(0, 101);
 	metrics_http_status(0, 204);
 	metrics_http_status(0, 200);
@@ -133,6 +137,9 @@ START_TEST(test_counters)
 	has_sample("connections_total", API, 2);
 	has_sample("handshakes_total", API ",result=\"ok\"", 2);
 	has_sample("handshakes_total", API ",result=\"refused\"", 1);
+	has_sample("verify_cache_total", API ",result=\"hit\"", 2);
+	has_sample("verify_cache_total", API ",result=\"miss\"", 1);
+	has_sample("verify_cache_total", WEB ",result=\"hit\"", 0);
 	has_sample("handshakes_total", WEB ",result=\"refused\"", 2);
 	has_sample("refusals_total", API ",reason=\"policy\"", 1);
 	has_sample("refusals_total", API ",reason=\"no_cert\"", 0);
@@ -265,7 +272,7 @@ START_TEST(test_text_format)
 		ck_assert_msg(seen, "sample before its TYPE line: %s", line);
 		free(name);
 	}
-	ck_assert_uint_eq(ntypes, 16);
+	ck_assert_uint_eq(ntypes, 17);
 	ck_assert_uint_gt(nlines, 60);
 	free(copy);
 	regfree(&sample);
