@@ -155,8 +155,7 @@ admin_probe_start(struct admin_probe *p, const struct addr *a, uint64_t ms,
 	}
 	if (errno != EINPROGRESS)
 		return false;
-	tv.tv_sec = (time_t)(ms / 1000);
-	tv.tv_usec = (suseconds_t)(ms % 1000) * 1000;
+	tv = ms_timeval(ms);
 	p->ev = event_new(admin_base, p->fd, EV_WRITE, admin_probe_cb, p);
 	if (p->ev == NULL || event_add(p->ev, &tv) == -1)
 		return false;

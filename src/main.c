@@ -217,8 +217,7 @@ signal_stop_cb(evutil_socket_t sig, short what, void *arg)
 	    "to %llu ms", strsignal((int)sig), worker_sessions(),
 	    (unsigned long long)ms);
 	worker_stop_all();
-	tv.tv_sec = (time_t)(ms / 1000);
-	tv.tv_usec = (suseconds_t)(ms % 1000) * 1000;
+	tv = ms_timeval(ms);
 	evtimer_add(drain_ev, &tv);
 	poll_cb(-1, 0, NULL);
 }

@@ -6,6 +6,7 @@
 #define MTLSPROXY_H
 
 #include <sys/types.h>
+#include <sys/time.h>
 #include <sys/socket.h>
 #include <sys/queue.h>
 #include <netinet/in.h>
@@ -59,6 +60,7 @@ void	*xcalloc(size_t, size_t);
 void	*xreallocarray(void *, size_t, size_t);
 char	*xstrdup(const char *);
 char	*xasprintf(const char *, ...) PRINTF_LIKE(1, 2);
+struct timeval ms_timeval(uint64_t);
 void	 strlist_add(struct strlist *, const char *);
 void	 strlist_free(struct strlist *);
 bool	 strlist_contains(const struct strlist *, const char *);

@@ -417,9 +417,10 @@ http_on_resp_complete(llhttp_t *p)
 	/*
 	 * Inside http_backend_read_cb: stop the parser here so the bytes of
 	 * this response are known exactly (several responses can come in
-	 * one read); it finishes the response and resumes.
+	 * one read); it finishes the response and resumes parsing, or
+	 * after a 101 passes the rest on raw.
 	 */
-	if (h->resp_counting && status != 101) {
+	if (h->resp_counting) {
 		h->resp_final = status;
 		return HPE_PAUSED;
 	}
@@ -749,12 +750,16 @@ http_backend_read_cb(struct bufferevent *bev, void *arg)
 				    NULL && end >= at && end <= at + left)
 					used = (size_t)(end - at);
 				if ((r = STAILQ_FIRST(&h->pending)) != NULL &&
-				    err != HPE_PAUSED_UPGRADE &&
 				    (err == HPE_OK || err == HPE_PAUSED))
 					r->bytes_out += used;
 				if (err != HPE_PAUSED)
 					break;
 				http_resp_done(h, h->resp_final);
+				if (h->resp_tunnel) {
+					/* 101: raw bytes from here on. */
+					err = HPE_PAUSED_UPGRADE;
+					break;
+				}
 				llhttp_resume(&h->resp);
 				at += used;
 				left -= used;

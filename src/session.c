@@ -33,10 +33,8 @@ static void	session_linger(struct session *);
 static void
 session_timer_arm(struct session *s, uint64_t ms)
 {
-	struct timeval	tv;
+	struct timeval	tv = ms_timeval(ms);
 
-	tv.tv_sec = (time_t)(ms / 1000);
-	tv.tv_usec = (suseconds_t)(ms % 1000) * 1000;
 	evtimer_add(s->timer, &tv);
 }
 

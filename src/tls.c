@@ -32,7 +32,7 @@
 static int	tls_verdict_idx = -1;
 static int	tls_server_idx = -1;	/* SSL_CTX -> its struct tls_server */
 static EVP_CIPHER *ticket_cipher;	/* AES-256-CBC for tickets, fetched once */
-static EVP_MD	*vcache_md;		/* SHA-256 for the verify cache, too */
+static EVP_MD	*sha256_md;		/* SHA-256, fetched once too */
 
 /* One-time library set-up; returns -1 if OpenSSL cannot be initialised. */
 int
@@ -50,10 +50,10 @@ tls_init(void)
 	/* Not per ticket: a fetch walks OpenSSL's method store. */
 	if (ticket_cipher == NULL)
 		ticket_cipher = EVP_CIPHER_fetch(NULL, "AES-256-CBC", NULL);
-	if (vcache_md == NULL)
-		vcache_md = EVP_MD_fetch(NULL, "SHA256", NULL);
+	if (sha256_md == NULL)
+		sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL);
 	return tls_verdict_idx < 0 || tls_server_idx < 0 ||
-	    ticket_cipher == NULL ? -1 : 0;
+	    ticket_cipher == NULL || sha256_md == NULL ? -1 : 0;
 }
 
 /* Text of the most recent OpenSSL error, and drain the queue. */
@@ -633,17 +633,13 @@ tls_x509_cb(int ok, X509_STORE_CTX *xs)
 	return ok;
 }
 
+/* Whether the leaf, by its SHA-256 (NULL: unknown), is a trusted_cert. */
 static bool
-tls_is_trusted_leaf(const struct tls_server *srv, X509 *leaf)
+tls_is_trusted_leaf(const struct tls_server *srv, const unsigned char *md)
 {
-	unsigned char	md[EVP_MAX_MD_SIZE];
-	unsigned int	mdlen = 0;
-	size_t		i;
+	size_t	i;
 
-	if (srv->ntrusted == 0 ||
-	    X509_digest(leaf, EVP_sha256(), md, &mdlen) != 1)
-		return false;
-	for (i = 0; i < srv->ntrusted; i++)
+	for (i = 0; md != NULL && i < srv->ntrusted; i++)
 		if (memcmp(md, srv->trusted_fp[i], FINGERPRINT_LEN) == 0)
 			return true;
 	return false;
@@ -721,7 +717,7 @@ vcache_new(void)
 {
 	struct vcache	*c;
 
-	if (!vcache_enabled() || vcache_md == NULL)
+	if (!vcache_enabled())
 		return NULL;
 	c = xcalloc(1, sizeof(*c));
 	pthread_mutex_init(&c->lock, NULL);
@@ -741,23 +737,29 @@ vcache_free(struct vcache *c)
 	free(c);
 }
 
-/* The key: SHA-256 over the SHA-256 of the leaf and of each sent cert. */
+/*
+ * The key: SHA-256 over the leaf's SHA-256 (leaf_md) and that of each other
+ * certificate the client sent.
+ */
 static int
-vcache_key(X509 *leaf, STACK_OF(X509) *sent, unsigned char *key)
+vcache_key(X509 *leaf, const unsigned char *leaf_md, STACK_OF(X509) *sent,
+    unsigned char *key)
 {
 	unsigned char	 md[EVP_MAX_MD_SIZE];
 	unsigned int	 mdlen, klen;
 	EVP_MD_CTX	*ctx;
+	X509		*x;
 	int		 i, ok;
 
 	if ((ctx = EVP_MD_CTX_new()) == NULL)
 		return -1;
-	ok = EVP_DigestInit_ex(ctx, vcache_md, NULL) == 1 &&
-	    X509_digest(leaf, vcache_md, md, &mdlen) == 1 &&
-	    EVP_DigestUpdate(ctx, md, mdlen) == 1;
+	ok = EVP_DigestInit_ex(ctx, sha256_md, NULL) == 1 &&
+	    EVP_DigestUpdate(ctx, leaf_md, SHA256_DIGEST_LENGTH) == 1;
+	/* libssl passes the leaf among the sent certificates. */
 	for (i = 0; ok && sent != NULL && i < sk_X509_num(sent); i++)
-		ok = X509_digest(sk_X509_value(sent, i), vcache_md, md,
-		    &mdlen) == 1 && EVP_DigestUpdate(ctx, md, mdlen) == 1;
+		if ((x = sk_X509_value(sent, i)) != leaf)
+			ok = X509_digest(x, sha256_md, md, &mdlen) == 1 &&
+			    EVP_DigestUpdate(ctx, md, mdlen) == 1;
 	ok = ok && EVP_DigestFinal_ex(ctx, key, &klen) == 1 &&
 	    klen == SHA256_DIGEST_LENGTH;
 	EVP_MD_CTX_free(ctx);
@@ -851,16 +853,19 @@ vcache_insert(const struct tls_server *srv, X509_STORE_CTX *xs,
 	sk_X509_pop_free(old, X509_free);
 }
 
-/* The usual chain check, through the cache when there is one. */
+/*
+ * The usual chain check, through the cache when there is one. leaf_md: the
+ * leaf's SHA-256, NULL if not worked out (no cache).
+ */
 static int
 tls_verify_chain(const struct tls_server *srv, X509_STORE_CTX *xs,
-    X509 *leaf, bool use_cache)
+    X509 *leaf, const unsigned char *leaf_md)
 {
 	unsigned char	key[SHA256_DIGEST_LENGTH];
 	int		ok;
 
-	if (!use_cache || srv->vcache == NULL || leaf == NULL ||
-	    vcache_key(leaf, X509_STORE_CTX_get0_untrusted(xs), key) == -1)
+	if (leaf_md == NULL || srv->vcache == NULL || vcache_key(leaf, leaf_md,
+	    X509_STORE_CTX_get0_untrusted(xs), key) == -1)
 		return X509_verify_cert(xs) == 1;
 	if (vcache_lookup(srv, xs, leaf, key)) {
 		metrics_verify_cache(srv->li, true);
@@ -883,6 +888,8 @@ tls_verify(const struct tls_server *srv, X509_STORE_CTX *xs, bool use_cache)
 	struct tls_verdict	*v;
 	SSL			*ssl;
 	X509			*leaf;
+	unsigned char		 md[EVP_MAX_MD_SIZE], *leaf_md = NULL;
+	unsigned int		 mdlen;
 	char			 why[512];
 	int			 ok, r;
 
@@ -890,10 +897,16 @@ tls_verify(const struct tls_server *srv, X509_STORE_CTX *xs, bool use_cache)
 	    SSL_get_ex_data_X509_STORE_CTX_idx());
 	v = SSL_get_ex_data(ssl, tls_verdict_idx);
 	leaf = X509_STORE_CTX_get0_cert(xs);
-	if (tls_is_trusted_leaf(srv, leaf))
+	/* The leaf's SHA-256, once, for the trusted list and the cache. */
+	if (leaf != NULL && (srv->ntrusted > 0 ||
+	    (use_cache && srv->vcache != NULL)) &&
+	    X509_digest(leaf, sha256_md, md, &mdlen) == 1)
+		leaf_md = md;
+	if (tls_is_trusted_leaf(srv, leaf_md))
 		ok = tls_verify_trusted(srv, xs, ssl);
 	else
-		ok = tls_verify_chain(srv, xs, leaf, use_cache);
+		ok = tls_verify_chain(srv, xs, leaf, use_cache ? leaf_md :
+		    NULL);
 	if (ok && (r = policy_check(srv->policy, leaf, why, sizeof(why))) == 0)
 		return 1;
 	/* Refused: name the client in the log (not needed when allowed). */
@@ -1020,7 +1033,7 @@ tls_load_client_auth(struct tls_server *srv, SSL_CTX *ctx,
 			srv->trusted_fp = xreallocarray(srv->trusted_fp,
 			    srv->ntrusted + 1, sizeof(*srv->trusted_fp));
 			X509_STORE_add_cert(srv->trusted_store, x);
-			X509_digest(x, EVP_sha256(),
+			X509_digest(x, sha256_md,
 			    srv->trusted_fp[srv->ntrusted++], &mdlen);
 			sk_X509_NAME_push(names,
 			    X509_NAME_dup(X509_get_subject_name(x)));

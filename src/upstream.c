@@ -122,8 +122,7 @@ upstream_pool_put(struct session *s)
 	p->bev = s->backend;
 	s->backend = NULL;
 	bufferevent_setcb(p->bev, pool_read_cb, NULL, pool_event_cb, p);
-	tv.tv_sec = (time_t)(b->keepalive_timeout_ms / 1000);
-	tv.tv_usec = (suseconds_t)(b->keepalive_timeout_ms % 1000) * 1000;
+	tv = ms_timeval(b->keepalive_timeout_ms);
 	bufferevent_set_timeouts(p->bev, &tv, NULL);
 	bufferevent_disable(p->bev, EV_WRITE);
 	bufferevent_enable(p->bev, EV_READ);
@@ -201,8 +200,7 @@ upstream_connect(struct session *s)
 		if (bev == NULL)
 			break;
 		bufferevent_setcb(bev, NULL, NULL, upstream_event_cb, s);
-		tv.tv_sec = (time_t)(b->connect_timeout_ms / 1000);
-		tv.tv_usec = (suseconds_t)(b->connect_timeout_ms % 1000) * 1000;
+		tv = ms_timeval(b->connect_timeout_ms);
 		bufferevent_set_timeouts(bev, NULL, &tv);
 		s->backend = bev;
 		if (bufferevent_socket_connect(bev,

@@ -80,6 +80,17 @@ xasprintf(const char *fmt, ...)
 	return p;
 }
 
+/* A duration in milliseconds as a struct timeval (libevent timeouts). */
+struct timeval
+ms_timeval(uint64_t ms)
+{
+	struct timeval	tv;
+
+	tv.tv_sec = (time_t)(ms / 1000);
+	tv.tv_usec = (suseconds_t)(ms % 1000) * 1000;
+	return tv;
+}
+
 /* Append a copy of a string. */
 void
 strlist_add(struct strlist *l, const char *s)

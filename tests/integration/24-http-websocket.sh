@@ -28,6 +28,8 @@ grep -q "^upgrade /ws subject=$ORDERS_SUBJECT\$" "$HB_LOG" || fail "backend log:
 pass "websocket: upgrade with identity, frames both ways, close"
 
 assert_log_contains ' request ' 'listener=web' 'method=GET' 'path="?/ws' 'status=101' "sha256=$SHA"
+# The request line counts the 101 response's own bytes (its head).
+assert_log_contains ' request ' 'listener=web' 'status=101 .*bytes_out=[1-9]'
 assert_log_contains ' access ' 'listener=web' "sha256=$SHA"
 pass "websocket: request line with status 101, access line at close"
 
