@@ -40,7 +40,7 @@ $(B)/%.o: src/%.c | $(B)
 $(B)/llhttp-%.o: $(LLHTTP_SRC)/%.c | $(B)
 	$(CC) -O2 -g $(SAN) -I$(LLHTTP_INC) -c -o $@ $<
 $(B)/proxy_http.o: | $(LLHTTP_INC)/llhttp.h
-$(LLHTTP_INC)/llhttp.h:
+$(LLHTTP_INC)/llhttp.h $(LLHTTP_SRC)/%.c:
 	@echo "llhttp not found ($@): install Debian's node-llhttp (make deps does)" >&2; exit 1
 $(B)/mtlsproxy: $(OBJS)
 	$(CC) $(LDFLAGS) -o $@ $(OBJS) $(PKGLIBS)
@@ -67,7 +67,8 @@ demo: deps
 	@$(MAKE) --no-print-directory all
 	@scripts/demo.sh $(B)/mtlsproxy
 .PHONY: bench
-bench: deps all
+bench: deps
+	@$(MAKE) --no-print-directory all
 	bench/run.sh $(B)/mtlsproxy
 install: $(B)/mtlsproxy
 	install -D -m 0755 $(B)/mtlsproxy $(DESTDIR)$(PREFIX)/bin/mtlsproxy

@@ -257,6 +257,8 @@ write_backend_conf() {
 		echo "    root $dir/html;"
 		printf '%s\n' '    location = / { default_type text/plain; return 200 "ok\n"; }'
 		echo "    location = /1m.bin { default_type application/octet-stream; }"
+		# Echoes the identity a front end passed (the bench checks it).
+		printf '%s\n' '    location = /id { default_type text/plain; return 200 "$http_x_ssl_client_verify $http_x_ssl_client_s_dn\n"; }'
 		echo "  }"
 		echo "}"
 	} >"$dir/nginx.conf"
@@ -284,6 +286,20 @@ write_nginx_http_conf() {
 		echo "      proxy_pass http://backend;"
 		echo "      proxy_http_version 1.1;"
 		echo "      proxy_set_header Connection \"\";"
+		# The client's identity, as nginx users pass it to the
+		# application (mtlsproxy's "nginx" header preset sends the same
+		# headers with the same values), and the X-Forwarded-* headers
+		# mtlsproxy sends too: both front ends do the same work and the
+		# backend gets the same requests.
+		echo "      proxy_set_header X-SSL-Client-Verify \$ssl_client_verify;"
+		echo "      proxy_set_header X-SSL-Client-S-DN \$ssl_client_s_dn;"
+		echo "      proxy_set_header X-SSL-Client-I-DN \$ssl_client_i_dn;"
+		echo "      proxy_set_header X-SSL-Client-Serial \$ssl_client_serial;"
+		echo "      proxy_set_header X-SSL-Client-Fingerprint \$ssl_client_fingerprint;"
+		echo "      proxy_set_header X-SSL-Client-Cert \$ssl_client_escaped_cert;"
+		echo "      proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;"
+		echo "      proxy_set_header X-Forwarded-Proto \$scheme;"
+		echo "      proxy_set_header X-Forwarded-Host \$http_host;"
 		echo "    }"
 		echo "  }"
 		echo "}"
@@ -312,13 +328,17 @@ write_nginx_stream_conf() {
 write_mtls_conf() {
 	local sys=$1 mode=${1#mtls-} dir=$OUT/$1 ka=
 	mkdir -p "$dir"
-	# http: idle backend connections kept, as nginx's "keepalive 32".
+	# http: idle backend connections kept, as nginx's "keepalive 32", and
+	# the identity headers nginx users set by hand (the nginx front end
+	# sets the same ones).
 	[ "$mode" = http ] && ka="
-      keepalive: 32"
+      keepalive: 32
+    headers:
+      preset: nginx"
 	cat >"$dir/mtlsproxy.yaml" <<YAML
 # Written by bench/run.sh. Access logs are off here as in the nginx
-# configurations; backend keep-alive in http mode as in nginx's upstream;
-# everything else is the default.
+# configurations; backend keep-alive and the identity headers in http mode
+# as in the nginx http proxy's; everything else is the default.
 workers: auto
 drain_timeout: 1s
 log:
@@ -383,6 +403,19 @@ verify_system() {
 	body=$(curl -sS --max-time 10 --cacert "$PKI/ca.crt" --cert "$PKI/client.pem" "$url/" 2>&1) ||
 	    die "$sys does not pass an allowed client through: $body"
 	[ "$body" = ok ] || die "$sys answered \"$body\" to GET / instead of the backend's \"ok\""
+	# The http front ends must hand the client's identity to the backend
+	# (the same work for both); the stream and tcp ones pass bytes only.
+	case $sys in
+	*-http)
+		body=$(curl -sS --max-time 10 --cacert "$PKI/ca.crt" --cert "$PKI/client.pem" "$url/id" 2>&1) ||
+		    die "$sys: GET /id failed: $body"
+		case $body in
+		"SUCCESS CN=bench-client"*) ;;
+		*) die "$sys did not pass the client's identity to the backend: it saw \"$body\"" ;;
+		esac
+		say "$sys passes the identity: $body"
+		;;
+	esac
 	body=$(curl -sS --max-time 30 --cacert "$PKI/ca.crt" --cert "$PKI/client.pem" "$url/1m.bin" | sha256sum | cut -d' ' -f1)
 	[ "$body" = "$BULK_SHA" ] || die "$sys: /1m.bin arrived damaged (sha256 $body, expected $BULK_SHA)"
 }
