@@ -1301,6 +1301,30 @@ tls_auth_digest(const struct tls_server *srv, const struct cfg_listener *l,
 	EVP_MD_CTX_free(md);
 }
 
+/*
+ * A server certificate configured without its chain: OpenSSL would build
+ * the chain again on every handshake, from the client-CA store (a chain
+ * check with a signature verification each time, for the same answer).
+ * Build it once here from the same store, without a self-signed root (a
+ * client that trusts the root has it already). A chain that cannot be
+ * completed leaves what could be found (often only the certificate),
+ * as before; a chain the user gave is sent as given.
+ */
+static void
+tls_build_server_chain(SSL_CTX *ctx)
+{
+	STACK_OF(X509)	*chain = NULL;
+
+	if (SSL_CTX_get0_certificate(ctx) == NULL ||
+	    SSL_CTX_get0_chain_certs(ctx, &chain) != 1 ||
+	    sk_X509_num(chain) > 0)
+		return;
+	if (SSL_CTX_build_cert_chain(ctx, SSL_BUILD_CHAIN_FLAG_NO_ROOT |
+	    SSL_BUILD_CHAIN_FLAG_IGNORE_ERROR |
+	    SSL_BUILD_CHAIN_FLAG_CLEAR_ERROR) <= 0)
+		ERR_clear_error();	/* OpenSSL builds it per handshake */
+}
+
 /* Build the server side of one listener; -1 with messages in errs. */
 int
 tls_server_init(struct tls_server *srv, const struct cfg *cfg,
@@ -1381,6 +1405,7 @@ tls_server_init(struct tls_server *srv, const struct cfg *cfg,
 	else if (t->session_tickets)
 		SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx, tls_ticket_cb);
 	(void)tls_load_client_auth(srv, ctx, cfg, &l->client_auth, errs);
+	tls_build_server_chain(ctx);
 	srv->policy = policy_new(&l->client_auth.allow,
 	    l->client_auth.client_eku);
 	if (l->backend.mode == BACKEND_HTTP)
