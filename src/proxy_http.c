@@ -66,6 +66,7 @@ struct http {
 	bool			 too_large;	/* head over max_header_size */
 	bool			 refused_upgrade;
 	bool			 no_reuse;	/* a message ended keep-alive */
+	bool			 client_close;	/* close after this answer */
 	int			 deferred;	/* status to send once idle */
 	const char		*close_why;
 	/* the request head being read */
@@ -229,11 +230,27 @@ http_on_headers_complete(llhttp_t *p)
 	const char		*xff = NULL, *host = NULL, *method;
 	size_t			 i, xff_len = 0, host_len = 0, n;
 	char			 ver[] = " HTTP/1.1\r\n";
+	bool			 hop = false;
 
 	r = xcalloc(1, sizeof(*r));
 	r->method = (uint8_t)llhttp_get_method(p);
-	if (!llhttp_should_keep_alive(p))
-		h->no_reuse = true;	/* the backend will close after it */
+	if (!llhttp_should_keep_alive(p)) {
+		/*
+		 * The client closes after this request (HTTP/1.0, or
+		 * Connection: close). With backend.keepalive the backend
+		 * connection need not end with it, as with nginx's upstream
+		 * keepalive: the request goes on as a keep-alive one (the
+		 * client's Connection and Keep-Alive dropped, an HTTP/1.0
+		 * request marked keep-alive, so the answer still comes with
+		 * a length, never chunked), and the proxy closes the client
+		 * connection once the answer is out.
+		 */
+		if (s->srv->cfg->backend.keepalive > 0 &&
+		    !llhttp_get_upgrade(p))
+			hop = true;
+		else
+			h->no_reuse = true; /* the backend closes after it */
+	}
 	n = h->url_len > HTTP_PATH_LOG ? HTTP_PATH_LOG : h->url_len;
 	r->path = xmalloc(n + 1);
 	memcpy(r->path, h->buf, n);
@@ -250,6 +267,7 @@ http_on_headers_complete(llhttp_t *p)
 	}
 	STAILQ_INSERT_TAIL(&h->pending, r, entry);
 	h->cur = r;
+	h->client_close = hop;
 
 	out = evbuffer_new();
 	/* llhttp accepts only single-digit versions. */
@@ -265,6 +283,9 @@ http_on_headers_complete(llhttp_t *p)
 		const char *name = h->buf + hd->name_off;
 
 		if (hdr_is_reserved(s->srv->hdrs, name, hd->name_len))
+			continue;
+		if (hop && (http_name_is(name, hd->name_len, "connection") ||
+		    http_name_is(name, hd->name_len, "keep-alive")))
 			continue;
 		if (ch->forwarded && http_name_is(name, hd->name_len,
 		    "x-forwarded-for")) {
@@ -282,6 +303,8 @@ http_on_headers_complete(llhttp_t *p)
 		http_add_value(out, h->buf + hd->val_off, hd->val_len);
 		evbuffer_add(out, "\r\n", 2);
 	}
+	if (hop && p->http_major == 1 && p->http_minor == 0)
+		evbuffer_add(out, "Connection: keep-alive\r\n", 24);
 	evbuffer_add(out, h->ident, h->ident_len);
 	if (ch->forwarded) {
 		evbuffer_add(out, "X-Forwarded-For: ", 17);
@@ -593,6 +616,19 @@ http_check_deferred(struct http *h)
 		http_send_error(h, h->deferred, h->close_why);
 }
 
+/*
+ * The client's last request asked to close the connection and was sent
+ * whole; once its answer has ended, close the client side (after the
+ * answer is out). The backend connection, still good, can be kept.
+ */
+static void
+http_check_client_close(struct http *h)
+{
+	if (h->client_close && !h->closing && h->deferred == 0 &&
+	    h->cstate == HTTP_C_STOP && STAILQ_EMPTY(&h->pending))
+		http_close_when_flushed(h, "connection_close");
+}
+
 /* Backpressure: pause src while dst holds too much. */
 static void
 http_pressure(struct session *s, struct bufferevent *src,
@@ -633,6 +669,7 @@ http_client_input(struct http *h)
 		if (h->cstate == HTTP_C_STOP || h->cstate == HTTP_C_UPGRADE) {
 			/* Keep the rest until the answer says what it is. */
 			session_read(s, s->client, false);
+			http_check_client_close(h);
 			return;
 		}
 		if (h->cstate == HTTP_C_TUNNEL) {
@@ -683,9 +720,13 @@ http_client_input(struct http *h)
 			if (used > 0)
 				http_forward_raw(h, in, used);
 			if (err == HPE_PAUSED) {
-				/* on_message_complete: the next request. */
+				/*
+				 * on_message_complete: the next request,
+				 * unless this one asked to close.
+				 */
 				h->cstate = llhttp_get_upgrade(&h->reqp) ?
-				    HTTP_C_UPGRADE : HTTP_C_HEAD;
+				    HTTP_C_UPGRADE : h->client_close ?
+				    HTTP_C_STOP : HTTP_C_HEAD;
 				http_btimer_update(h);
 			}
 		}
@@ -694,6 +735,7 @@ http_client_input(struct http *h)
 		else if (err == HPE_PAUSED_UPGRADE)
 			llhttp_resume_after_upgrade(&h->reqp);
 	}
+	http_check_client_close(h);
 	if (s->backend != NULL && !h->closing)
 		http_pressure(s, s->client, s->backend);
 }
@@ -799,6 +841,7 @@ http_backend_read_cb(struct bufferevent *bev, void *arg)
 	session_send(s, s->client, in, len);
 	http_btimer_update(h);
 	http_check_deferred(h);
+	http_check_client_close(h);
 	if (h->refused_upgrade && !h->closing) {
 		http_close_when_flushed(h, "upgrade_refused");
 		return;

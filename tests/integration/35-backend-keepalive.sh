@@ -9,8 +9,11 @@
 #  - a backend that closes idle connections sooner than keepalive_timeout:
 #    the next client is still answered (200, never 502), on a new
 #    connection;
-#  - a response with Connection: close, or a request with Connection:
-#    close, ends the backend connection: it is not handed on;
+#  - a response with Connection: close ends the backend connection: it is
+#    not handed on; a client that closes after its request (Connection:
+#    close, HTTP/1.0) gets its answer and is closed by the proxy, while the
+#    backend connection is handed on (nothing it sent after the close is
+#    forwarded);
 #  - keepalive with mode: tcp is a configuration error (file:line:col).
 . "$(dirname -- "$0")/lib.sh"
 . "$(dirname -- "$0")/http-lib.sh"
@@ -74,20 +77,44 @@ assert_eq "$(($(conns "$LOG2") - N2))" 2 "backend connections when the backend c
 assert_log_lacks ' status=502'
 pass "a kept connection the backend closed is dropped; the next client gets 200 on a new one"
 
-# --------------------------------------------- Connection: close ends it
-# (each may itself use a kept connection; the client after it may not)
+# ---------------------------------- Connection: close in a response ends it
 hcurl "$PORT" "/big?n=10&mode=close"
 [ "$HC_CODE" = 200 ] || fail "GET /big?mode=close: $HC_CODE"
 n0=$(conns "$LOG1")
 get "$PORT" orders
 assert_eq "$(($(conns "$LOG1") - n0))" 1 "new backend connections for the client after a response with Connection: close"
-get "$PORT" orders -H 'Connection: close'
+pass "a response with Connection: close: the backend connection is not handed on"
+
+# ------------- a client that closes after its request: the backend stays
+# (as with nginx's upstream keepalive): the request goes on as keep-alive,
+# the proxy closes the client connection after the answer, and the next
+# client gets the same backend connection.
 n0=$(conns "$LOG1")
+log_mark
+get "$PORT" orders -H 'Connection: close'
 get "$PORT" billing
-assert_eq "$(($(conns "$LOG1") - n0))" 1 "new backend connections for the client after a request with Connection: close"
+assert_eq "$(($(conns "$LOG1") - n0))" 0 "new backend connections for a request with Connection: close and the client after it"
+assert_log_contains ' access listener=pooled .*subject="CN=orders,OU=payments,O=Demo Corp".* close=connection_close'
+pass "a request with Connection: close: the client connection closes after its answer, the backend connection is handed on"
+
+# HTTP/1.0 without keep-alive: the whole answer, then the proxy closes; the
+# backend saw a keep-alive request (so it answered with a length).
+hclient raw "$PORT" --send 'GET /headers HTTP/1.0\r\nHost: localhost\r\n\r\n' --responses 1 --wait-close 3000
+assert_eq "$(jq_py "$HCL_OUT" "[len(j['responses']), j['responses'][0]['status'] if j['responses'] else None, j['closedByServer'], j['timedOut']]" | tr '\n' ' ')" \
+    "1 200 True False " "HTTP/1.0 request: [responses, status, closed by the proxy, timed out]"
+jq_py "$HCL_OUT" "j['responses'][0]['body']" >"$TMPDIR/h10.json"
+assert_eq "$(jq_py "$TMPDIR/h10.json" "[j['httpVersion']] + h(j, 'connection')" | tr '\n' ' ')" "1.0 keep-alive " \
+    "HTTP/1.0 request: the version and Connection the backend saw"
+# Connection: close, then a second request in the same write: only the first
+# is answered and forwarded.
+hclient raw "$PORT" --send 'GET /first HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\nGET /second HTTP/1.1\r\nHost: localhost\r\n\r\n' --responses 2 --wait-close 3000
+assert_eq "$(jq_py "$HCL_OUT" "[len(j['responses']), j['closedByServer']]" | tr '\n' ' ')" "1 True " \
+    "requests after Connection: close: [responses, closed by the proxy]"
+grep -q '^req GET /first ' "$LOG1" || fail "the request with Connection: close did not reach the backend"
+grep -q '^req GET /second ' "$LOG1" && fail "a request sent after Connection: close was forwarded"
 get "$PORT" orders
-assert_eq "$(($(conns "$LOG1") - n0))" 1 "new backend connections for the client after that (kept again)"
-pass "Connection: close in a response or a request: the backend connection is not handed on"
+assert_eq "$(($(conns "$LOG1") - n0))" 0 "new backend connections after the HTTP/1.0 and Connection: close clients"
+pass "HTTP/1.0 and Connection: close clients: answered in full, closed by the proxy, nothing after the close forwarded, one backend connection throughout"
 
 stop_proxy
 [ "$PROXY_RC" -eq 0 ] || fail "mtlsproxy exited $PROXY_RC on SIGTERM"
