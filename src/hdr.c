@@ -10,6 +10,7 @@
  */
 #include <sys/types.h>
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +19,7 @@
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
+#include <openssl/sha.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
@@ -101,12 +103,32 @@ static const struct hdr_key hdr_forwarded[] = {
 	{ "x-forwarded-host", sizeof("x-forwarded-host") - 1 },
 };
 
+/*
+ * The identity blocks of the last client certificates seen, by the SHA-256
+ * of the certificate: clients reconnect with the same certificate, and the
+ * block (DNs, digests, the percent-encoded PEM) costs a few per cent of a
+ * handshake's CPU to work out. Direct-mapped: a certificate whose slot is
+ * taken replaces the one there. Shared by the worker threads.
+ */
+#define HDR_CACHE_SLOTS	64
+
+struct hdr_cache {
+	pthread_mutex_t	 mu;
+	EVP_MD		*sha256;	/* owned; fetched once */
+	struct {
+		unsigned char	 key[SHA256_DIGEST_LENGTH];
+		char		*block;	/* owned; NULL: empty slot */
+		size_t		 len;
+	} slot[HDR_CACHE_SLOTS];
+};
+
 struct hdr_set {
 	enum header_preset	 preset;
 	bool			 forwarded;
 	char			*name[HDR_NFIELDS];	/* owned; NULL: not sent */
 	struct hdr_key		 key[HDR_NFIELDS];	/* owned; matching form */
 	size_t			 nkeys;
+	struct hdr_cache	*cache;			/* owned; or NULL */
 };
 
 /* A growing string; xmalloc'd, always NUL-terminated once used. */
@@ -180,6 +202,14 @@ hdr_set_new(const struct cfg_headers *cfg)
 	size_t		 i, j, len;
 
 	hs = xcalloc(1, sizeof(*hs));
+	hs->cache = xcalloc(1, sizeof(*hs->cache));
+	if ((hs->cache->sha256 = EVP_MD_fetch(NULL, "SHA256", NULL)) == NULL ||
+	    pthread_mutex_init(&hs->cache->mu, NULL) != 0) {
+		ERR_clear_error();
+		EVP_MD_free(hs->cache->sha256);
+		free(hs->cache);
+		hs->cache = NULL;	/* works it out every time */
+	}
 	hs->preset = cfg != NULL ? cfg->preset : HEADERS_DEFAULT;
 	hs->forwarded = cfg != NULL ? cfg->forwarded : true;
 	if ((unsigned)hs->preset >= HDR_NPRESETS)
@@ -222,7 +252,49 @@ hdr_set_free(struct hdr_set *hs)
 		free(hs->name[i]);
 	for (i = 0; i < hs->nkeys; i++)
 		free(hs->key[i].s);
+	if (hs->cache != NULL) {
+		for (i = 0; i < HDR_CACHE_SLOTS; i++)
+			free(hs->cache->slot[i].block);
+		EVP_MD_free(hs->cache->sha256);
+		pthread_mutex_destroy(&hs->cache->mu);
+		free(hs->cache);
+	}
 	free(hs);
+}
+
+/* A copy of the cached block for key, or NULL. */
+static char *
+hdr_cache_get(struct hdr_cache *c, const unsigned char *key, size_t *len)
+{
+	char	*out = NULL;
+	size_t	 i = key[0] % HDR_CACHE_SLOTS;
+
+	pthread_mutex_lock(&c->mu);
+	if (c->slot[i].block != NULL &&
+	    memcmp(c->slot[i].key, key, SHA256_DIGEST_LENGTH) == 0) {
+		out = xmalloc(c->slot[i].len + 1);
+		memcpy(out, c->slot[i].block, c->slot[i].len + 1);
+		*len = c->slot[i].len;
+	}
+	pthread_mutex_unlock(&c->mu);
+	return out;
+}
+
+static void
+hdr_cache_put(struct hdr_cache *c, const unsigned char *key,
+    const char *block, size_t len)
+{
+	size_t	 i = key[0] % HDR_CACHE_SLOTS;
+	char	*copy = xmalloc(len + 1), *old;
+
+	memcpy(copy, block, len + 1);
+	pthread_mutex_lock(&c->mu);
+	old = c->slot[i].block;
+	memcpy(c->slot[i].key, key, SHA256_DIGEST_LENGTH);
+	c->slot[i].block = copy;
+	c->slot[i].len = len;
+	pthread_mutex_unlock(&c->mu);
+	free(old);
 }
 
 /*
@@ -592,6 +664,8 @@ hdr_line(struct hdr_buf *b, const struct hdr_set *hs, enum hdr_field f,
  * as one malloc'd string (the caller frees it) of *len bytes; built once
  * per connection.  A fact that cannot be computed, and SAN headers of a
  * certificate without such SANs, are left out.  NULL without a leaf.
+ * The blocks of the last certificates seen are kept (struct hdr_cache), so
+ * a client reconnecting with the same certificate gets a copy.
  */
 char *
 hdr_identity_block(const struct hdr_set *hs, X509 *leaf, size_t *len)
@@ -599,13 +673,29 @@ hdr_identity_block(const struct hdr_set *hs, X509 *leaf, size_t *len)
 	struct hdr_buf	 b = { NULL, 0, 0 };
 	struct identity	 id;
 	GENERAL_NAMES	*gens;
+	unsigned char	 key[EVP_MAX_MD_SIZE];
+	unsigned int	 klen = 0;
+	bool		 keyed = false;
+	char		*cached;
 	int		 crit = -1;
-	size_t		 i;
+	size_t		 i, clen = 0;
 
 	if (len != NULL)
 		*len = 0;
 	if (hs == NULL || leaf == NULL)
 		return NULL;
+	if (hs->cache != NULL) {
+		if (X509_digest(leaf, hs->cache->sha256, key, &klen) == 1 &&
+		    klen == SHA256_DIGEST_LENGTH)
+			keyed = true;
+		else
+			ERR_clear_error();
+	}
+	if (keyed && (cached = hdr_cache_get(hs->cache, key, &clen)) != NULL) {
+		if (len != NULL)
+			*len = clen;
+		return cached;
+	}
 	identity_from_cert(&id, leaf);
 	/* Two SAN extensions (crit -2) are ambiguous: send no SANs. */
 	gens = X509_get_ext_d2i(leaf, NID_subject_alt_name, &crit, NULL);
@@ -617,6 +707,8 @@ hdr_identity_block(const struct hdr_set *hs, X509 *leaf, size_t *len)
 			hdr_line(&b, hs, (enum hdr_field)i, leaf, &id, gens);
 	GENERAL_NAMES_free(gens);
 	identity_clear(&id);
+	if (keyed)
+		hdr_cache_put(hs->cache, key, b.s, b.len);
 	if (len != NULL)
 		*len = b.len;
 	return b.s;

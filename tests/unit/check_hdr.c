@@ -670,6 +670,60 @@ START_TEST(test_null_and_defaults)
 }
 END_TEST
 
+/*
+ * Blocks are remembered per certificate: the same certificate again gets an
+ * equal block (a copy of its own), another certificate its own block, and
+ * the first one after that still its own.
+ */
+START_TEST(test_cache_per_certificate)
+{
+	X509	*a, *b;
+	char	*a1, *a2, *b1, *a3, *v;
+	size_t	 la1, la2, lb1, la3;
+
+	orders();
+	sign();
+	hs = hdr_set_new(&hcfg);
+	ck_assert_ptr_nonnull(a = X509_dup(cert));
+	/* Another certificate: same key and issuer, another CN. */
+	X509_NAME_delete_entry(X509_get_subject_name(cert),
+	    X509_NAME_entry_count(X509_get_subject_name(cert)) - 1);
+	subj("CN", "billing");
+	ck_assert_int_gt(X509_sign(cert, key, EVP_sha256()), 0);
+	ck_assert_ptr_nonnull(b = X509_dup(cert));
+
+	a1 = hdr_identity_block(hs, a, &la1);
+	a2 = hdr_identity_block(hs, a, &la2);
+	b1 = hdr_identity_block(hs, b, &lb1);
+	a3 = hdr_identity_block(hs, a, &la3);
+	ck_assert_ptr_nonnull(a1);
+	ck_assert_ptr_nonnull(a2);
+	ck_assert_ptr_nonnull(b1);
+	ck_assert_ptr_nonnull(a3);
+	ck_assert_ptr_ne(a1, a2);		/* each caller owns its copy */
+	ck_assert_uint_eq(la1, strlen(a1));
+	ck_assert_uint_eq(la2, la1);
+	ck_assert_uint_eq(la3, la1);
+	ck_assert_str_eq(a2, a1);
+	ck_assert_str_eq(a3, a1);
+	ck_assert_uint_eq(lb1, strlen(b1));
+	ck_assert_str_ne(b1, a1);
+	ck_assert_ptr_nonnull(strstr(a1, "X-Client-Subject: CN=orders,"));
+	ck_assert_ptr_nonnull(strstr(b1, "X-Client-Subject: CN=billing,"));
+	ck_assert_ptr_null(strstr(b1, "CN=orders"));
+	/* What the block holds is that of a fresh hdr_set. */
+	blk = b1;
+	v = value_of("X-Client-Subject");
+	ck_assert_str_eq(v, "CN=billing,OU=payments,O=Demo Corp");
+	free(v);
+	free(a1);
+	free(a2);
+	free(a3);
+	X509_free(a);
+	X509_free(b);
+}
+END_TEST
+
 Suite *
 hdr_suite(void)
 {
@@ -684,6 +738,7 @@ hdr_suite(void)
 	tcase_add_test(presets, test_envoy_preset);
 	tcase_add_test(presets, test_no_sans);
 	tcase_add_test(presets, test_empty_subject);
+	tcase_add_test(presets, test_cache_per_certificate);
 	suite_add_tcase(s, presets);
 
 	tcase_add_checked_fixture(escape, setup, teardown);
