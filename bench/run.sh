@@ -5,9 +5,10 @@
 #
 # Builds a P-256 PKI (bench/make-pki.sh), starts one plaintext backend (an
 # nginx of its own on 127.0.0.1) and four mTLS front ends in front of it:
-#   nginx-http    nginx http proxy, ssl_verify_client on, keepalive upstream
+#   nginx-http    nginx http proxy, ssl_verify_client on, keepalive upstream,
+#                 the identity passed to the backend (proxy_set_header)
 #   nginx-stream  nginx stream proxy, ssl_verify_client on
-#   mtls-http     mtlsproxy, backend.mode: http
+#   mtls-http     mtlsproxy, backend.mode: http, the same identity headers
 #   mtls-tcp      mtlsproxy, backend.mode: tcp
 # checks that each one refuses a client without a certificate (and one from
 # another CA) and passes an allowed one through, then measures each with the
