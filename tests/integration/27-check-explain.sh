@@ -202,8 +202,9 @@ grep -q -E "^$TMPDIR/noca\.yaml:[0-9]+:[0-9]+: error: .*missing-ca\.pem" "$CHECK
     fail "the missing CA file is not an error line: $(cat "$CHECK_OUT")"
 pass "check reports -t's errors: $(grep -m1 'error:' "$CHECK_OUT" | sed "s|$TMPDIR/||g")"
 
-# A leaf without its intermediate, a CRL file without the root's CRL, and
-# allow entries that cannot match anything.
+# A leaf alone whose intermediate is in client_auth.ca (the daemon sends it
+# along: no warning), a CRL file without the root's CRL, and allow entries
+# that cannot match anything.
 FP_ORDERS=$(openssl x509 -in "$PKI/orders.crt" -noout -fingerprint -sha256 | cut -d= -f2)
 write_config "$TMPDIR/lint.yaml" "$PKI/server.crt" "$PKI/crl.der" '
         subject_o: ["a-very-long-organization-name-that-no-certificate-can-carry-as-its-O"]
@@ -211,9 +212,8 @@ write_config "$TMPDIR/lint.yaml" "$PKI/server.crt" "$PKI/crl.der" '
 sed -i -e "s|        subject_o: \[\"Partner Ltd\"\]|        subject_o: [\"Partner Ltd\"]\n        fingerprint_sha256: [\"$FP_ORDERS\"]|" "$TMPDIR/lint.yaml"
 run_check lint
 [ "$CHECK_RC" -eq 0 ] || fail "check lint.yaml exited $CHECK_RC, want 0 (warnings only): $(cat "$CHECK_OUT")"
-l=$(line_of "$TMPDIR/lint.yaml" "cert: $PKI/server.crt")
-grep -q -E "^$TMPDIR/lint\.yaml:$l:13: warning: .*has no issuer certificate for \"CN=localhost,O=Demo Corp\".*clients that do not have the intermediate will fail" "$CHECK_OUT" ||
-    fail "no missing-intermediate warning at lint.yaml:$l:13: $(cat "$CHECK_OUT")"
+grep -q -E "has no issuer certificate|does not verify" "$CHECK_OUT" &&
+    fail "a server chain warning for a leaf whose intermediate the daemon sends: $(cat "$CHECK_OUT")"
 l=$(line_of "$TMPDIR/lint.yaml" "crl: $PKI/crl.der")
 grep -q -E "^$TMPDIR/lint\.yaml:$l:12: warning: .*has no CRL from \"CN=Demo Root CA,O=Demo Corp\".*code=crl_missing" "$CHECK_OUT" ||
     fail "no CRL-coverage warning at lint.yaml:$l:12: $(cat "$CHECK_OUT")"
@@ -226,9 +226,18 @@ grep -q -E "warning: listener \"api\": allow.san_uri entry \"demo.example/ns/pro
 l=$(line_of "$TMPDIR/lint.yaml" "fingerprint_sha256:")
 grep -q -E "^$TMPDIR/lint\.yaml:$l:29: warning: listener \"partner\": no certificate in client_auth.trusted_certs matches allow.fingerprint_sha256" "$CHECK_OUT" ||
     fail "no warning for a fingerprint of none of the trusted_certs at lint.yaml:$l:29: $(cat "$CHECK_OUT")"
-grep -q -F "configuration $TMPDIR/lint.yaml: 0 errors, 6 warnings" "$CHECK_OUT" ||
-    fail "want exactly 6 warnings: $(cat "$CHECK_OUT")"
-pass "check lint.yaml: 6 warnings"
+grep -q -F "configuration $TMPDIR/lint.yaml: 0 errors, 5 warnings" "$CHECK_OUT" ||
+    fail "want exactly 5 warnings: $(cat "$CHECK_OUT")"
+pass "check lint.yaml: 5 warnings"
+
+# The same leaf alone with only the root in this listener's client_auth.ca:
+# the intermediate is nowhere the daemon could send it from.
+sed -e "0,\|ca: $PKI/client-ca.pem|s||ca: $PKI/root-ca.crt|" "$TMPDIR/lint.yaml" >"$TMPDIR/lint2.yaml"
+run_check lint2
+l=$(line_of "$TMPDIR/lint2.yaml" "cert: $PKI/server.crt")
+grep -q -E "^$TMPDIR/lint2\.yaml:$l:13: warning: .*has no issuer certificate for \"CN=localhost,O=Demo Corp\".*clients that do not have the intermediate will fail" "$CHECK_OUT" ||
+    fail "no missing-intermediate warning at lint2.yaml:$l:13: $(cat "$CHECK_OUT")"
+pass "check: a leaf alone whose intermediate is not in its client_auth.ca: $(grep -m1 'no issuer certificate' "$CHECK_OUT" | sed "s|$TMPDIR/||g" | cut -c1-120)"
 
 # --help of both commands, and -h names them.
 "$MTLSPROXY" check --help >"$TMPDIR/help.out" 2>&1 || fail "check --help exited $?"
