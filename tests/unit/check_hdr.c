@@ -686,8 +686,9 @@ START_TEST(test_cache_per_certificate)
 	hs = hdr_set_new(&hcfg);
 	ck_assert_ptr_nonnull(a = X509_dup(cert));
 	/* Another certificate: same key and issuer, another CN. */
-	X509_NAME_delete_entry(X509_get_subject_name(cert),
-	    X509_NAME_entry_count(X509_get_subject_name(cert)) - 1);
+	X509_NAME_ENTRY_free(X509_NAME_delete_entry(
+	    X509_get_subject_name(cert),
+	    X509_NAME_entry_count(X509_get_subject_name(cert)) - 1));
 	subj("CN", "billing");
 	ck_assert_int_gt(X509_sign(cert, key, EVP_sha256()), 0);
 	ck_assert_ptr_nonnull(b = X509_dup(cert));
