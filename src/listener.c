@@ -257,7 +257,7 @@ static void	listener_accept_cb(evutil_socket_t, short, void *);
 static void
 listener_pause(struct waccept *a, unsigned ms)
 {
-	struct timeval	tv = { ms / 1000, (ms % 1000) * 1000 };
+	struct timeval	tv = ms_timeval(ms);
 
 	if (!a->paused) {
 		event_del(a->ev);

@@ -499,9 +499,7 @@ http_settings_init(void)
 static void
 http_btimer_arm(struct http *h)
 {
-	uint64_t	ms = h->s->srv->cfg->backend_timeout_ms;
-	struct timeval	tv = { (time_t)(ms / 1000),
-	    (suseconds_t)(ms % 1000) * 1000 };
+	struct timeval	tv = ms_timeval(h->s->srv->cfg->backend_timeout_ms);
 
 	evtimer_add(h->btimer, &tv);
 }

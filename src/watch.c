@@ -219,7 +219,7 @@ watch_update(const struct cfg *cfg)
 void
 watch_retry(unsigned ms)
 {
-	struct timeval	tv = { ms / 1000, (ms % 1000) * 1000 };
+	struct timeval	tv = ms_timeval(ms);
 
 	if (watch_timer != NULL)
 		evtimer_add(watch_timer, &tv);
