@@ -47,6 +47,8 @@ METRICS = {
     "scale_lat50_held": ("new request p50 while held", "{:.0f} ms", False),
     "scale_lat99_held": ("p99 while held", "{:.0f} ms", False),
 }
+BUSY_KINDS = [("hs", "new conns"), ("ka", "keep-alive"), ("bulk", "bulk")]
+BUSY_PARTS = ["ab", "proxy", "backend", "idle", "steal"]
 SCALE = ["scale_setup", "scale_rss", "scale_kib", "scale_lat50_before",
          "scale_lat99_before", "scale_lat50_held", "scale_lat99_held"]
 MAIN = ["hs_rate", "hs_cpu", "ka_rate", "ka_cpu", "bulk_mbs", "bulk_cpu",
@@ -117,6 +119,24 @@ class Report:
             if kept and all(k is not FAILED for k in kept) and min(kept) < 0.999:
                 text += " ¹"
         return text
+
+    def busy_cell(self, s, kind):
+        parts = []
+        for p in BUSY_PARTS:
+            v = self.values(s, "%s_busy_%s" % (kind, p))
+            if not v or any(x is FAILED for x in v):
+                return "–"
+            parts.append("%.0f" % statistics.median(v))
+        return " / ".join(parts)
+
+    def busy(self):
+        out = ["| system | " + " | ".join("%s: ab / proxy / backend / idle / steal" % t
+                                           for _, t in BUSY_KINDS) + " |",
+               "|---|" + "---|" * len(BUSY_KINDS)]
+        for s in self.systems:
+            out.append("| %s | %s |" % (NAME[s], " | ".join(
+                self.busy_cell(s, k) for k, _ in BUSY_KINDS)))
+        return out
 
     def spread(self, s, m):
         v = self.values(s, m)
@@ -263,6 +283,14 @@ class Report:
             lines += ["", "¹ some keep-alive connections were closed by the proxy and "
                       "re-opened by ab (new handshakes inside the keep-alive run); "
                       "see bench/out/logs."]
+        if any(self.values(s, "hs_busy_ab") for s in self.systems):
+            lines += ["", "Who was busy during those ab runs, in percent of one core "
+                      "(medians; the %s cores make %d %%; steal is time the "
+                      "hypervisor gave to other guests; the rest is the kernel's "
+                      "work outside these processes and the bench itself). ab is "
+                      "single-threaded: near 100 %% it is the limit, not the proxy:"
+                      % (m.get("NPROC", "?"), 100 * int(m.get("NPROC", "1"))), ""]
+            lines += self.busy()
         lines += ["", "Session resumption (openssl s_time, one connection at a time, "
                   "each fetching `/`):", ""]
         lines += self.table(RESUME, self.cell)

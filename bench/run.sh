@@ -21,6 +21,8 @@
 #   peak RSS                 (VmHWM, summed over the proxy's processes)
 #   KiB per idle connection  (bench/idle.js holds 1000 handshaken connections,
 #                            each run against a freshly started proxy)
+#   who was busy during each ab run: ab's own CPU (bash's time), the proxy's
+#                            and the backend's (/proc), idle (/proc/stat)
 # Each measurement is repeated BENCH_RUNS times (rounds interleave the
 # systems, so a burst of load elsewhere hits all of them) and the median is
 # reported. bench/report.py prints the table and writes it into
@@ -88,6 +90,7 @@ RESULTS=$OUT/results.tsv
 META=$OUT/meta.env
 BULK_SIZE=1048576
 CLK_TCK=$(getconf CLK_TCK)
+TIMEFORMAT='%3U %3S'	# for `time ab ...`: user and system seconds
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 STREAM_MODULE=/usr/lib/nginx/modules/ngx_stream_module.so
 
@@ -178,6 +181,12 @@ cpu_ticks() {
 		t=$((t + f[11] + f[12]))
 	done
 	echo "$t"
+}
+
+# idle_ticks: the machine's idle + iowait time and the time its hypervisor
+# gave to other guests (steal), all cores, in clock ticks: "IDLE STEAL".
+idle_ticks() {
+	awk '$1 == "cpu" { print $5 + $6, $9 + 0; exit }' /proc/stat
 }
 
 # mem_kib SYSTEM FIELD: FIELD (VmRSS, VmHWM) from /proc/PID/status, summed.
@@ -441,10 +450,19 @@ ab_run() {
 	bulk) n=$BULK_N c=$BULK_C path=/1m.bin doclen=$BULK_SIZE args=(-k) ;;
 	esac
 	log=$LOGS/$sys-$kind-$run.txt
+	local b0 b1 i0 i1 t0 t1 abcpu
+	b0=$(cpu_ticks backend)
+	i0=$(idle_ticks)
+	t0=$(date +%s.%N)
 	c0=$(cpu_ticks "$sys")
-	if timeout 600 ab "${args[@]}" -E "$PKI/client.pem" -n "$n" -c "$c" \
-	    "https://127.0.0.1:$port$path" >"$log" 2>&1; then rc=0; else rc=$?; fi
+	# bash's time keyword: ab's own user + system seconds (TIMEFORMAT)
+	if { time timeout 600 ab "${args[@]}" -E "$PKI/client.pem" -n "$n" -c "$c" \
+	    "https://127.0.0.1:$port$path" >"$log" 2>&1; } 2>"$log.cpu"; then rc=0; else rc=$?; fi
 	c1=$(cpu_ticks "$sys")
+	t1=$(date +%s.%N)
+	i1=$(idle_ticks)
+	b1=$(cpu_ticks backend)
+	abcpu=$(awk 'NF == 2 { print $1 + $2 }' "$log.cpu" | tail -n 1)
 	local complete failed html total rate taken kept why=
 	complete=$(field "$log" "Complete requests")
 	failed=$(field "$log" "Failed requests")
@@ -469,8 +487,24 @@ ab_run() {
 		esac
 		return 0
 	fi
-	local cpu_s
+	local cpu_s wall
 	cpu_s=$(calc "($c1 - $c0) / $CLK_TCK")
+	# who was busy, in percent of one core (n cores make n * 100):
+	# ab (single-threaded, so 100 means the client was the limit), the
+	# proxy, the backend, what the machine left idle, and what the
+	# hypervisor took for other guests (steal)
+	local bab bpx bbe bid bst
+	wall=$(calc "$t1 - $t0")
+	bab=$(calc "${abcpu:-0} * 100 / $wall")
+	bpx=$(calc "$cpu_s * 100 / $wall")
+	bbe=$(calc "($b1 - $b0) * 100 / $CLK_TCK / $wall")
+	bid=$(calc "(${i1% *} - ${i0% *}) * 100 / $CLK_TCK / $wall")
+	bst=$(calc "(${i1#* } - ${i0#* }) * 100 / $CLK_TCK / $wall")
+	rec "$sys" "${kind}_busy_ab" "$run" ok "$bab"
+	rec "$sys" "${kind}_busy_proxy" "$run" ok "$bpx"
+	rec "$sys" "${kind}_busy_backend" "$run" ok "$bbe"
+	rec "$sys" "${kind}_busy_idle" "$run" ok "$bid"
+	rec "$sys" "${kind}_busy_steal" "$run" ok "$bst"
 	case $kind in
 	hs)
 		rec "$sys" hs_rate "$run" ok "$rate"
@@ -492,6 +526,7 @@ ab_run() {
 		say "$(printf '%-12s run %s  bulk MB/s %8.0f   CPU/MiB %6.3f ms' "$sys" "$run" "$mbs" "$(calc "$cpu_s * 1000 / $mib")")"
 		;;
 	esac
+	say "$(printf '%-12s         busy (%% of one core): ab %3.0f  proxy %3.0f  backend %3.0f  idle %3.0f  steal %3.0f' "$sys" "$bab" "$bpx" "$bbe" "$bid" "$bst")"
 	if [ -z "$(meta_get "TLS_$sys")" ]; then
 		meta "TLS_$sys" "$(field "$log" "SSL/TLS Protocol"), $(grep '^Server Temp Key' "$log" | sed 's/^[^:]*:[ \t]*//')"
 	fi
