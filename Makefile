@@ -40,7 +40,9 @@ $(B)/%.o: src/%.c | $(B)
 $(B)/llhttp-%.o: $(LLHTTP_SRC)/%.c | $(B)
 	$(CC) -O2 -g $(SAN) -I$(LLHTTP_INC) -c -o $@ $<
 $(B)/proxy_http.o: | $(LLHTTP_INC)/llhttp.h
-$(LLHTTP_INC)/llhttp.h $(LLHTTP_SRC)/%.c:
+$(LLHTTP_INC)/llhttp.h:
+	@echo "llhttp not found ($@): install Debian's node-llhttp (make deps does)" >&2; exit 1
+$(LLHTTP_SRC)/%.c:
 	@echo "llhttp not found ($@): install Debian's node-llhttp (make deps does)" >&2; exit 1
 $(B)/mtlsproxy: $(OBJS)
 	$(CC) $(LDFLAGS) -o $@ $(OBJS) $(PKGLIBS)

@@ -1960,6 +1960,29 @@ cfg_listener_free(struct cfg_listener *l)
 }
 
 /* Free a config and everything it owns; NULL is fine. */
+/*
+ * About how many file descriptors cfg needs when every listener is at its
+ * max_connections: two per client connection (the client's socket and its
+ * backend connection), the idle backend connections each worker keeps in
+ * http mode, a listening socket per listener and worker, the workers' event
+ * loops, and CFG_FD_RESERVE for the rest (admin endpoint, file watch, logs).
+ */
+unsigned long
+cfg_fd_need(const struct cfg *cfg)
+{
+	unsigned long	n = CFG_FD_RESERVE + 4UL * cfg->workers;
+	size_t		i;
+
+	for (i = 0; i < cfg->nlisteners; i++) {
+		const struct cfg_listener *l = &cfg->listeners[i];
+
+		n += 2UL * l->max_connections + cfg->workers;
+		if (l->backend.mode == BACKEND_HTTP)
+			n += (unsigned long)l->backend.keepalive * cfg->workers;
+	}
+	return n;
+}
+
 void
 cfg_free(struct cfg *cfg)
 {

@@ -2,6 +2,7 @@
  * listener.c - listening sockets (one SO_REUSEPORT socket per worker and
  * listener) and accepting with max_connections and EMFILE back-off.
  */
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <netinet/in.h>
@@ -20,11 +21,14 @@
 
 #define ACCEPT_BATCH	64
 #define LISTEN_BACKLOG	1024
+/* Raise the soft open file limit to at least this (or the hard limit). */
+#define FD_LIMIT_ENOUGH	1048576UL
 
 static struct lstate	*lstates;
 static size_t		 nlstates;
 static unsigned		 nworkers_open;
 static bool		 limit_logged;	/* atomic */
+static double		 fd_share = 1.0; /* of max_connections the fds allow */
 
 /* The process-wide state of listener i. */
 struct lstate *
@@ -132,7 +136,7 @@ listener_open_all(struct runtime *rt, unsigned nworkers)
 
 		ls->name = xstrdup(l->name);
 		addr_copy(&ls->addr, &l->listen);
-		ls->max = l->max_connections;
+		ls->max = listener_max(cfg, i);
 		ls->fds = xcalloc(nworkers, sizeof(int));
 		for (w = 0; w < nworkers; w++)
 			ls->fds[w] = -1;
@@ -227,8 +231,81 @@ listener_apply(const struct cfg *cfg)
 	size_t	i;
 
 	for (i = 0; i < nlstates && i < cfg->nlisteners; i++)
-		__atomic_store_n(&lstates[i].max,
-		    cfg->listeners[i].max_connections, __ATOMIC_RELAXED);
+		__atomic_store_n(&lstates[i].max, listener_max(cfg, i),
+		    __ATOMIC_RELAXED);
+}
+
+/*
+ * Listener i's connection limit: its max_connections, or less when the open
+ * file limit cannot hold that many (listener_fd_limit), so that clients
+ * beyond it wait in the accept queue instead of failing half-way (a client
+ * accepted with the last descriptor would find none for its backend).
+ */
+unsigned
+listener_max(const struct cfg *cfg, size_t i)
+{
+	unsigned	max = cfg->listeners[i].max_connections;
+	double		cap;
+
+	if (fd_share >= 1.0)
+		return max;
+	cap = (double)max * fd_share;
+	return cap < 1.0 ? 1 : (unsigned)cap;
+}
+
+/*
+ * Give the daemon the descriptors its max_connections need. Shells and
+ * containers often start programs with a soft RLIMIT_NOFILE of 1024, which
+ * would stop a tcp listener at about 500 clients: raise the soft limit to
+ * the hard one (as systemd advises for programs that do not use select();
+ * no privilege needed). When even that is short, scale every listener's
+ * limit down to what fits, and say so. At start-up and after each reload.
+ */
+void
+listener_fd_limit(const struct cfg *cfg)
+{
+	struct rlimit	 rl;
+	rlim_t		 old, want;
+	unsigned long	 need = cfg_fd_need(cfg), conns = 0, total, fixed;
+	size_t		 i;
+
+	fd_share = 1.0;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == -1)
+		return;
+	old = rl.rlim_cur;
+	/* The hard limit can be huge (infinity, 2^30): no need to go there. */
+	want = need > FD_LIMIT_ENOUGH ? need : FD_LIMIT_ENOUGH;
+	if (rl.rlim_max != RLIM_INFINITY && want > rl.rlim_max)
+		want = rl.rlim_max;
+	if (want > old) {
+		rl.rlim_cur = want;
+		if (setrlimit(RLIMIT_NOFILE, &rl) == 0)
+			log_debug("open file limit raised from %llu to %llu",
+			    (unsigned long long)old, (unsigned long long)want);
+		else
+			rl.rlim_cur = old;
+	}
+	if (rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur >= need)
+		return;
+	for (i = 0; i < cfg->nlisteners; i++)
+		conns += cfg->listeners[i].max_connections;
+	fixed = need - 2 * conns;
+	fd_share = rl.rlim_cur > fixed ?
+	    (double)(rl.rlim_cur - fixed) / (double)(2 * conns) : 0.0;
+	total = conns;
+	conns = 0;
+	for (i = 0; i < cfg->nlisteners; i++)
+		conns += listener_max(cfg, i);
+	/* A few percent short is no news (20000 descriptors for 10000). */
+	log_msg(conns >= total - total / 10 ? LOG_LEVEL_INFO : LOG_LEVEL_WARN,
+	    "the open file limit is %llu (hard limit %llu), but "
+	    "max_connections needs about %lu descriptors (two per client "
+	    "connection): serving at most %lu client connections at once%s, "
+	    "the others wait until some close; raise the limit (LimitNOFILE= "
+	    "in the systemd unit, --ulimit nofile= for docker run, ulimit -n "
+	    "in a shell) or lower max_connections",
+	    (unsigned long long)rl.rlim_cur, (unsigned long long)rl.rlim_max,
+	    need, conns, cfg->nlisteners > 1 ? " over all listeners" : "");
 }
 
 /* Close every listening socket still open and free the table. */

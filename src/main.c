@@ -157,6 +157,7 @@ reload(const char *why)
 		    rt->cfg->workers, worker_count());
 	runtime_unref(old);
 	log_set(rt->cfg->log_level, rt->cfg->log_format);
+	listener_fd_limit(rt->cfg);
 	listener_apply(rt->cfg);
 	watch_update(rt->cfg);
 	admin_reconfigure(rt->cfg);
@@ -274,6 +275,7 @@ main(int argc, char *argv[])
 		return 0;
 	}
 	log_init(rt->cfg->log_level, rt->cfg->log_format);
+	listener_fd_limit(rt->cfg);
 	signal(SIGPIPE, SIG_IGN);
 	if (evthread_use_pthreads() == -1)
 		fatalx("libevent has no thread support");

@@ -243,6 +243,8 @@ struct cfg {
 
 struct cfg	*cfg_load(const char *, struct errlist *);
 void		 cfg_free(struct cfg *);
+unsigned long	 cfg_fd_need(const struct cfg *);
+#define CFG_FD_RESERVE	64	/* descriptors besides connections and sockets */
 void		 cfg_error(struct errlist *, const struct cfg *, struct cfg_loc,
 		    const char *, ...) PRINTF_LIKE(4, 5);
 
@@ -421,6 +423,8 @@ void	 listener_stop(struct worker *);
 void	 listener_conn_done(size_t);
 int	 listener_reconcile(struct cfg *, struct errlist *);
 void	 listener_apply(const struct cfg *);
+void	 listener_fd_limit(const struct cfg *);
+unsigned listener_max(const struct cfg *, size_t);
 
 /* worker.c */
 TAILQ_HEAD(session_list, session);

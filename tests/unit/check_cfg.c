@@ -317,6 +317,32 @@ START_TEST(test_http_config)
 }
 END_TEST
 
+START_TEST(test_fd_need)
+{
+	struct cfg_listener	ls[2];
+	struct cfg		c;
+
+	memset(&c, 0, sizeof(c));
+	memset(ls, 0, sizeof(ls));
+	c.workers = 2;
+	c.listeners = ls;
+	c.nlisteners = 2;
+	ls[0].backend.mode = BACKEND_TCP;
+	ls[0].max_connections = 100;
+	ls[1].backend.mode = BACKEND_HTTP;
+	ls[1].max_connections = 50;
+	ls[1].backend.keepalive = 8;
+	/*
+	 * Reserve, 4 per worker; per listener two per connection and one
+	 * listening socket per worker; http: each worker's idle backend pool.
+	 */
+	ck_assert_uint_eq(cfg_fd_need(&c), CFG_FD_RESERVE + 8 + (200 + 2) +
+	    (100 + 2 + 16));
+	c.nlisteners = 0;
+	ck_assert_uint_eq(cfg_fd_need(&c), CFG_FD_RESERVE + 8);
+}
+END_TEST
+
 START_TEST(test_mode_http)
 {
 	/* mode: http alone: the default preset, forwarded headers on. */
@@ -946,6 +972,7 @@ cfg_suite(void)
 	tcase_add_test(bad, test_backend_not_local_list);
 	tcase_add_test(bad, test_bad_allow);
 	tcase_add_test(bad, test_many_errors);
+	tcase_add_test(ok, test_fd_need);
 	suite_add_tcase(s, bad);
 	return s;
 }
