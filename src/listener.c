@@ -28,7 +28,8 @@ static struct lstate	*lstates;
 static size_t		 nlstates;
 static unsigned		 nworkers_open;
 static bool		 limit_logged;	/* atomic */
-static double		 fd_share = 1.0; /* of max_connections the fds allow */
+static unsigned	*fd_caps;	/* per listener when the fds are short */
+static size_t		 nfd_caps;
 
 /* The process-wide state of listener i. */
 struct lstate *
@@ -245,12 +246,46 @@ unsigned
 listener_max(const struct cfg *cfg, size_t i)
 {
 	unsigned	max = cfg->listeners[i].max_connections;
-	double		cap;
 
-	if (fd_share >= 1.0)
-		return max;
-	cap = (double)max * fd_share;
-	return cap < 1.0 ? 1 : (unsigned)cap;
+	if (fd_caps != NULL && i < nfd_caps && fd_caps[i] < max)
+		return fd_caps[i];
+	return max;
+}
+
+/*
+ * Share budget connections between the listeners: each gets its
+ * max_connections if that is at most an even share of what is left, the
+ * rest split evenly (so a listener limited to a few connections keeps
+ * them all, and the big ones give way); at least one each.
+ */
+static void
+fd_caps_fill(const struct cfg *cfg, unsigned long budget)
+{
+	size_t		 i, left = cfg->nlisteners;
+	unsigned long	 share;
+	bool		 more = true;
+
+	free(fd_caps);
+	fd_caps = xcalloc(cfg->nlisteners, sizeof(*fd_caps));
+	nfd_caps = cfg->nlisteners;
+	while (more && left > 0) {
+		more = false;
+		share = budget / left;
+		for (i = 0; i < cfg->nlisteners; i++) {
+			unsigned max = cfg->listeners[i].max_connections;
+
+			if (fd_caps[i] == 0 && max <= share) {
+				fd_caps[i] = max;
+				budget -= max;
+				left--;
+				more = true;
+			}
+		}
+	}
+	share = left > 0 ? budget / left : 0;
+	for (i = 0; i < cfg->nlisteners; i++)
+		if (fd_caps[i] == 0)
+			fd_caps[i] = share > 0 ? (unsigned)share : 1;
 }
 
 /*
@@ -258,8 +293,8 @@ listener_max(const struct cfg *cfg, size_t i)
  * containers often start programs with a soft RLIMIT_NOFILE of 1024, which
  * would stop a tcp listener at about 500 clients: raise the soft limit to
  * the hard one (as systemd advises for programs that do not use select();
- * no privilege needed). When even that is short, scale every listener's
- * limit down to what fits, and say so. At start-up and after each reload.
+ * no privilege needed). When even that is short, lower the listeners'
+ * limits to what fits, and say so. At start-up and after each reload.
  */
 void
 listener_fd_limit(const struct cfg *cfg)
@@ -269,7 +304,9 @@ listener_fd_limit(const struct cfg *cfg)
 	unsigned long	 need = cfg_fd_need(cfg), conns = 0, total, fixed;
 	size_t		 i;
 
-	fd_share = 1.0;
+	free(fd_caps);
+	fd_caps = NULL;
+	nfd_caps = 0;
 	if (getrlimit(RLIMIT_NOFILE, &rl) == -1)
 		return;
 	old = rl.rlim_cur;
@@ -289,10 +326,9 @@ listener_fd_limit(const struct cfg *cfg)
 		return;
 	for (i = 0; i < cfg->nlisteners; i++)
 		conns += cfg->listeners[i].max_connections;
-	fixed = need - 2 * conns;
-	fd_share = rl.rlim_cur > fixed ?
-	    (double)(rl.rlim_cur - fixed) / (double)(2 * conns) : 0.0;
 	total = conns;
+	fixed = need - 2 * conns;
+	fd_caps_fill(cfg, rl.rlim_cur > fixed ? (rl.rlim_cur - fixed) / 2 : 0);
 	conns = 0;
 	for (i = 0; i < cfg->nlisteners; i++)
 		conns += listener_max(cfg, i);
@@ -323,6 +359,9 @@ listener_close_all(void)
 		free(lstates[i].name);
 		addr_free(&lstates[i].addr);
 	}
+	free(fd_caps);
+	fd_caps = NULL;
+	nfd_caps = 0;
 	free(lstates);
 	lstates = NULL;
 	nlstates = 0;

@@ -9,15 +9,19 @@
 #    with the numbers and what to change, and the daemon serves as many
 #    clients at once as the descriptors allow while the others wait in the
 #    accept queue: 40 clients at once all get their echo, none is accepted
-#    and then dropped for want of a descriptor for its backend.
+#    and then dropped for want of a descriptor for its backend; a second
+#    listener limited to 3 connections keeps its 3.
 . "$(dirname -- "$0")/lib.sh"
 
 ECHO_PORT=$(free_port)
 P=$(free_port)
 start_echo "$ECHO_PORT"
+P_SMALL=$(free_port)
 {
 	config_head
 	config_listener api "$P" "\"127.0.0.1:$ECHO_PORT\""
+	config_listener small "$P_SMALL" "\"127.0.0.1:$ECHO_PORT\""
+	echo "    max_connections: 3"
 } >"$TMPDIR/fd.yaml"
 
 # soft_limit PID: the soft "Max open files" of a process
@@ -42,21 +46,32 @@ fi
 
 PROXY_ULIMIT="-n 100" start_proxy "$TMPDIR/fd.yaml"
 [ "$(soft_limit "$PROXY_PID")" = 100 ] || fail "open file limit is $(soft_limit "$PROXY_PID"), want 100"
-# 64 reserved + 2 workers * (4 + 1 listener); (100 - 74) / 2 = 13 connections
-assert_log_contains "warn the open file limit is 100 \(hard limit 100\), but max_connections needs about 20074 descriptors \(two per client connection\): serving at most 13 client connections at once, the others wait until some close; raise the limit \(LimitNOFILE= in the systemd unit, --ulimit nofile= for docker run, ulimit -n in a shell\) or lower max_connections"
+# 64 reserved + 2 workers * (4 + 2 listeners) = 76; (100 - 76) / 2 = 12
+# connections: "small" keeps its 3, "api" (10000 by default) gets 9
+assert_log_contains "warn the open file limit is 100 \(hard limit 100\), but max_connections needs about 20082 descriptors \(two per client connection\): serving at most 12 client connections at once over all listeners, the others wait until some close; raise the limit \(LimitNOFILE= in the systemd unit, --ulimit nofile= for docker run, ulimit -n in a shell\) or lower max_connections"
 pass "a hard limit of 100 descriptors is reported with what it allows"
+
+log_mark
+node_client "$P_SMALL" --ca "$PKI/root-ca.crt" --cert "$PKI/orders.crt" --key "$PKI/orders.key" \
+    --connections 3 --send-size 1000 --timeout 30000
+[ "$NODE_RC" = 0 ] && grep -q -x "ok 3" "$NODE_OUT" ||
+    fail "3 clients on the listener limited to 3: rc $NODE_RC: $(cat "$NODE_OUT")"
+# the limit line names the limit in force: 3, not less
+assert_log_contains 'warn listener "small": max_connections \(3\) reached'
+assert_log_lacks 'listener "small": max_connections \([0-2]\)'
+pass "a listener with max_connections 3 keeps its 3 (the big one gives way)"
 
 log_mark
 node_client "$P" --ca "$PKI/root-ca.crt" --cert "$PKI/orders.crt" --key "$PKI/orders.key" \
     --connections 40 --send-size 20000 --timeout 30000
 [ "$NODE_RC" = 0 ] && grep -q -x "ok 40" "$NODE_OUT" ||
     fail "40 clients at once under 100 descriptors: rc $NODE_RC: $(cat "$NODE_OUT") $(tail -n 3 "$NODE_ERR")"
-assert_log_contains 'warn listener "api": max_connections \(13\) reached; new connections wait'
+assert_log_contains 'warn listener "api": max_connections \(9\) reached; new connections wait'
 n=$(new_log_lines | grep -c ' access listener=api .*close=')
 [ "$n" = 40 ] || fail "want 40 access lines, got $n"
 new_log_lines | grep -q -i -E 'too many open files|backend .*(failed|unreachable)|refused' &&
     fail "a client failed for want of descriptors: $(new_log_lines | grep -m1 -i -E 'too many open files|backend|refused')"
-pass "40 clients at once under 100 descriptors: at most 13 served at a time, all 40 echoed"
+pass "40 clients at once under 100 descriptors: at most 9 served at a time, all 40 echoed"
 
 # still serving after the burst
 node_client "$P" --ca "$PKI/root-ca.crt" --cert "$PKI/orders.crt" --key "$PKI/orders.key" \
