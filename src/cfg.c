@@ -1960,12 +1960,21 @@ cfg_listener_free(struct cfg_listener *l)
 }
 
 /* Free a config and everything it owns; NULL is fine. */
+/* Descriptors one client connection of listener l takes (its own socket,
+ * and in tcp mode its backend connection; in http mode backend connections
+ * are counted with the listener's idle pool). */
+unsigned
+cfg_fd_per_conn(const struct cfg_listener *l)
+{
+	return l->backend.mode == BACKEND_TCP ? 2 : 1;
+}
+
 /*
  * About how many file descriptors cfg needs when every listener is at its
- * max_connections: two per client connection (the client's socket and its
- * backend connection), the idle backend connections each worker keeps in
- * http mode, a listening socket per listener and worker, the workers' event
- * loops, and CFG_FD_RESERVE for the rest (admin endpoint, file watch, logs).
+ * max_connections: cfg_fd_per_conn() per client connection, the idle
+ * backend connections each worker keeps in http mode, a listening socket
+ * per listener and worker, the workers' event loops, and CFG_FD_RESERVE for
+ * the rest (admin endpoint, file watch, logs).
  */
 unsigned long
 cfg_fd_need(const struct cfg *cfg)
@@ -1976,7 +1985,8 @@ cfg_fd_need(const struct cfg *cfg)
 	for (i = 0; i < cfg->nlisteners; i++) {
 		const struct cfg_listener *l = &cfg->listeners[i];
 
-		n += 2UL * l->max_connections + cfg->workers;
+		n += (unsigned long)cfg_fd_per_conn(l) * l->max_connections +
+		    cfg->workers;
 		if (l->backend.mode == BACKEND_HTTP)
 			n += (unsigned long)l->backend.keepalive * cfg->workers;
 	}

@@ -253,16 +253,16 @@ listener_max(const struct cfg *cfg, size_t i)
 }
 
 /*
- * Share budget connections between the listeners: each gets its
- * max_connections if that is at most an even share of what is left, the
- * rest split evenly (so a listener limited to a few connections keeps
- * them all, and the big ones give way); at least one each.
+ * Share budget descriptors between the listeners: each gets what its
+ * max_connections take if that is at most an even share of what is left,
+ * the rest split evenly (so a listener limited to a few connections keeps
+ * them all, and the big ones give way); at least one connection each.
  */
 static void
 fd_caps_fill(const struct cfg *cfg, unsigned long budget)
 {
 	size_t		 i, left = cfg->nlisteners;
-	unsigned long	 share;
+	unsigned long	 share, want;
 	bool		 more = true;
 
 	free(fd_caps);
@@ -272,20 +272,24 @@ fd_caps_fill(const struct cfg *cfg, unsigned long budget)
 		more = false;
 		share = budget / left;
 		for (i = 0; i < cfg->nlisteners; i++) {
-			unsigned max = cfg->listeners[i].max_connections;
+			const struct cfg_listener *l = &cfg->listeners[i];
 
-			if (fd_caps[i] == 0 && max <= share) {
-				fd_caps[i] = max;
-				budget -= max;
+			want = (unsigned long)l->max_connections *
+			    cfg_fd_per_conn(l);
+			if (fd_caps[i] == 0 && want <= share) {
+				fd_caps[i] = l->max_connections;
+				budget -= want;
 				left--;
 				more = true;
 			}
 		}
 	}
 	share = left > 0 ? budget / left : 0;
-	for (i = 0; i < cfg->nlisteners; i++)
+	for (i = 0; i < cfg->nlisteners; i++) {
+		want = share / cfg_fd_per_conn(&cfg->listeners[i]);
 		if (fd_caps[i] == 0)
-			fd_caps[i] = share > 0 ? (unsigned)share : 1;
+			fd_caps[i] = want > 0 ? (unsigned)want : 1;
+	}
 }
 
 /*
@@ -302,7 +306,7 @@ listener_fd_limit(const struct cfg *cfg)
 	struct rlimit	 rl;
 	rlim_t		 old, want;
 	unsigned long	 need = cfg_fd_need(cfg), conns = 0, total, fixed;
-	size_t		 i;
+	size_t		 i, n, http = 0;
 
 	free(fd_caps);
 	fd_caps = NULL;
@@ -324,24 +328,36 @@ listener_fd_limit(const struct cfg *cfg)
 	}
 	if (rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur >= need)
 		return;
-	for (i = 0; i < cfg->nlisteners; i++)
-		conns += cfg->listeners[i].max_connections;
+	fixed = need;
+	for (i = 0; i < cfg->nlisteners; i++) {
+		const struct cfg_listener *l = &cfg->listeners[i];
+
+		conns += l->max_connections;
+		fixed -= (unsigned long)l->max_connections *
+		    cfg_fd_per_conn(l);
+	}
 	total = conns;
-	fixed = need - 2 * conns;
-	fd_caps_fill(cfg, rl.rlim_cur > fixed ? (rl.rlim_cur - fixed) / 2 : 0);
+	n = cfg->nlisteners;
+	for (i = 0; i < n; i++)
+		if (cfg->listeners[i].backend.mode == BACKEND_HTTP)
+			http++;
+	fd_caps_fill(cfg, rl.rlim_cur > fixed ? rl.rlim_cur - fixed : 0);
 	conns = 0;
 	for (i = 0; i < cfg->nlisteners; i++)
 		conns += listener_max(cfg, i);
 	/* A few percent short is no news (20000 descriptors for 10000). */
 	log_msg(conns >= total - total / 10 ? LOG_LEVEL_INFO : LOG_LEVEL_WARN,
 	    "the open file limit is %llu (hard limit %llu), but "
-	    "max_connections needs about %lu descriptors (two per client "
-	    "connection): serving at most %lu client connections at once%s, "
+	    "max_connections needs about %lu descriptors (%s): serving at "
+	    "most %lu client connection%s at once%s, "
 	    "the others wait until some close; raise the limit (LimitNOFILE= "
 	    "in the systemd unit, --ulimit nofile= for docker run, ulimit -n "
 	    "in a shell) or lower max_connections",
 	    (unsigned long long)rl.rlim_cur, (unsigned long long)rl.rlim_max,
-	    need, conns, cfg->nlisteners > 1 ? " over all listeners" : "");
+	    need, http == 0 ? "two per client connection" : http == n ?
+	    "one per client connection" : "two per client connection in tcp "
+	    "mode, one in http mode", conns, conns == 1 ? "" : "s",
+	    cfg->nlisteners > 1 ? " over all listeners" : "");
 }
 
 /* Close every listening socket still open and free the table. */

@@ -333,11 +333,15 @@ START_TEST(test_fd_need)
 	ls[1].max_connections = 50;
 	ls[1].backend.keepalive = 8;
 	/*
-	 * Reserve, 4 per worker; per listener two per connection and one
-	 * listening socket per worker; http: each worker's idle backend pool.
+	 * Reserve, 4 per worker; per listener one listening socket per worker
+	 * and per connection two in tcp mode (client and backend), one in
+	 * http mode (backend connections come and go with requests), plus
+	 * each worker's idle backend pool.
 	 */
+	ck_assert_uint_eq(cfg_fd_per_conn(&ls[0]), 2);
+	ck_assert_uint_eq(cfg_fd_per_conn(&ls[1]), 1);
 	ck_assert_uint_eq(cfg_fd_need(&c), CFG_FD_RESERVE + 8 + (200 + 2) +
-	    (100 + 2 + 16));
+	    (50 + 2 + 16));
 	c.nlisteners = 0;
 	ck_assert_uint_eq(cfg_fd_need(&c), CFG_FD_RESERVE + 8);
 }
