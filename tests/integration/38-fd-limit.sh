@@ -51,21 +51,23 @@ PROXY_ULIMIT="-n 100" start_proxy "$TMPDIR/fd.yaml"
 assert_log_contains "warn the open file limit is 100 \(hard limit 100\), but max_connections needs about 20082 descriptors \(two per client connection\): serving at most 12 client connections at once over all listeners, the others wait until some close; raise the limit \(LimitNOFILE= in the systemd unit, --ulimit nofile= for docker run, ulimit -n in a shell\) or lower max_connections"
 pass "a hard limit of 100 descriptors is reported with what it allows"
 
-log_mark
-node_client "$P_SMALL" --ca "$PKI/root-ca.crt" --cert "$PKI/orders.crt" --key "$PKI/orders.key" \
-    --connections 3 --send-size 1000 --timeout 30000
-[ "$NODE_RC" = 0 ] && grep -q -x "ok 3" "$NODE_OUT" ||
-    fail "3 clients on the listener limited to 3: rc $NODE_RC: $(cat "$NODE_OUT")"
+# burst PORT N: N clients at once on PORT, each echoing 20000 bytes; all
+# must get their echo
+burst() {
+	log_mark
+	node_client "$1" --ca "$PKI/root-ca.crt" --cert "$PKI/orders.crt" \
+	    --key "$PKI/orders.key" --connections "$2" --send-size 20000 --timeout 30000
+	[ "$NODE_RC" = 0 ] && grep -q -x "ok $2" "$NODE_OUT" ||
+	    fail "$2 clients at once on 127.0.0.1:$1: rc $NODE_RC: $(cat "$NODE_OUT") $(tail -n 3 "$NODE_ERR")"
+}
+
+burst "$P_SMALL" 3
 # the limit line names the limit in force: 3, not less
 assert_log_contains 'warn listener "small": max_connections \(3\) reached'
 assert_log_lacks 'listener "small": max_connections \([0-2]\)'
 pass "a listener with max_connections 3 keeps its 3 (the big one gives way)"
 
-log_mark
-node_client "$P" --ca "$PKI/root-ca.crt" --cert "$PKI/orders.crt" --key "$PKI/orders.key" \
-    --connections 40 --send-size 20000 --timeout 30000
-[ "$NODE_RC" = 0 ] && grep -q -x "ok 40" "$NODE_OUT" ||
-    fail "40 clients at once under 100 descriptors: rc $NODE_RC: $(cat "$NODE_OUT") $(tail -n 3 "$NODE_ERR")"
+burst "$P" 40
 assert_log_contains 'warn listener "api": max_connections \(9\) reached; new connections wait'
 n=$(new_log_lines | grep -c ' access listener=api .*close=')
 [ "$n" = 40 ] || fail "want 40 access lines, got $n"
