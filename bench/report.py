@@ -73,9 +73,8 @@ def load(results_path, meta_path):
             if len(parts) != 5:
                 continue
             sys_, metric, run, status, value = parts
-            v = float(value) if status == "ok" else FAILED
-            runs.setdefault((sys_, metric), []).append(v)
-            runs.setdefault((sys_, metric, "by_run"), {})[run] = v
+            runs.setdefault((sys_, metric), {})[run] = (
+                float(value) if status == "ok" else FAILED)
     meta = {}
     with open(meta_path, encoding="utf-8") as f:
         for line in f:
@@ -93,7 +92,9 @@ class Report:
                         if s in meta.get("SYSTEMS", "").split()]
 
     def values(self, s, m):
-        return self.runs.get((s, m))
+        """The runs' values in run order, None when not measured."""
+        r = self.runs.get((s, m))
+        return [r[k] for k in sorted(r, key=int)] if r else None
 
     def median(self, s, m):
         """The median, FAILED when any run failed, None when not measured."""
@@ -167,13 +168,13 @@ class Report:
         """Per-round ratios of a against the better of bs in the same round
         (the rounds interleave the systems, so both sides of one ratio met
         the same machine), in round order; None when not measured."""
-        ra = self.runs.get((a, m, "by_run"))
+        ra = self.runs.get((a, m))
         if not ra:
             return None
         out = []
         for run in sorted(ra, key=int):
             x = ra[run]
-            ys = [self.runs.get((b, m, "by_run"), {}).get(run) for b in bs]
+            ys = [self.runs.get((b, m), {}).get(run) for b in bs]
             ys = [y for y in ys if isinstance(y, float) and y > 0]
             if x is FAILED or not ys:
                 return FAILED

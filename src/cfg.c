@@ -1959,7 +1959,6 @@ cfg_listener_free(struct cfg_listener *l)
 	free(l->headers.xfcc);
 }
 
-/* Free a config and everything it owns; NULL is fine. */
 /* Descriptors one client connection of listener l takes (its own socket,
  * and in tcp mode its backend connection; in http mode backend connections
  * are counted with the listener's idle pool). */
@@ -1970,14 +1969,13 @@ cfg_fd_per_conn(const struct cfg_listener *l)
 }
 
 /*
- * About how many file descriptors cfg needs when every listener is at its
- * max_connections: cfg_fd_per_conn() per client connection, the idle
- * backend connections each worker keeps in http mode, a listening socket
- * per listener and worker, the workers' event loops, and CFG_FD_RESERVE for
- * the rest (admin endpoint, file watch, logs).
+ * The descriptors cfg needs besides its client connections: a listening
+ * socket per listener and worker, the idle backend connections each worker
+ * keeps in http mode, the workers' event loops, and CFG_FD_RESERVE for the
+ * rest (admin endpoint, file watch, logs).
  */
 unsigned long
-cfg_fd_need(const struct cfg *cfg)
+cfg_fd_fixed(const struct cfg *cfg)
 {
 	unsigned long	n = CFG_FD_RESERVE + 4UL * cfg->workers;
 	size_t		i;
@@ -1985,14 +1983,28 @@ cfg_fd_need(const struct cfg *cfg)
 	for (i = 0; i < cfg->nlisteners; i++) {
 		const struct cfg_listener *l = &cfg->listeners[i];
 
-		n += (unsigned long)cfg_fd_per_conn(l) * l->max_connections +
-		    cfg->workers;
+		n += cfg->workers;
 		if (l->backend.mode == BACKEND_HTTP)
 			n += (unsigned long)l->backend.keepalive * cfg->workers;
 	}
 	return n;
 }
 
+/* About how many descriptors cfg needs with every listener at its
+ * max_connections: cfg_fd_fixed() plus cfg_fd_per_conn() per connection. */
+unsigned long
+cfg_fd_need(const struct cfg *cfg)
+{
+	unsigned long	n = cfg_fd_fixed(cfg);
+	size_t		i;
+
+	for (i = 0; i < cfg->nlisteners; i++)
+		n += (unsigned long)cfg_fd_per_conn(&cfg->listeners[i]) *
+		    cfg->listeners[i].max_connections;
+	return n;
+}
+
+/* Free a config and everything it owns; NULL is fine. */
 void
 cfg_free(struct cfg *cfg)
 {

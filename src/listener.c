@@ -265,7 +265,6 @@ fd_caps_fill(const struct cfg *cfg, unsigned long budget)
 	unsigned long	 share, want;
 	bool		 more = true;
 
-	free(fd_caps);
 	fd_caps = xcalloc(cfg->nlisteners, sizeof(*fd_caps));
 	nfd_caps = cfg->nlisteners;
 	while (more && left > 0) {
@@ -305,8 +304,8 @@ listener_fd_limit(const struct cfg *cfg)
 {
 	struct rlimit	 rl;
 	rlim_t		 old, want;
-	unsigned long	 need = cfg_fd_need(cfg), conns = 0, total, fixed;
-	size_t		 i, n, http = 0;
+	unsigned long	 need = cfg_fd_need(cfg), total = 0, conns = 0, fixed;
+	size_t		 i, http = 0;
 
 	free(fd_caps);
 	fd_caps = NULL;
@@ -328,21 +327,13 @@ listener_fd_limit(const struct cfg *cfg)
 	}
 	if (rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur >= need)
 		return;
-	fixed = need;
 	for (i = 0; i < cfg->nlisteners; i++) {
-		const struct cfg_listener *l = &cfg->listeners[i];
-
-		conns += l->max_connections;
-		fixed -= (unsigned long)l->max_connections *
-		    cfg_fd_per_conn(l);
-	}
-	total = conns;
-	n = cfg->nlisteners;
-	for (i = 0; i < n; i++)
+		total += cfg->listeners[i].max_connections;
 		if (cfg->listeners[i].backend.mode == BACKEND_HTTP)
 			http++;
+	}
+	fixed = cfg_fd_fixed(cfg);
 	fd_caps_fill(cfg, rl.rlim_cur > fixed ? rl.rlim_cur - fixed : 0);
-	conns = 0;
 	for (i = 0; i < cfg->nlisteners; i++)
 		conns += listener_max(cfg, i);
 	/* A few percent short is no news (20000 descriptors for 10000). */
@@ -354,7 +345,8 @@ listener_fd_limit(const struct cfg *cfg)
 	    "in the systemd unit, --ulimit nofile= for docker run, ulimit -n "
 	    "in a shell) or lower max_connections",
 	    (unsigned long long)rl.rlim_cur, (unsigned long long)rl.rlim_max,
-	    need, http == 0 ? "two per client connection" : http == n ?
+	    need, http == 0 ? "two per client connection" :
+	    http == cfg->nlisteners ?
 	    "one per client connection" : "two per client connection in tcp "
 	    "mode, one in http mode", conns, conns == 1 ? "" : "s",
 	    cfg->nlisteners > 1 ? " over all listeners" : "");

@@ -243,6 +243,7 @@ struct cfg {
 
 struct cfg	*cfg_load(const char *, struct errlist *);
 void		 cfg_free(struct cfg *);
+unsigned long	 cfg_fd_fixed(const struct cfg *);
 unsigned long	 cfg_fd_need(const struct cfg *);
 unsigned	 cfg_fd_per_conn(const struct cfg_listener *);
 #define CFG_FD_RESERVE	64	/* descriptors besides connections and sockets */

@@ -210,13 +210,10 @@ start_proxy() {
 	PROXY_PORT=$port
 	PROXY_RC=
 	LOG_MARK=0
-	if [ -n "${PROXY_ULIMIT:-}" ]; then
-		# ulimit options for the daemon alone (e.g. "-n 100"); exec keeps the PID
-		bash -c "ulimit $PROXY_ULIMIT && exec \"\$0\" \"\$@\"" "$MTLSPROXY" \
-		    -c "$conf" >"$TMPDIR/proxy-$PROXY_N.out" 2>"$PROXY_LOG" &
-	else
-		"$MTLSPROXY" -c "$conf" >"$TMPDIR/proxy-$PROXY_N.out" 2>"$PROXY_LOG" &
-	fi
+	# PROXY_ULIMIT: ulimit options for the daemon alone (e.g. "-n 100");
+	# the shell execs it, so the PID is the daemon's
+	bash -c "${PROXY_ULIMIT:+ulimit $PROXY_ULIMIT && }exec \"\$0\" \"\$@\"" "$MTLSPROXY" \
+	    -c "$conf" >"$TMPDIR/proxy-$PROXY_N.out" 2>"$PROXY_LOG" &
 	PROXY_PID=$!
 	track "$PROXY_PID"
 	if ! wait_port "$port" "$PROXY_PID" 5; then

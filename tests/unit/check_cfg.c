@@ -340,6 +340,7 @@ START_TEST(test_fd_need)
 	 */
 	ck_assert_uint_eq(cfg_fd_per_conn(&ls[0]), 2);
 	ck_assert_uint_eq(cfg_fd_per_conn(&ls[1]), 1);
+	ck_assert_uint_eq(cfg_fd_fixed(&c), CFG_FD_RESERVE + 8 + 2 + (2 + 16));
 	ck_assert_uint_eq(cfg_fd_need(&c), CFG_FD_RESERVE + 8 + (200 + 2) +
 	    (50 + 2 + 16));
 	c.nlisteners = 0;
