@@ -502,6 +502,7 @@ struct session {
 	struct event		*bread;		/* owns; reads the backend */
 	struct event		*timer;		/* owns; handshake/idle */
 	size_t			 backend_idx;	/* address being tried */
+	uint64_t		 fd_wait_ms;	/* waited for a descriptor */
 	char			 peer[64];
 	char			 backend_addr[128];
 	struct tls_verdict	 verdict;

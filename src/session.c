@@ -556,6 +556,11 @@ session_timer_cb(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
+	if (s->state == SESSION_CONNECTING) {
+		/* Waited for a descriptor (upstream.c): try again. */
+		upstream_connect(s);
+		return;
+	}
 	if (s->state == SESSION_HANDSHAKE) {
 		s->verdict.code = "handshake_timeout";
 		snprintf(s->verdict.reason, sizeof(s->verdict.reason),

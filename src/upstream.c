@@ -2,6 +2,7 @@
  * upstream.c - connect to the backend: each address in order within
  * connect_timeout, falling over to the next on failure.
  */
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -11,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -177,6 +179,66 @@ upstream_pool_clear(struct worker *w)
 		pool_drop(p);
 }
 
+/* Drop the oldest kept connection of this worker, to free its descriptor. */
+static bool
+upstream_pool_shed(struct worker *w)
+{
+	struct pooled	*p = TAILQ_FIRST(&w->pool);
+
+	if (p == NULL)
+		return false;
+	pool_drop(p);
+	return true;
+}
+
+#define FD_WAIT_FIRST_MS	10
+#define FD_WAIT_MAX_MS		200
+#define FD_WAIT_LOG_SEC		60
+
+/*
+ * No descriptor left to connect to the backend with (the open file limit:
+ * in http mode backend connections come with requests, so more clients can
+ * want one at once than the limit holds): try again shortly, as a client
+ * beyond max_connections waits in the backlog, for up to connect_timeout.
+ * Said at most once a minute.
+ */
+static bool
+upstream_fd_wait(struct session *s, int err)
+{
+	static time_t	 logged;	/* atomic */
+	uint64_t	 limit = s->srv->cfg->backend.connect_timeout_ms, ms;
+	struct timeval	 tv;
+	struct rlimit	 rl;
+	time_t		 now, last;
+
+	if (s->fd_wait_ms >= limit)
+		return false;
+	ms = s->fd_wait_ms == 0 ? FD_WAIT_FIRST_MS : s->fd_wait_ms;
+	if (ms > FD_WAIT_MAX_MS)
+		ms = FD_WAIT_MAX_MS;
+	if (ms > limit - s->fd_wait_ms)
+		ms = limit - s->fd_wait_ms;
+	tv = ms_timeval(ms);
+	if (evtimer_add(s->timer, &tv) == -1)
+		return false;
+	s->fd_wait_ms += ms;
+	now = time(NULL);
+	last = __atomic_load_n(&logged, __ATOMIC_RELAXED);
+	if (now - last >= FD_WAIT_LOG_SEC &&
+	    __atomic_compare_exchange_n(&logged, &last, now, false,
+	    __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
+		if (getrlimit(RLIMIT_NOFILE, &rl) == -1)
+			rl.rlim_cur = 0;
+		log_warnx("listener \"%s\": no file descriptor free to connect "
+		    "to the backend (%s; the open file limit is %llu): requests "
+		    "wait up to %" PRIu64 " ms (backend.connect_timeout) for "
+		    "one; raise the limit or lower max_connections",
+		    s->srv->cfg->name, evutil_socket_error_to_string(err),
+		    (unsigned long long)rl.rlim_cur, limit);
+	}
+	return true;
+}
+
 /* Connect to the next backend address; close the session if none left. */
 void
 upstream_connect(struct session *s)
@@ -185,13 +247,14 @@ upstream_connect(struct session *s)
 	const struct addr		*a;
 	struct bufferevent		*bev;
 	struct timeval			 tv;
+	int				 err;
 
 	if (s->backend_idx == 0 && b->keepalive > 0 &&
 	    upstream_pool_get(s)) {
 		session_proxy_start(s);
 		return;
 	}
-	for (; s->backend_idx < b->naddrs; s->backend_idx++) {
+	while (s->backend_idx < b->naddrs) {
 		a = &b->addrs[s->backend_idx];
 		snprintf(s->backend_addr, sizeof(s->backend_addr), "%s",
 		    a->text);
@@ -206,12 +269,28 @@ upstream_connect(struct session *s)
 		if (bufferevent_socket_connect(bev,
 		    (const struct sockaddr *)&a->ss, (int)a->sslen) == 0)
 			return;
-		metrics_backend_fail(s->li);
-		log_warnx("listener \"%s\": backend connect failed: %s: %s",
-		    s->srv->cfg->name, a->text,
-		    evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+		err = EVUTIL_SOCKET_ERROR();
 		bufferevent_free(bev);
 		s->backend = NULL;
+		if (err == EMFILE || err == ENFILE) {
+			/* An idle kept connection gives its descriptor. */
+			if (upstream_pool_shed(s->w))
+				continue;
+			if (upstream_fd_wait(s, err))
+				return;
+		}
+		metrics_backend_fail(s->li);
+		if (s->fd_wait_ms > 0)
+			log_warnx("listener \"%s\": backend connect failed: "
+			    "%s: %s (no descriptor came free within %" PRIu64
+			    " ms)", s->srv->cfg->name, a->text,
+			    evutil_socket_error_to_string(err), s->fd_wait_ms);
+		else
+			log_warnx("listener \"%s\": backend connect failed: "
+			    "%s: %s", s->srv->cfg->name, a->text,
+			    evutil_socket_error_to_string(err));
+		s->backend_idx++;
+		s->fd_wait_ms = 0;
 	}
 	session_backend_failed(s);
 }

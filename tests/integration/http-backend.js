@@ -17,6 +17,7 @@
 //   GET  /status/NNN        that status; 204 and 304 without a body, others
 //                           with a short body
 //   GET  /hang              never answers
+//   GET  /slow?ms=N         the /headers JSON, N ms after the request
 //   GET  /ws                WebSocket echo (Upgrade): first sends a text
 //                           frame "hello subject=<X-Client-Subject>", then
 //                           echoes every text/binary frame, answers close
@@ -241,6 +242,13 @@ server.on('request', (req, res) => {
         res.end(body);
       }
     });
+    return;
+  }
+
+  if (u.pathname === '/slow') {
+    req.resume();
+    const ms = Number(u.searchParams.get('ms') || 0);
+    req.on('end', () => setTimeout(() => sendJson(res, 200, describe(req)), ms));
     return;
   }
 

@@ -31,6 +31,11 @@
 //       --sequential: the bytes are bodiless requests; send each (split at
 //       its blank line) only once the answer to the previous one is complete.
 //
+//   parallel PORT --count N --path P
+//       N GETs of P at once, each on a connection of its own (no keep-alive;
+//       Connection: close). Prints {count, codes: {status: n}, errors: [...]}
+//       and exits 0 when all N answered 200.
+//
 //   ws PORT --path P [--binary-size N] [--header 'Name: value']...
 //       WebSocket over TLS: Upgrade, check the 101 and Sec-WebSocket-Accept,
 //       read the backend's greeting frame, send a masked text frame and a
@@ -73,8 +78,8 @@ for (let i = 2; i < argv.length; i++) {
       process.exit(2);
   }
 }
-if (!['keepalive', 'raw', 'ws'].includes(mode) || !port) {
-  process.stderr.write('usage: node http-client.js keepalive|raw|ws PORT [options]\n');
+if (!['keepalive', 'parallel', 'raw', 'ws'].includes(mode) || !port) {
+  process.stderr.write('usage: node http-client.js keepalive|parallel|raw|ws PORT [options]\n');
   process.exit(2);
 }
 
@@ -102,6 +107,33 @@ function unescape(s) {
 function done(obj, code) {
   process.stdout.write(JSON.stringify(obj, null, 1) + '\n');
   process.exit(code);
+}
+
+// ---------------------------------------------------------------- parallel
+
+function parallel() {
+  const base = tlsOptions();
+  const out = { count: 0, codes: {}, errors: [] };
+  const timer = setTimeout(() => { out.errors.push('timeout'); done(out, 1); }, opt.timeout);
+  let left = opt.count;
+  const finish = () => {
+    if (--left > 0) return;
+    clearTimeout(timer);
+    done(out, out.codes['200'] === opt.count ? 0 : 1);
+  };
+  for (let n = 0; n < opt.count; n++) {
+    const req = https.request({ ...base, agent: false, method: 'GET', path: opt.path,
+      headers: { Connection: 'close' } }, (res) => {
+      res.resume();
+      res.on('end', () => {
+        out.count++;
+        out.codes[res.statusCode] = (out.codes[res.statusCode] || 0) + 1;
+        finish();
+      });
+    });
+    req.on('error', (e) => { out.errors.push(`${e.code || ''} ${e.message}`); finish(); });
+    req.end();
+  }
 }
 
 // ---------------------------------------------------------------- keepalive
@@ -430,5 +462,6 @@ function ws() {
 }
 
 if (mode === 'keepalive') keepalive();
+else if (mode === 'parallel') parallel();
 else if (mode === 'raw') raw();
 else ws();

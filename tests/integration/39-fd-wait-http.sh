@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# http mode under an open file limit too small for every client to have a
+# backend connection at once (a client connection counts one descriptor; its
+# backend connection comes with its request):
+#  - 110 clients at once, each asking for an answer the backend takes
+#    300 ms to give, under a limit of 200 descriptors: a request that finds
+#    no descriptor free for its backend connection waits for one (idle kept
+#    backend connections are closed first) instead of failing, so all 110
+#    get 200; the log says once that requests wait, and why;
+#  - with a backend.connect_timeout shorter than the backend's answers, a
+#    request that gets no descriptor in time gets 502 Bad Gateway and the
+#    log says what it waited for; the daemon goes on serving.
+. "$(dirname -- "$0")/lib.sh"
+. "$ITEST_DIR/http-lib.sh"
+
+BP=$(free_port)
+start_http_backend "$BP"
+P=$(free_port)
+
+# config: the listener, connect_timeout 2s (changed with sed below)
+config() {
+	config_head
+	config_http_listener api "$P" "\"127.0.0.1:$BP\"" "" "      keepalive: 4"
+}
+config | sed "s/connect_timeout: 2s/connect_timeout: 10s/" >"$TMPDIR/wait.yaml"
+
+# parallel N PATH: N requests at once, each on its own connection
+parallel() {
+	hclient parallel "$P" --count "$1" --path "$2" --timeout 30000
+}
+
+PROXY_ULIMIT="-n 200" start_proxy "$TMPDIR/wait.yaml" "$P"
+log_mark
+parallel 110 "/slow?ms=300"
+codes=$(jq_py "$HCL_OUT" 'j["codes"]')
+[ "$HCL_RC" = 0 ] || fail "110 requests at once under 200 descriptors: answers $codes, errors $(jq_py "$HCL_OUT" 'j["errors"][:3]')"
+assert_log_contains 'warn listener "api": no file descriptor free to connect to the backend \(Too many open files; the open file limit is 200\): requests wait up to 10000 ms \(backend.connect_timeout\) for one; raise the limit or lower max_connections'
+assert_log_lacks 'backend connect failed'
+n=$(new_log_lines | grep -c 'no file descriptor free')
+[ "$n" = 1 ] || fail "the wait was logged $n times, want once"
+pass "110 requests at once under 200 descriptors: all 200 OK, the wait said once"
+
+hcurl "$P" /headers
+[ "$HC_CODE" = 200 ] || fail "a request after the burst: $HC_CODE $(cat "$HC_ERR")"
+stop_proxy
+[ "$PROXY_RC" = 0 ] || fail "mtlsproxy exited with $PROXY_RC"
+pass "still serving after the burst; clean exit"
+
+# connect_timeout 300ms, answers that take 3 s: those without a descriptor
+# give up after 300 ms
+config | sed "s/connect_timeout: 2s/connect_timeout: 300ms/" >"$TMPDIR/short.yaml"
+PROXY_ULIMIT="-n 200" start_proxy "$TMPDIR/short.yaml" "$P"
+log_mark
+parallel 110 "/slow?ms=3000"
+n200=$(jq_py "$HCL_OUT" 'j["codes"].get("200", 0)')
+n502=$(jq_py "$HCL_OUT" 'j["codes"].get("502", 0)')
+[ "$n200" -gt 0 ] && [ "$n502" -gt 0 ] && [ $((n200 + n502)) = 110 ] ||
+    fail "want some 200 and the rest 502, got $(jq_py "$HCL_OUT" 'j["codes"]'), errors $(jq_py "$HCL_OUT" 'j["errors"][:3]')"
+assert_log_contains 'warn listener "api": backend connect failed: 127\.0\.0\.1:[0-9]+: Too many open files \(no descriptor came free within 300 ms\)'
+n=$(new_log_lines | grep -c 'backend connect failed')
+[ "$n" = "$n502" ] || fail "$n502 answers 502 but $n 'backend connect failed' lines"
+hcurl "$P" /headers
+[ "$HC_CODE" = 200 ] || fail "a request after the burst: $HC_CODE $(cat "$HC_ERR")"
+stop_proxy
+[ "$PROXY_RC" = 0 ] || fail "mtlsproxy exited with $PROXY_RC"
+pass "connect_timeout 300ms: $n200 answered, $n502 got 502 after waiting, each logged; still serving"
