@@ -500,6 +500,7 @@ struct session {
 	struct bufferevent	*client;	/* owns fd + SSL */
 	struct bufferevent	*backend;	/* owns fd */
 	struct event		*bread;		/* owns; reads the backend */
+	bool			 bread_big;	/* the last read was large */
 	struct event		*timer;		/* owns; handshake/idle */
 	size_t			 backend_idx;	/* address being tried */
 	uint64_t		 fd_wait_ms;	/* waited for a descriptor */

@@ -7,6 +7,7 @@
  */
 #include <sys/socket.h>
 
+#include <assert.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -196,20 +197,35 @@ http_name_is(const char *name, size_t len, const char *want)
 	return strlen(want) == len && strncasecmp(name, want, len) == 0;
 }
 
-/* Append a header value with any CR or LF (obs-fold) turned into a space. */
-static void
-http_add_value(struct evbuffer *out, const char *v, size_t n)
-{
-	size_t	i, start = 0;
+/*
+ * The request head for the backend is written straight into space reserved
+ * at the end of the backend's output buffer, sized beforehand (one chain, no
+ * intermediate buffer, no per-piece calls).
+ */
+struct head {
+	char	*p;
+	char	*end;	/* only checked by assert: the size is computed */
+};
 
-	for (i = 0; i < n; i++) {
-		if (v[i] != '\r' && v[i] != '\n' && v[i] != '\0')
-			continue;
-		evbuffer_add(out, v + start, i - start);
-		evbuffer_add(out, " ", 1);
-		start = i + 1;
-	}
-	evbuffer_add(out, v + start, n - start);
+static void
+head_put(struct head *b, const void *v, size_t n)
+{
+	assert((size_t)(b->end - b->p) >= n);
+	memcpy(b->p, v, n);
+	b->p += n;
+}
+
+/* A header value with any CR, LF (obs-fold) or NUL turned into a space. */
+static void
+head_value(struct head *b, const char *v, size_t n)
+{
+	size_t	i;
+
+	assert((size_t)(b->end - b->p) >= n);
+	for (i = 0; i < n; i++)
+		b->p[i] = v[i] == '\r' || v[i] == '\n' || v[i] == '\0' ?
+		    ' ' : v[i];
+	b->p += n;
 }
 
 static const char http_xfp[] = "\r\nX-Forwarded-Proto: https\r\n";
@@ -226,9 +242,12 @@ http_on_headers_complete(llhttp_t *p)
 	struct session		*s = h->s;
 	const struct cfg_headers *ch = &s->srv->cfg->headers;
 	struct evbuffer		*out;
+	struct evbuffer_iovec	 vec;
+	struct head		 b;
 	struct http_req		*r;
 	const char		*xff = NULL, *host = NULL, *method;
-	size_t			 i, xff_len = 0, host_len = 0, n;
+	size_t			 i, xff_len = 0, host_len = 0, n, size, fwd_len;
+	size_t			 before;
 	char			 ver[] = " HTTP/1.1\r\n";
 	bool			 hop = false;
 
@@ -269,15 +288,28 @@ http_on_headers_complete(llhttp_t *p)
 	h->cur = r;
 	h->client_close = hop;
 
-	out = evbuffer_new();
 	/* llhttp accepts only single-digit versions. */
 	method = llhttp_method_name((llhttp_method_t)r->method);
 	ver[6] = (char)('0' + p->http_major % 10);
 	ver[8] = (char)('0' + p->http_minor % 10);
-	evbuffer_add(out, method, strlen(method));
-	evbuffer_add(out, " ", 1);
-	evbuffer_add(out, h->buf, h->url_len);
-	evbuffer_add(out, ver, sizeof(ver) - 1);
+	fwd_len = strlen(h->fwd_ip);
+	size = strlen(method) + 1 + h->url_len + sizeof(ver) +
+	    sizeof("Connection: keep-alive\r\n") + h->ident_len +
+	    sizeof("X-Forwarded-For: , ") + fwd_len + sizeof(http_xfp) +
+	    sizeof("X-Forwarded-Host: \r\n") + sizeof("\r\n");
+	for (i = 0; i < h->nhdrs; i++)	/* xff and host: twice at most */
+		size += 2 * ((size_t)h->hdrs[i].name_len + h->hdrs[i].val_len +
+		    sizeof(": \r\n"));
+	out = bufferevent_get_output(s->backend);
+	before = evbuffer_get_length(out);
+	if (evbuffer_reserve_space(out, (ev_ssize_t)size, &vec, 1) != 1)
+		fatalx("out of memory");	/* as xmalloc */
+	b.p = vec.iov_base;
+	b.end = b.p + size;
+	head_put(&b, method, strlen(method));
+	head_put(&b, " ", 1);
+	head_put(&b, h->buf, h->url_len);
+	head_put(&b, ver, sizeof(ver) - 1);
 	for (i = 0; i < h->nhdrs; i++) {
 		const struct http_hdr *hd = &h->hdrs[i];
 		const char *name = h->buf + hd->name_off;
@@ -298,31 +330,32 @@ http_on_headers_complete(llhttp_t *p)
 			host = h->buf + hd->val_off;
 			host_len = hd->val_len;
 		}
-		evbuffer_add(out, name, hd->name_len);
-		evbuffer_add(out, ": ", 2);
-		http_add_value(out, h->buf + hd->val_off, hd->val_len);
-		evbuffer_add(out, "\r\n", 2);
+		head_put(&b, name, hd->name_len);
+		head_put(&b, ": ", 2);
+		head_value(&b, h->buf + hd->val_off, hd->val_len);
+		head_put(&b, "\r\n", 2);
 	}
 	if (hop && p->http_major == 1 && p->http_minor == 0)
-		evbuffer_add(out, "Connection: keep-alive\r\n", 24);
-	evbuffer_add(out, h->ident, h->ident_len);
+		head_put(&b, "Connection: keep-alive\r\n", 24);
+	head_put(&b, h->ident, h->ident_len);
 	if (ch->forwarded) {
-		evbuffer_add(out, "X-Forwarded-For: ", 17);
+		head_put(&b, "X-Forwarded-For: ", 17);
 		if (xff != NULL && xff_len > 0) {
-			http_add_value(out, xff, xff_len);
-			evbuffer_add(out, ", ", 2);
+			head_value(&b, xff, xff_len);
+			head_put(&b, ", ", 2);
 		}
-		evbuffer_add(out, h->fwd_ip, strlen(h->fwd_ip));
-		evbuffer_add(out, http_xfp, sizeof(http_xfp) - 1);
+		head_put(&b, h->fwd_ip, fwd_len);
+		head_put(&b, http_xfp, sizeof(http_xfp) - 1);
 		if (host != NULL) {
-			evbuffer_add(out, "X-Forwarded-Host: ", 18);
-			http_add_value(out, host, host_len);
-			evbuffer_add(out, "\r\n", 2);
+			head_put(&b, "X-Forwarded-Host: ", 18);
+			head_value(&b, host, host_len);
+			head_put(&b, "\r\n", 2);
 		}
 	}
-	evbuffer_add(out, "\r\n", 2);
-	session_send(s, s->backend, out, evbuffer_get_length(out));
-	evbuffer_free(out);
+	head_put(&b, "\r\n", 2);
+	vec.iov_len = (size_t)(b.p - (char *)vec.iov_base);
+	evbuffer_commit_space(out, &vec, 1);
+	session_kick_write(s, s->backend, before);
 	/* Stop here so the caller knows where the body starts. */
 	return HPE_PAUSED;
 }

@@ -39,12 +39,22 @@ session_timer_arm(struct session *s, uint64_t ms)
 }
 
 #define SESSION_READ_MAX	(64 * 1024)
+#define SESSION_READ_BIG	(16 * 1024)	/* from here on: no copy */
+#define SESSION_READ_SMALL	(4 * 1024)	/* below: copy again */
+
+/* Where small backend reads land first (one per worker thread). */
+static _Thread_local char read_scratch[SESSION_READ_MAX];
 
 /*
  * Read from the backend ourselves: libevent 2.1's socket bufferevent reads
  * at most 4 KiB per call, which turns a bulk transfer into 4 KiB TLS
- * records and a syscall storm.  Up to 64 KiB go straight into the backend
- * bufferevent's input, then its usual callbacks run.
+ * records and a syscall storm. Up to 64 KiB per read, then the backend
+ * bufferevent's usual callbacks run. Once a read brings 16 KiB or more (a
+ * bulk answer) reads go straight into space reserved in the bufferevent's
+ * input, never copied, until one brings less than 4 KiB; small reads (the
+ * answers of keep-alive requests, a few hundred bytes each) go into a
+ * per-thread buffer and are copied from there, which costs less than a
+ * fresh 64 KiB chain allocated and freed per read.
  */
 static void
 session_backend_read_cb(evutil_socket_t fd, short what, void *arg)
@@ -57,30 +67,45 @@ session_backend_read_cb(evutil_socket_t fd, short what, void *arg)
 	bufferevent_event_cb	 eventcb;
 	void			*cbarg;
 	ssize_t			 r;
-	int			 n;
+	int			 n = 0;
 
 	(void)what;
 	bufferevent_getcb(bev, &readcb, NULL, &eventcb, &cbarg);
-	if ((n = evbuffer_reserve_space(in, SESSION_READ_MAX, v, 2)) < 1) {
+	if (!s->bread_big)
+		r = read(fd, read_scratch, sizeof(read_scratch));
+	else if ((n = evbuffer_reserve_space(in, SESSION_READ_MAX, v,
+	    2)) < 1) {
 		eventcb(bev, BEV_EVENT_READING | BEV_EVENT_ERROR, cbarg);
 		return;
-	}
-	/* struct evbuffer_iovec is laid out as struct iovec. */
-	r = readv(fd, (struct iovec *)v, n);
+	} else	/* struct evbuffer_iovec is laid out as struct iovec. */
+		r = readv(fd, (struct iovec *)v, n);
 	if (r < 0 && (errno == EAGAIN || errno == EINTR))
 		return;
 	if (r <= 0) {
-		evbuffer_commit_space(in, v, 0);
+		if (n > 0)
+			evbuffer_commit_space(in, v, 0);
 		eventcb(bev, BEV_EVENT_READING | (r == 0 ? BEV_EVENT_EOF :
 		    BEV_EVENT_ERROR), cbarg);
 		return;
 	}
-	if ((size_t)r <= v[0].iov_len) {
-		v[0].iov_len = (size_t)r;
-		n = 1;
-	} else
-		v[1].iov_len = (size_t)r - v[0].iov_len;
-	evbuffer_commit_space(in, v, n);
+	if (n == 0) {
+		if (evbuffer_add(in, read_scratch, (size_t)r) == -1) {
+			eventcb(bev, BEV_EVENT_READING | BEV_EVENT_ERROR,
+			    cbarg);
+			return;
+		}
+	} else {
+		if ((size_t)r <= v[0].iov_len) {
+			v[0].iov_len = (size_t)r;
+			n = 1;
+		} else
+			v[1].iov_len = (size_t)r - v[0].iov_len;
+		evbuffer_commit_space(in, v, n);
+	}
+	if ((size_t)r >= SESSION_READ_BIG)
+		s->bread_big = true;
+	else if ((size_t)r < SESSION_READ_SMALL)
+		s->bread_big = false;
 	if (readcb != NULL)
 		readcb(bev, cbarg);
 }
