@@ -436,9 +436,10 @@ struct worker {
 	unsigned	 idx;
 	pthread_t	 thread;
 	struct event_base *base;	/* owns */
-	struct event	*stop_ev;	/* owns; activated by the main thread */
-	struct event	*kill_ev;	/* owns; drain deadline passed */
-	struct event	*reauth_ev;	/* owns; a reload happened */
+	int		 cmd_fd;	/* owns; eventfd, the main thread's nudge */
+	struct event	*cmd_ev;	/* owns; reads cmd_fd */
+	unsigned	 cmds;		/* atomic; WORKER_CMD_* posted */
+	uint64_t	 beat_usec;	/* watchdog heartbeat period */
 	struct waccept	*acc;		/* owns; one per listener */
 	size_t		 nacc;
 	struct session_list sessions;

@@ -1,18 +1,32 @@
 /*
  * worker.c - worker threads, each with its own event_base and its own
- * listening sockets; stop (drain) and kill (deadline) requests from the
- * main thread arrive as activated events.
+ * listening sockets. The main thread never touches a worker's event_base:
+ * its requests (stop and drain, kill at the drain deadline, re-check after
+ * a reload, start the watchdog heartbeat) are bits set in the worker's
+ * cmds and a nudge on its eventfd, read by the worker's own loop. So the
+ * worker bases need no locks (EVENT_BASE_FLAG_NOLOCK): without it libevent
+ * takes and releases the base's mutex about twenty times per proxied
+ * request.
  */
+#include <sys/eventfd.h>
+
+#include <errno.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include <event2/event.h>
-#include <event2/thread.h>
 
 #include "mtlsproxy.h"
+
+#define WORKER_CMD_STOP		0x01
+#define WORKER_CMD_KILL		0x02
+#define WORKER_CMD_REAUTH	0x04
+#define WORKER_CMD_BEAT		0x08
 
 static struct worker	*workers;
 static unsigned		 nworkers;
@@ -47,13 +61,10 @@ worker_session_gone(struct worker *w)
 	worker_maybe_exit(w);
 }
 
+/* Stop accepting; the loop ends once the last session has. */
 static void
-worker_stop_cb(evutil_socket_t fd, short what, void *arg)
+worker_stop(struct worker *w)
 {
-	struct worker	*w = arg;
-
-	(void)fd;
-	(void)what;
 	if (w->stopping)
 		return;
 	w->stopping = true;
@@ -61,24 +72,59 @@ worker_stop_cb(evutil_socket_t fd, short what, void *arg)
 	worker_maybe_exit(w);
 }
 
+/* The drain deadline: close every session left. */
 static void
-worker_kill_cb(evutil_socket_t fd, short what, void *arg)
+worker_kill(struct worker *w)
 {
-	struct worker	*w = arg;
 	struct session	*s;
 
-	worker_stop_cb(fd, what, arg);
+	worker_stop(w);
 	while ((s = TAILQ_FIRST(&w->sessions)) != NULL)
 		session_close(s, "shutdown");
 	worker_maybe_exit(w);
 }
 
+static void	worker_beat_cb(evutil_socket_t, short, void *);
+
+/* Requests from the main thread (worker_post). */
 static void
-worker_reauth_cb(evutil_socket_t fd, short what, void *arg)
+worker_cmd_cb(evutil_socket_t fd, short what, void *arg)
 {
-	(void)fd;
+	struct worker	*w = arg;
+	struct timeval	 tv;
+	uint64_t	 n;
+	unsigned	 cmds;
+
 	(void)what;
-	session_reauth_all(arg);
+	while (read(fd, &n, sizeof(n)) == -1 && errno == EINTR)
+		;
+	cmds = __atomic_exchange_n(&w->cmds, 0, __ATOMIC_ACQ_REL);
+	if ((cmds & WORKER_CMD_BEAT) && w->beat_ev == NULL) {
+		tv.tv_sec = (time_t)(w->beat_usec / 1000000);
+		tv.tv_usec = (suseconds_t)(w->beat_usec % 1000000);
+		w->beat_ev = event_new(w->base, -1, EV_PERSIST,
+		    worker_beat_cb, w);
+		if (w->beat_ev == NULL || event_add(w->beat_ev, &tv) == -1)
+			log_warnx("worker %u: cannot start the watchdog "
+			    "heartbeat", w->idx);
+	}
+	if (cmds & WORKER_CMD_REAUTH)
+		session_reauth_all(w);
+	if (cmds & WORKER_CMD_KILL)
+		worker_kill(w);
+	else if (cmds & WORKER_CMD_STOP)
+		worker_stop(w);
+}
+
+/* Ask worker w for cmd from the main thread. */
+static void
+worker_post(struct worker *w, unsigned cmd)
+{
+	uint64_t	one = 1;
+
+	__atomic_or_fetch(&w->cmds, cmd, __ATOMIC_ACQ_REL);
+	while (write(w->cmd_fd, &one, sizeof(one)) == -1 && errno == EINTR)
+		;
 }
 
 /* After a reload: every worker re-checks its established connections. */
@@ -88,7 +134,7 @@ worker_reauth_all(void)
 	unsigned	i;
 
 	for (i = 0; i < nworkers; i++)
-		event_active(workers[i].reauth_ev, 0, 0);
+		worker_post(&workers[i], WORKER_CMD_REAUTH);
 }
 
 static void *
@@ -122,7 +168,8 @@ worker_base_new(void)
 
 	if ((ec = event_config_new()) == NULL)
 		return NULL;
-	event_config_set_flag(ec, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
+	event_config_set_flag(ec, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST |
+	    EVENT_BASE_FLAG_NOLOCK);
 	b = event_base_new_with_config(ec);
 	event_config_free(ec);
 	return b;
@@ -141,15 +188,16 @@ worker_start_all(unsigned n)
 		struct worker *w = &workers[i];
 
 		w->idx = i;
+		w->cmd_fd = -1;
 		TAILQ_INIT(&w->sessions);
 		TAILQ_INIT(&w->pool);
 		if ((w->base = worker_base_new()) == NULL)
 			return -1;
-		w->stop_ev = event_new(w->base, -1, 0, worker_stop_cb, w);
-		w->kill_ev = event_new(w->base, -1, 0, worker_kill_cb, w);
-		w->reauth_ev = event_new(w->base, -1, 0, worker_reauth_cb, w);
-		if (w->stop_ev == NULL || w->kill_ev == NULL ||
-		    w->reauth_ev == NULL ||
+		if ((w->cmd_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) == -1)
+			return -1;
+		w->cmd_ev = event_new(w->base, w->cmd_fd, EV_READ | EV_PERSIST,
+		    worker_cmd_cb, w);
+		if (w->cmd_ev == NULL || event_add(w->cmd_ev, NULL) == -1 ||
 		    listener_start(w) == -1)
 			return -1;
 	}
@@ -173,7 +221,7 @@ worker_stop_all(void)
 	unsigned	i;
 
 	for (i = 0; i < nworkers; i++)
-		event_active(workers[i].stop_ev, 0, 0);
+		worker_post(&workers[i], WORKER_CMD_STOP);
 }
 
 /* Drain deadline: close every remaining session. */
@@ -183,7 +231,7 @@ worker_kill_all(void)
 	unsigned	i;
 
 	for (i = 0; i < nworkers; i++)
-		event_active(workers[i].kill_ev, 0, 0);
+		worker_post(&workers[i], WORKER_CMD_KILL);
 }
 
 /* Wait for the worker threads and free them. */
@@ -195,9 +243,8 @@ worker_join_all(void)
 	for (i = 0; i < nworkers; i++) {
 		pthread_join(workers[i].thread, NULL);
 		listener_stop(&workers[i]);
-		event_free(workers[i].stop_ev);
-		event_free(workers[i].kill_ev);
-		event_free(workers[i].reauth_ev);
+		event_free(workers[i].cmd_ev);
+		close(workers[i].cmd_fd);
 		if (workers[i].beat_ev != NULL)
 			event_free(workers[i].beat_ev);
 		event_base_free(workers[i].base);
@@ -235,17 +282,11 @@ worker_beat_cb(evutil_socket_t fd, short what, void *arg)
 int
 worker_heartbeat_start(uint64_t usec)
 {
-	struct timeval	tv = { (time_t)(usec / 1000000),
-			    (suseconds_t)(usec % 1000000) };
 	unsigned	i;
 
 	for (i = 0; i < nworkers; i++) {
-		struct worker *w = &workers[i];
-
-		w->beat_ev = event_new(w->base, -1, EV_PERSIST, worker_beat_cb,
-		    w);
-		if (w->beat_ev == NULL || event_add(w->beat_ev, &tv) == -1)
-			return -1;
+		workers[i].beat_usec = usec;
+		worker_post(&workers[i], WORKER_CMD_BEAT);
 	}
 	return 0;
 }
