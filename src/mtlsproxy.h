@@ -539,6 +539,8 @@ void	 session_kick_write(struct session *, struct bufferevent *, size_t);
 void	 session_send(struct session *, struct bufferevent *,
 	    struct evbuffer *, size_t);
 void	 session_backend_failed(struct session *);
+void	 session_backend_drop(struct session *);
+void	 session_connect(struct session *);
 void	 session_reauth_all(struct worker *);
 
 /* upstream.c */

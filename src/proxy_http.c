@@ -697,6 +697,12 @@ http_client_input(struct http *h)
 	while (!h->closing) {
 		if (evbuffer_get_length(in) == 0 && !kick)
 			break;
+		if (s->backend == NULL && !h->backend_failed &&
+		    h->cstate == HTTP_C_HEAD) {
+			/* The backend connection went away: connect again. */
+			session_connect(s);
+			return;
+		}
 		if (h->cstate == HTTP_C_STOP || h->cstate == HTTP_C_UPGRADE) {
 			/* Keep the rest until the answer says what it is. */
 			session_read(s, s->client, false);
@@ -916,6 +922,46 @@ http_write_cb(struct bufferevent *bev, void *arg)
 		session_read(s, s->client, true);
 }
 
+/*
+ * Whether the client's connection can outlive its backend connection: it
+ * is between requests (every request answered in full, nothing of the
+ * next one forwarded yet, no upgrade), and neither its last request nor
+ * the last answer said to close the connection (no_reuse; an answer with
+ * Connection: close reached the client as it was, so the client expects
+ * the close).
+ */
+static bool
+http_between_messages(const struct http *h)
+{
+	return !h->closing && !h->resp_tunnel && !h->resp_started &&
+	    !h->backend_failed && !h->no_reuse && h->deferred == 0 &&
+	    h->cur == NULL && h->cstate == HTTP_C_HEAD &&
+	    STAILQ_EMPTY(&h->pending);
+}
+
+/*
+ * The backend closed its idle connection (a backend's keep-alive timeout:
+ * Node.js 5 s, gunicorn 2 s), or it broke, between two requests: the
+ * client keeps its connection, as with nginx, and its next request
+ * connects again (from backend.keepalive's pool when it has one).
+ */
+static void
+http_backend_detach(struct http *h, const char *why)
+{
+	struct session	*s = h->s;
+
+	log_debug("session %" PRIu64 ": backend %s %s between requests; the "
+	    "next request connects again", s->id, s->backend_addr, why);
+	session_backend_drop(s);
+	evtimer_del(h->btimer);
+	llhttp_init(&h->resp, HTTP_RESPONSE, &http_resp_settings);
+	h->resp.data = h;
+	h->resp_counting = false;
+	/* A request already under way connects now. */
+	if (evbuffer_get_length(bufferevent_get_input(s->client)) > 0)
+		http_client_input(h);
+}
+
 static void
 http_event_cb(struct bufferevent *bev, short what, void *arg)
 {
@@ -957,6 +1003,10 @@ http_event_cb(struct bufferevent *bev, short what, void *arg)
 		http_backend_read_cb(bev, s);
 		if (h->closing)
 			return;
+		if (http_between_messages(h)) {
+			http_backend_detach(h, "closed");
+			return;
+		}
 		/* A response that runs until close ends here. */
 		if (!h->resp_tunnel && llhttp_finish(&h->resp) == HPE_OK &&
 		    h->resp_started)
@@ -974,6 +1024,10 @@ http_event_cb(struct bufferevent *bev, short what, void *arg)
 	}
 	snprintf(why, sizeof(why), "backend_error: %s",
 	    err != 0 ? evutil_socket_error_to_string(err) : "connection lost");
+	if (http_between_messages(h)) {
+		http_backend_detach(h, why);
+		return;
+	}
 	if (!h->resp_started && !STAILQ_EMPTY(&h->pending) &&
 	    STAILQ_FIRST(&h->pending)->bytes_out == 0) {
 		http_send_error(h, 502, "backend_error");
@@ -1045,11 +1099,12 @@ http_setcb(struct session *s)
 		    http_write_cb, http_event_cb, s);
 }
 
-/* Both sides are connected: proxy HTTP requests. */
+/* Both sides are connected (again): proxy HTTP requests. */
 void
 http_start(struct session *s)
 {
-	s->http = http_new(s);
+	if (s->http == NULL)
+		s->http = http_new(s);
 	http_setcb(s);
 	bufferevent_enable(s->backend, EV_WRITE);
 	session_read(s, s->backend, true);
@@ -1057,11 +1112,12 @@ http_start(struct session *s)
 	http_client_input(s->http);
 }
 
-/* No backend could be reached: answer the first request with 502. */
+/* No backend could be reached: answer the waiting request with 502. */
 void
 http_start_failed(struct session *s)
 {
-	s->http = http_new(s);
+	if (s->http == NULL)
+		s->http = http_new(s);
 	s->http->backend_failed = true;
 	s->state = SESSION_PROXYING;
 	http_setcb(s);

@@ -207,6 +207,27 @@ session_read(struct session *s, struct bufferevent *bev, bool on)
 }
 
 /*
+ * Close the backend connection and forget it, the client staying (http
+ * mode, between messages): the next request connects again.
+ */
+void
+session_backend_drop(struct session *s)
+{
+	if (s->bread != NULL) {
+		event_free(s->bread);
+		s->bread = NULL;
+	}
+	if (s->backend != NULL) {
+		bufferevent_free(s->backend);
+		s->backend = NULL;
+	}
+	s->backend_eof = false;
+	s->backend_shut = false;
+	s->bread_big = false;
+	s->backend_idx = 0;
+}
+
+/*
  * The client's identity, worked out on first use (the access line, HTTP
  * logs, re-authorization), not on every handshake.
  */
@@ -464,8 +485,11 @@ session_linger(struct session *s)
 static void	session_client_event_cb(struct bufferevent *, short, void *);
 static void	session_waiting_read_cb(struct bufferevent *, void *);
 
-/* Verified: connect to the backend, the client waiting meanwhile. */
-static void
+/*
+ * Verified (or, in http mode, a request after the backend connection went
+ * away): connect to the backend, the client waiting meanwhile.
+ */
+void
 session_connect(struct session *s)
 {
 	s->state = SESSION_CONNECTING;

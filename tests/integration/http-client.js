@@ -8,11 +8,13 @@
 //           certificate), --servername NAME (default localhost),
 //           --timeout MS (default 20000)
 //
-//   keepalive PORT --count N --path P
-//       N sequential GETs of P through https.Agent({keepAlive, maxSockets: 1}).
-//       Each answer must be the backend's /headers JSON. Prints
-//       {ok, count, reused, localPorts, subjects: [per request: the list of
-//       X-Client-Subject values the backend saw], errors: [...]}.
+//   keepalive PORT --count N --path P [--delay MS]
+//       N sequential GETs of P through https.Agent({keepAlive, maxSockets: 1}),
+//       MS apart (default 0). Each answer must be the backend's /headers
+//       JSON. Prints {ok, count, reused, localPorts, subjects: [per request:
+//       the list of X-Client-Subject values the backend saw], backendPorts:
+//       [per request: the port the backend saw the request come from],
+//       errors: [...]}.
 //
 //   raw PORT (--send S | --send-file F) [--methods GET,HEAD,...]
 //            [--responses N] [--wait-close MS] [--chunks N]
@@ -28,8 +30,9 @@
 //       and to the server's close)
 //       (body: latin1 text when at most 64 KiB; rest: unparsed bytes;
 //       raw: the first 64 KiB received, latin1).
-//       --sequential: the bytes are bodiless requests; send each (split at
-//       its blank line) only once the answer to the previous one is complete.
+//       --sequential [--gap MS]: the bytes are bodiless requests; send each
+//       (split at its blank line) only once the answer to the previous one
+//       is complete, and MS later (default: at once).
 //
 //   parallel PORT --count N --path P
 //       N GETs of P at once, each on a connection of its own (no keep-alive;
@@ -63,6 +66,7 @@ for (let i = 2; i < argv.length; i++) {
     case '--servername': opt.servername = val(); break;
     case '--timeout': opt.timeout = Number(val()); break;
     case '--count': opt.count = Number(val()); break;
+    case '--delay': opt.delay = Number(val()); break;
     case '--path': opt.path = val(); break;
     case '--send': opt.send = val(); break;
     case '--send-file': opt.sendFile = val(); break;
@@ -72,6 +76,7 @@ for (let i = 2; i < argv.length; i++) {
     case '--chunks': opt.chunks = Number(val()); break;
     case '--binary-size': opt.binarySize = Number(val()); break;
     case '--sequential': opt.sequential = true; break;
+    case '--gap': opt.gap = Number(val()); break;
     case '--header': (opt.headers = opt.headers || []).push(val()); break;
     default:
       process.stderr.write(`http-client.js: unknown option ${a}\n`);
@@ -141,7 +146,8 @@ function parallel() {
 function keepalive() {
   const agent = new https.Agent({ keepAlive: true, maxSockets: 1 });
   const base = tlsOptions();
-  const out = { ok: false, count: 0, reused: 0, localPorts: [], subjects: [], errors: [] };
+  const out = { ok: false, count: 0, reused: 0, localPorts: [], subjects: [], backendPorts: [],
+    errors: [] };
   const ports = new Set();
   const timer = setTimeout(() => { out.errors.push('timeout'); done(out, 1); }, opt.timeout);
   let i = 0;
@@ -170,12 +176,13 @@ function keepalive() {
             if (j.rawHeaders[k].toLowerCase() === 'x-client-subject') subj.push(j.rawHeaders[k + 1]);
           }
           out.subjects.push(subj);
+          out.backendPorts.push(j.remotePort);
           if (j.url !== `${opt.path}?i=${n}`) out.errors.push(`request ${n}: backend saw url ${j.url}`);
         } catch (e) {
           out.errors.push(`request ${n}: status ${res.statusCode}, body not JSON: ${body.slice(0, 200)}`);
           out.subjects.push(null);
         }
-        next();
+        if (opt.delay) setTimeout(next, opt.delay); else next();
       });
     });
     req.on('error', (e) => {
@@ -307,8 +314,21 @@ function raw() {
     if (p < data.length) seq.push(data.subarray(p));
   }
   let sent = 0;
+  let gapTimer = null;
   const sendNext = () => {
-    while (sent < seq.length && sent <= finals()) sock.write(seq[sent++]);
+    if (gapTimer) return;
+    while (sent < seq.length && sent <= finals()) {
+      if (opt.gap && sent > 0) {
+        gapTimer = setTimeout(() => {
+          gapTimer = null;
+          if (sock.destroyed) return;
+          sock.write(seq[sent++]);
+          sendNext();
+        }, opt.gap);
+        return;
+      }
+      sock.write(seq[sent++]);
+    }
   };
   sock.on('secureConnect', () => {
     out.connected = true;
