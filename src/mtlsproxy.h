@@ -554,6 +554,7 @@ void	 http_start(struct session *);
 void	 http_start_failed(struct session *);
 void	 http_free(struct http *);
 bool	 http_backend_idle(const struct http *);
+bool	 http_backend_release(struct session *);
 
 /* proxy_tcp.c */
 void	 tcp_start(struct session *);

@@ -939,6 +939,17 @@ http_between_messages(const struct http *h)
 	    STAILQ_EMPTY(&h->pending);
 }
 
+/* Close the backend connection between requests; the client stays. */
+static void
+http_backend_forget(struct http *h)
+{
+	session_backend_drop(h->s);
+	evtimer_del(h->btimer);
+	llhttp_init(&h->resp, HTTP_RESPONSE, &http_resp_settings);
+	h->resp.data = h;
+	h->resp_counting = false;
+}
+
 /*
  * The backend closed its idle connection (a backend's keep-alive timeout:
  * Node.js 5 s, gunicorn 2 s), or it broke, between two requests: the
@@ -952,14 +963,32 @@ http_backend_detach(struct http *h, const char *why)
 
 	log_debug("session %" PRIu64 ": backend %s %s between requests; the "
 	    "next request connects again", s->id, s->backend_addr, why);
-	session_backend_drop(s);
-	evtimer_del(h->btimer);
-	llhttp_init(&h->resp, HTTP_RESPONSE, &http_resp_settings);
-	h->resp.data = h;
-	h->resp_counting = false;
+	http_backend_forget(h);
 	/* A request already under way connects now. */
 	if (evbuffer_get_length(bufferevent_get_input(s->client)) > 0)
 		http_client_input(h);
+}
+
+/*
+ * Out of descriptors (upstream.c): close the backend connection of a
+ * client that is between requests, so that another client's request can
+ * have the descriptor; this client's next request connects again.
+ */
+bool
+http_backend_release(struct session *s)
+{
+	struct http	*h = s->http;
+
+	if (h == NULL || s->backend == NULL || s->state != SESSION_PROXYING ||
+	    s->backend_eof || !http_between_messages(h) ||
+	    evbuffer_get_length(bufferevent_get_input(s->backend)) != 0 ||
+	    evbuffer_get_length(bufferevent_get_output(s->backend)) != 0 ||
+	    evbuffer_get_length(bufferevent_get_input(s->client)) != 0)
+		return false;
+	log_debug("session %" PRIu64 ": backend connection closed between "
+	    "requests to free a descriptor", s->id);
+	http_backend_forget(h);
+	return true;
 }
 
 static void

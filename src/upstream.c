@@ -179,16 +179,34 @@ upstream_pool_clear(struct worker *w)
 		pool_drop(p);
 }
 
-/* Drop the oldest kept connection of this worker, to free its descriptor. */
-static bool
-upstream_pool_shed(struct worker *w)
-{
-	struct pooled	*p = TAILQ_FIRST(&w->pool);
+#define FD_SHED_SCAN		1024	/* sessions looked at, at most */
 
-	if (p == NULL)
-		return false;
-	pool_drop(p);
-	return true;
+/*
+ * Free a descriptor of this worker's: close the oldest kept connection, or
+ * else the backend connection of the longest-standing client between two
+ * requests (http mode; its next request connects again).
+ */
+static bool
+upstream_fd_shed(struct session *s)
+{
+	struct worker	*w = s->w;
+	struct pooled	*p = TAILQ_FIRST(&w->pool);
+	struct session	*o;
+	unsigned	 n = 0;
+
+	if (p != NULL) {
+		pool_drop(p);
+		return true;
+	}
+	/* Bounded: a busy worker's waiting requests must not each walk all. */
+	TAILQ_FOREACH(o, &w->sessions, entry) {
+		if (o != s && o->srv->cfg->backend.mode == BACKEND_HTTP &&
+		    http_backend_release(o))
+			return true;
+		if (++n == FD_SHED_SCAN)
+			break;
+	}
+	return false;
 }
 
 #define FD_WAIT_FIRST_MS	10
@@ -273,8 +291,8 @@ upstream_connect(struct session *s)
 		bufferevent_free(bev);
 		s->backend = NULL;
 		if (err == EMFILE || err == ENFILE) {
-			/* An idle kept connection gives its descriptor. */
-			if (upstream_pool_shed(s->w))
+			/* An idle backend connection gives its descriptor. */
+			if (upstream_fd_shed(s))
 				continue;
 			if (upstream_fd_wait(s, err))
 				return;

@@ -9,7 +9,12 @@
 #    get 200; the log says once that requests wait, and why;
 #  - with a backend.connect_timeout shorter than the backend's answers, a
 #    request that gets no descriptor in time gets 502 Bad Gateway and the
-#    log says what it waited for; the daemon goes on serving.
+#    log says what it waited for; the daemon goes on serving;
+#  - 85 clients holding their keep-alive connections open between requests
+#    (each with a backend connection) take nearly all the descriptors: 30
+#    new clients' requests still all get 200 at once, as idle clients'
+#    backend connections are closed to free descriptors (an idle client's
+#    next request connects again).
 . "$(dirname -- "$0")/lib.sh"
 . "$ITEST_DIR/http-lib.sh"
 
@@ -64,3 +69,33 @@ hcurl "$P" /headers
 stop_proxy
 [ "$PROXY_RC" = 0 ] || fail "mtlsproxy exited with $PROXY_RC"
 pass "connect_timeout 300ms: $n200 answered, $n502 got 502 after waiting, each logged; still serving"
+
+# 85 idle keep-alive clients, each with its backend connection: 20 + 2 * 85
+# = 190 of 200 descriptors in use
+config >"$TMPDIR/idle.yaml"
+PROXY_ULIMIT="-n 200" start_proxy "$TMPDIR/idle.yaml" "$P"
+log_mark
+HOLD_OUT=$TMPDIR/hold.json
+HOLD_ERR=$TMPDIR/hold.err
+timeout -k 2 40 node "$HTTP_CLIENT_JS" hold "$P" --ca "$PKI/root-ca.crt" \
+    --cert "$PKI/orders.crt" --key "$PKI/orders.key" --count 85 --path /headers \
+    --hold 12000 >"$HOLD_OUT" 2>"$HOLD_ERR" &
+HOLD=$!
+track "$HOLD"
+for _ in $(seq 100); do
+	grep -q '^answered 85$' "$HOLD_ERR" && break
+	sleep 0.1
+done
+grep -q '^answered 85$' "$HOLD_ERR" || fail "85 idle clients: not all answered: $(cat "$HOLD_ERR")"
+t0=$(now_ms)
+parallel 30 /headers
+ms=$(( $(now_ms) - t0 ))
+[ "$HCL_RC" = 0 ] || fail "30 new clients beside 85 idle ones: answers $(jq_py "$HCL_OUT" 'j["codes"]'), errors $(jq_py "$HCL_OUT" 'j["errors"][:3]')"
+[ "$ms" -lt 2000 ] || fail "30 new clients took $ms ms: they waited for descriptors instead of getting idle clients' ones"
+assert_log_contains "debug session [0-9]+: backend connection closed between requests to free a descriptor"
+wait "$HOLD" || fail "the 85 idle clients: $(cat "$HOLD_OUT")"
+untrack "$HOLD"
+assert_eq "$(jq_py "$HOLD_OUT" 'j["closedEarly"]')" 0 "idle clients closed by the proxy"
+stop_proxy
+[ "$PROXY_RC" = 0 ] || fail "mtlsproxy exited with $PROXY_RC"
+pass "85 idle keep-alive clients and 30 new ones under 200 descriptors: the new ones all answered in $ms ms, the idle ones kept their connections"

@@ -34,6 +34,14 @@
 //       (split at its blank line) only once the answer to the previous one
 //       is complete, and MS later (default: at once).
 //
+//   hold PORT --count N --path P --hold MS
+//       N connections at once, each sending one keep-alive GET of P and
+//       reading its whole answer (Content-Length), then holding the
+//       connection open, idle, until MS after the start. Prints {answered,
+//       codes: {status: n}, closedEarly, errors: [...]} once all answered
+//       (on stderr: "answered N" as soon as they have), exits 0 when all N
+//       answered 200 and none was closed before MS.
+//
 //   parallel PORT --count N --path P
 //       N GETs of P at once, each on a connection of its own (no keep-alive;
 //       Connection: close). Prints {count, codes: {status: n}, errors: [...]}
@@ -67,6 +75,7 @@ for (let i = 2; i < argv.length; i++) {
     case '--timeout': opt.timeout = Number(val()); break;
     case '--count': opt.count = Number(val()); break;
     case '--delay': opt.delay = Number(val()); break;
+    case '--hold': opt.hold = Number(val()); break;
     case '--path': opt.path = val(); break;
     case '--send': opt.send = val(); break;
     case '--send-file': opt.sendFile = val(); break;
@@ -83,8 +92,8 @@ for (let i = 2; i < argv.length; i++) {
       process.exit(2);
   }
 }
-if (!['keepalive', 'parallel', 'raw', 'ws'].includes(mode) || !port) {
-  process.stderr.write('usage: node http-client.js keepalive|parallel|raw|ws PORT [options]\n');
+if (!['keepalive', 'hold', 'parallel', 'raw', 'ws'].includes(mode) || !port) {
+  process.stderr.write('usage: node http-client.js keepalive|hold|parallel|raw|ws PORT [options]\n');
   process.exit(2);
 }
 
@@ -112,6 +121,47 @@ function unescape(s) {
 function done(obj, code) {
   process.stdout.write(JSON.stringify(obj, null, 1) + '\n');
   process.exit(code);
+}
+
+// -------------------------------------------------------------------- hold
+
+function hold() {
+  const out = { answered: 0, codes: {}, closedEarly: 0, errors: [] };
+  const socks = [];
+  let ended = false;
+  const end = () => {
+    if (ended) return;
+    ended = true;
+    for (const sk of socks) sk.destroy();
+    done(out, out.codes['200'] === opt.count && out.closedEarly === 0 && out.errors.length === 0 ? 0 : 1);
+  };
+  setTimeout(end, opt.hold);
+  setTimeout(() => { out.errors.push('timeout'); end(); }, Math.max(opt.timeout, opt.hold + 5000));
+  for (let n = 0; n < opt.count; n++) {
+    const sk = tls.connect(tlsOptions());
+    socks.push(sk);
+    let buf = Buffer.alloc(0);
+    let answered = false;
+    sk.on('secureConnect', () => {
+      sk.write(`GET ${opt.path} HTTP/1.1\r\nHost: localhost\r\n\r\n`);
+    });
+    sk.on('data', (d) => {
+      if (answered) return;
+      buf = Buffer.concat([buf, d]);
+      const e = buf.indexOf('\r\n\r\n');
+      if (e < 0) return;
+      const head = buf.subarray(0, e).toString('latin1');
+      const m = /^HTTP\/1\.1 (\d{3})/.exec(head);
+      const cl = /\r\ncontent-length: *(\d+)/i.exec(head);
+      if (!m || !cl || buf.length < e + 4 + Number(cl[1])) return;
+      answered = true;
+      out.answered++;
+      out.codes[m[1]] = (out.codes[m[1]] || 0) + 1;
+      if (out.answered === opt.count) process.stderr.write(`answered ${out.answered}\n`);
+    });
+    sk.on('end', () => { if (!ended) out.closedEarly++; });
+    sk.on('error', (e) => { if (!ended) out.errors.push(`${e.code || ''} ${e.message}`); });
+  }
 }
 
 // ---------------------------------------------------------------- parallel
@@ -483,5 +533,6 @@ function ws() {
 
 if (mode === 'keepalive') keepalive();
 else if (mode === 'parallel') parallel();
+else if (mode === 'hold') hold();
 else if (mode === 'raw') raw();
 else ws();
