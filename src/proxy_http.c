@@ -925,15 +925,16 @@ http_write_cb(struct bufferevent *bev, void *arg)
 /*
  * Whether the client's connection can outlive its backend connection: it
  * is between requests (every request answered in full, nothing of the
- * next one forwarded yet, no upgrade), and neither its last request nor
- * the last answer said to close the connection (no_reuse; an answer with
- * Connection: close reached the client as it was, so the client expects
- * the close).
+ * next one forwarded yet, no upgrade), the client has not ended its side,
+ * and neither its last request nor the last answer said to close the
+ * connection (no_reuse; an answer with Connection: close reached the
+ * client as it was, so the client expects the close).
  */
 static bool
 http_between_messages(const struct http *h)
 {
-	return !h->closing && !h->resp_tunnel && !h->resp_started &&
+	return !h->s->client_eof && !h->closing && !h->resp_tunnel &&
+	    !h->resp_started &&
 	    !h->backend_failed && !h->no_reuse && h->deferred == 0 &&
 	    h->cur == NULL && h->cstate == HTTP_C_HEAD &&
 	    STAILQ_EMPTY(&h->pending);
@@ -1051,12 +1052,14 @@ http_event_cb(struct bufferevent *bev, short what, void *arg)
 		http_close_when_flushed(h, "backend_closed");
 		return;
 	}
-	snprintf(why, sizeof(why), "backend_error: %s",
-	    err != 0 ? evutil_socket_error_to_string(err) : "connection lost");
 	if (http_between_messages(h)) {
+		snprintf(why, sizeof(why), "failed (%s)", err != 0 ?
+		    evutil_socket_error_to_string(err) : "connection lost");
 		http_backend_detach(h, why);
 		return;
 	}
+	snprintf(why, sizeof(why), "backend_error: %s",
+	    err != 0 ? evutil_socket_error_to_string(err) : "connection lost");
 	if (!h->resp_started && !STAILQ_EMPTY(&h->pending) &&
 	    STAILQ_FIRST(&h->pending)->bytes_out == 0) {
 		http_send_error(h, 502, "backend_error");

@@ -9,8 +9,9 @@
 #    (no close=backend_closed), without and with backend.keepalive;
 #  - the backend gone between two requests: the next request gets 502 and
 #    the log says why;
-#  - a client that asked to close (HTTP/1.0 without keep-alive) is still
-#    closed when the backend closes after the answer.
+#  - a client that asked to close (HTTP/1.0 without keep-alive), or that
+#    ended its side after its request (half-close), is still closed when the
+#    backend closes after the answer.
 . "$(dirname -- "$0")/lib.sh"
 . "$(dirname -- "$0")/http-lib.sh"
 
@@ -53,6 +54,16 @@ hclient raw "$PORT" --send 'GET /headers HTTP/1.0\r\nHost: localhost\r\n\r\n' --
 assert_eq "$(jq_py "$HCL_OUT" 'j["responses"][0]["status"]')" 200 "HTTP/1.0 request"
 assert_eq "$(jq_py "$HCL_OUT" 'j["closedByServer"]')" True "HTTP/1.0 without keep-alive: closed after the answer"
 pass "an HTTP/1.0 client without keep-alive is still closed after its answer"
+
+# A keep-alive request, then the client ends its side: the answer, then the
+# proxy's close (client.js reads until the server closes)
+log_mark
+node_client "$PORT" --cert "$PKI/orders.crt" --key "$PKI/orders.key" \
+    --send 'GET /headers HTTP/1.1\r\nHost: localhost\r\n\r\n' --half-close --timeout 10000
+[ "$NODE_RC" = 0 ] && head -n 1 "$NODE_OUT" | grep -q '^HTTP/1.1 200 ' ||
+    fail "half-closed client: rc $NODE_RC: $(head -c 200 "$NODE_OUT") $(tail -n 2 "$NODE_ERR")"
+assert_log_contains 'info access listener=plain .*close=backend_closed'
+pass "a client that half-closes after its request gets its answer and is closed"
 
 # The backend gone between two requests on one client connection: the next
 # one gets 502
