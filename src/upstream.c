@@ -264,7 +264,7 @@ upstream_connect(struct session *s)
 	const struct cfg_backend	*b = &s->srv->cfg->backend;
 	const struct addr		*a;
 	struct bufferevent		*bev;
-	struct timeval			 tv;
+	struct timeval			 tv, zero = { 0, 0 };
 	int				 err;
 
 	if (s->backend_idx == 0 && b->keepalive > 0 &&
@@ -291,9 +291,14 @@ upstream_connect(struct session *s)
 		bufferevent_free(bev);
 		s->backend = NULL;
 		if (err == EMFILE || err == ENFILE) {
-			/* An idle backend connection gives its descriptor. */
-			if (upstream_fd_shed(s))
-				continue;
+			/*
+			 * An idle backend connection gives its descriptor.
+			 * libevent closes it when this loop pass runs its
+			 * finalizers: try again right after that.
+			 */
+			if (upstream_fd_shed(s) &&
+			    evtimer_add(s->timer, &zero) == 0)
+				return;
 			if (upstream_fd_wait(s, err))
 				return;
 		}
