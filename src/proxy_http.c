@@ -84,6 +84,23 @@ struct http {
 	size_t			 ident_len;
 	char			 fwd_ip[64];	/* the client's address, no port */
 	struct event		*btimer;	/* owns; timeouts.backend */
+	/*
+	 * Keep-Alive lines of the backend's response heads, left out: the
+	 * backend's keep-alive timeout is no business of the client's (a
+	 * hop-by-hop header, RFC 9110 7.6.1). Offsets are in the backend
+	 * input of the read being parsed; a line may span its pieces.
+	 */
+	const char		*rchunk;	/* the piece being parsed */
+	size_t			 rchunk_off;	/* its offset */
+	bool			 rparsing;	/* inside http_backend_read_cb */
+	bool			 rfield_new;	/* the next name piece starts one */
+	char			 rname[12];	/* the name so far, cut short */
+	size_t			 rname_len;
+	size_t			 rline_off;	/* where the name began */
+	size_t			 rvalue_end;	/* end of its value so far */
+	struct http_cut { size_t off, len; } *cuts;	/* owned */
+	size_t			 ncuts, cuts_cap;
+	size_t			 cut_bytes;
 };
 
 static llhttp_settings_t	http_req_settings, http_resp_settings;
@@ -440,6 +457,116 @@ http_on_resp_begin(llhttp_t *p)
 	return 0;
 }
 
+/* Where at lies in the backend input being parsed. */
+static size_t
+http_roff(const struct http *h, const char *at)
+{
+	return h->rchunk_off + (size_t)(at - h->rchunk);
+}
+
+/* A response (or trailer) header name begins after the previous line. */
+static int
+http_on_resp_line_start(llhttp_t *p)
+{
+	struct http	*h = p->data;
+
+	h->rfield_new = true;
+	return 0;
+}
+
+/* A piece of a response header name. */
+static int
+http_on_resp_header_field(llhttp_t *p, const char *at, size_t n)
+{
+	struct http	*h = p->data;
+	size_t		 k;
+
+	if (!h->rparsing)
+		return 0;
+	if (h->rfield_new) {
+		h->rfield_new = false;
+		h->rline_off = http_roff(h, at);
+		h->rname_len = 0;
+		h->rvalue_end = SIZE_MAX;
+	}
+	k = sizeof(h->rname) - h->rname_len;
+	if (k > n)
+		k = n;
+	memcpy(h->rname + h->rname_len, at, k);
+	h->rname_len += k;
+	if (n > k)	/* longer than any name wanted */
+		h->rname_len = sizeof(h->rname);
+	return 0;
+}
+
+/* A piece of its value: remember where it ends. */
+static int
+http_on_resp_header_value(llhttp_t *p, const char *at, size_t n)
+{
+	struct http	*h = p->data;
+
+	if (h->rparsing)
+		h->rvalue_end = http_roff(h, at + n);
+	return 0;
+}
+
+/* The value is complete: a Keep-Alive line, CRLF included, is cut. */
+static int
+http_on_resp_header_value_complete(llhttp_t *p)
+{
+	struct http	*h = p->data;
+	struct http_req	*r = STAILQ_FIRST(&h->pending);
+	size_t		 len;
+
+	h->rfield_new = true;
+	if (!h->rparsing || h->rvalue_end == SIZE_MAX ||
+	    h->rname_len != 10 || strncasecmp(h->rname, "keep-alive", 10) != 0)
+		return 0;
+	len = h->rvalue_end + 2 - h->rline_off;
+	if (h->ncuts == h->cuts_cap) {
+		h->cuts_cap = h->cuts_cap ? 2 * h->cuts_cap : 8;
+		h->cuts = xreallocarray(h->cuts, h->cuts_cap,
+		    sizeof(*h->cuts));
+	}
+	h->cuts[h->ncuts].off = h->rline_off;
+	h->cuts[h->ncuts].len = len;
+	h->ncuts++;
+	if (r != NULL)
+		r->bytes_out -= len;
+	return 0;
+}
+
+/* Send len bytes of the backend input to the client, minus the cuts. */
+static void
+http_send_cut(struct http *h, struct evbuffer *in, size_t len)
+{
+	struct session	*s = h->s;
+	size_t		 pos = 0;
+	size_t		 i;
+
+	for (i = 0; i < h->ncuts; i++) {
+		struct evbuffer_ptr	ep;
+		char			crlf[2];
+
+		/* Cut only a whole line: in order, ending with CRLF. */
+		if (h->cuts[i].off < pos || h->cuts[i].len < 2 ||
+		    h->cuts[i].off + h->cuts[i].len > len ||
+		    evbuffer_ptr_set(in, &ep, h->cuts[i].off + h->cuts[i].len -
+		    2 - pos, EVBUFFER_PTR_SET) == -1 ||
+		    evbuffer_copyout_from(in, &ep, crlf, 2) != 2 ||
+		    crlf[0] != '\r' || crlf[1] != '\n')
+			continue;
+		if (h->cuts[i].off > pos)
+			session_send(s, s->client, in, h->cuts[i].off - pos);
+		evbuffer_drain(in, h->cuts[i].len);
+		s->bytes_out -= h->cuts[i].len;
+		pos = h->cuts[i].off + h->cuts[i].len;
+	}
+	if (len > pos)
+		session_send(s, s->client, in, len - pos);
+	h->ncuts = 0;
+}
+
 static int
 http_on_resp_headers_complete(llhttp_t *p)
 {
@@ -524,6 +651,11 @@ http_settings_init(void)
 	http_req_settings.on_message_complete = http_on_message_complete;
 	llhttp_settings_init(&http_resp_settings);
 	http_resp_settings.on_message_begin = http_on_resp_begin;
+	http_resp_settings.on_header_field = http_on_resp_header_field;
+	http_resp_settings.on_header_value = http_on_resp_header_value;
+	http_resp_settings.on_header_value_complete =
+	    http_on_resp_header_value_complete;
+	http_resp_settings.on_status_complete = http_on_resp_line_start;
 	http_resp_settings.on_headers_complete = http_on_resp_headers_complete;
 	http_resp_settings.on_message_complete = http_on_resp_complete;
 	done = true;
@@ -814,9 +946,14 @@ http_backend_read_cb(struct bufferevent *bev, void *arg)
 		size_t	 off = 0, done = 0;
 
 		nv = evbuffer_peek(in, -1, NULL, vec, 16);
+		h->ncuts = 0;
+		h->rparsing = true;
 		for (i = 0; i < nv && i < 16 && !h->resp_tunnel; i++) {
 			const char	*at = vec[i].iov_base, *end;
 			size_t		 left = vec[i].iov_len, used;
+
+			h->rchunk = vec[i].iov_base;
+			h->rchunk_off = off;
 
 			/* Each response's bytes go to its own request. */
 			for (;;) {
@@ -853,6 +990,8 @@ http_backend_read_cb(struct bufferevent *bev, void *arg)
 			if (err == HPE_PAUSED_UPGRADE)
 				break;
 			if (err != HPE_OK) {
+				h->rparsing = false;
+				h->ncuts = 0;	/* what goes out goes as it is */
 				log_warnx("listener \"%s\": bad response from "
 				    "backend %s: %s (%s)", s->srv->cfg->name,
 				    s->backend_addr, llhttp_errno_name(err),
@@ -873,9 +1012,10 @@ http_backend_read_cb(struct bufferevent *bev, void *arg)
 			}
 			off += vec[i].iov_len;
 		}
+		h->rparsing = false;
 	}
 	s->bytes_out += len;
-	session_send(s, s->client, in, len);
+	http_send_cut(h, in, len);
 	http_btimer_update(h);
 	http_check_deferred(h);
 	http_check_client_close(h);
@@ -1189,6 +1329,7 @@ http_free(struct http *h)
 		event_free(h->btimer);
 	free(h->buf);
 	free(h->hdrs);
+	free(h->cuts);
 	free(h->ident);
 	free(h);
 }

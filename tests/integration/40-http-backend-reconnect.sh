@@ -6,7 +6,9 @@
 # the client's connection down with it:
 #  - three requests 1.6 s apart on one client connection all get 200, on
 #    three backend connections; the client's connection is never closed
-#    (no close=backend_closed), without and with backend.keepalive;
+#    (no close=backend_closed), without and with backend.keepalive; the
+#    backend's Keep-Alive header (its timeout, a hop-by-hop header) does not
+#    reach the client;
 #  - the backend gone between two requests: the next request gets 502 and
 #    the log says why;
 #  - a client that asked to close (HTTP/1.0 without keep-alive), or that
@@ -38,6 +40,11 @@ three() {
 	R=$HCL_OUT
 	assert_eq "$(jq_py "$R" '",".join(str(r["status"]) for r in j["responses"])')" 200,200,200 "$2: answers"
 	assert_eq "$(jq_py "$R" 'j["closedByServer"]')" False "$2: the client's connection stays open"
+	# the backend's "Keep-Alive: timeout=0" hint is hop-by-hop: left out
+	assert_eq "$(jq_py "$R" 'sum(len(rh(r, "keep-alive")) for r in j["responses"])')" 0 \
+	    "$2: Keep-Alive headers passed on"
+	assert_eq "$(jq_py "$R" '",".join(",".join(rh(r, "connection")) for r in j["responses"])')" \
+	    keep-alive,keep-alive,keep-alive "$2: Connection headers"
 	assert_eq "$(jq_py "$R" 'len(set(json.loads(r["body"])["remotePort"] for r in j["responses"]))')" 3 \
 	    "$2: backend connections"
 	assert_log_contains "debug session [0-9]+: backend 127\.0\.0\.1:$BPORT closed between requests; the next request connects again"
