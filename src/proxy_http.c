@@ -2,13 +2,15 @@
  * proxy_http.c - HTTP/1.1 mode: parse each request head with llhttp, strip
  * every identity header a client sent, add the proxy's own from the
  * verified certificate, and stream bodies both ways unchanged.  Responses
- * are forwarded as they arrive; a parser watches them only for message
- * boundaries (keep-alive, HEAD, 1xx, 101 upgrades) and the access log.
+ * are forwarded as they arrive, less the backend's Keep-Alive lines; a
+ * parser watches them for message boundaries (keep-alive, HEAD, 1xx, 101
+ * upgrades) and the access log.
  */
 #include <sys/socket.h>
 
 #include <assert.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -634,12 +636,8 @@ http_resp_done(struct http *h, int status)
 
 /* Whole-module set-up of the parser callbacks. */
 static void
-http_settings_init(void)
+http_settings_set(void)
 {
-	static bool	done;
-
-	if (done)
-		return;
 	llhttp_settings_init(&http_req_settings);
 	http_req_settings.on_message_begin = http_on_message_begin;
 	http_req_settings.on_url = http_on_url;
@@ -658,7 +656,15 @@ http_settings_init(void)
 	http_resp_settings.on_status_complete = http_on_resp_line_start;
 	http_resp_settings.on_headers_complete = http_on_resp_headers_complete;
 	http_resp_settings.on_message_complete = http_on_resp_complete;
-	done = true;
+}
+
+/* Once, whichever worker thread comes first. */
+static void
+http_settings_init(void)
+{
+	static pthread_once_t	once = PTHREAD_ONCE_INIT;
+
+	(void)pthread_once(&once, http_settings_set);
 }
 
 static void
