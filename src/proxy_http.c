@@ -102,7 +102,6 @@ struct http {
 	size_t			 rvalue_end;	/* end of its value so far */
 	struct http_cut { size_t off, len; } *cuts;	/* owned */
 	size_t			 ncuts, cuts_cap;
-	size_t			 cut_bytes;
 };
 
 static llhttp_settings_t	http_req_settings, http_resp_settings;
@@ -1079,11 +1078,8 @@ http_write_cb(struct bufferevent *bev, void *arg)
 static bool
 http_between_messages(const struct http *h)
 {
-	return !h->s->client_eof && !h->closing && !h->resp_tunnel &&
-	    !h->resp_started &&
-	    !h->backend_failed && !h->no_reuse && h->deferred == 0 &&
-	    h->cur == NULL && h->cstate == HTTP_C_HEAD &&
-	    STAILQ_EMPTY(&h->pending);
+	return http_backend_idle(h) && h->cstate == HTTP_C_HEAD &&
+	    !h->s->client_eof && !h->closing && h->deferred == 0;
 }
 
 /* Close the backend connection between requests; the client stays. */

@@ -265,6 +265,7 @@ upstream_connect(struct session *s)
 	const struct addr		*a;
 	struct bufferevent		*bev;
 	struct timeval			 tv, zero = { 0, 0 };
+	char				 waited[64];
 	int				 err;
 
 	if (s->backend_idx == 0 && b->keepalive > 0 &&
@@ -272,7 +273,7 @@ upstream_connect(struct session *s)
 		session_proxy_start(s);
 		return;
 	}
-	while (s->backend_idx < b->naddrs) {
+	for (; s->backend_idx < b->naddrs; s->backend_idx++) {
 		a = &b->addrs[s->backend_idx];
 		snprintf(s->backend_addr, sizeof(s->backend_addr), "%s",
 		    a->text);
@@ -303,16 +304,13 @@ upstream_connect(struct session *s)
 				return;
 		}
 		metrics_backend_fail(s->li);
+		waited[0] = '\0';
 		if (s->fd_wait_ms > 0)
-			log_warnx("listener \"%s\": backend connect failed: "
-			    "%s: %s (no descriptor came free within %" PRIu64
-			    " ms)", s->srv->cfg->name, a->text,
-			    evutil_socket_error_to_string(err), s->fd_wait_ms);
-		else
-			log_warnx("listener \"%s\": backend connect failed: "
-			    "%s: %s", s->srv->cfg->name, a->text,
-			    evutil_socket_error_to_string(err));
-		s->backend_idx++;
+			snprintf(waited, sizeof(waited), " (no descriptor "
+			    "came free within %" PRIu64 " ms)", s->fd_wait_ms);
+		log_warnx("listener \"%s\": backend connect failed: %s: %s%s",
+		    s->srv->cfg->name, a->text,
+		    evutil_socket_error_to_string(err), waited);
 		s->fd_wait_ms = 0;
 	}
 	session_backend_failed(s);
