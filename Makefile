@@ -23,7 +23,7 @@ B	?= build
 
 # Modules free of libevent, linked alone into the unit tests.
 PURE	 = util cfg policy log tls keydecode proxy_v2 hdr metrics
-SRCS	 = $(PURE) runtime listener worker session proxy_tcp proxy_http watch \
+SRCS	 = $(PURE) runtime listener worker session tlsout proxy_tcp proxy_http watch \
 	   upstream admin sd priv explain main
 # llhttp is compiled in from Debian's node-llhttp sources, never copied.
 LLHTTP_SRC ?= /usr/share/llhttp
@@ -84,4 +84,4 @@ install: $(B)/mtlsproxy
 clean:
 	rm -rf $(B)
 
--include $(OBJS:.o=.d) $(wildcard $(B)/unit/*.d)
+-include $(SRCS:%=$(B)/%.d) $(wildcard $(B)/unit/*.d)

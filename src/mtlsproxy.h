@@ -499,6 +499,9 @@ struct session {
 	size_t			 li;		/* listener index */
 	enum session_state	 state;
 	struct bufferevent	*client;	/* owns fd + SSL */
+	int			 client_fd;	/* the client's socket */
+	struct tlsout		*tout;		/* owned; records held back */
+	int			 tout_err;	/* errno of a failed write */
 	struct bufferevent	*backend;	/* owns fd */
 	struct event		*bread;		/* owns; reads the backend */
 	bool			 bread_big;	/* the last read was large */
@@ -542,6 +545,13 @@ void	 session_backend_failed(struct session *);
 void	 session_backend_drop(struct session *);
 void	 session_connect(struct session *);
 void	 session_reauth_all(struct worker *);
+
+bool	 session_client_flushed(const struct session *);
+
+/* tlsout.c */
+bool	 tlsout_attach(struct session *, SSL *, int);
+void	 tlsout_detach(SSL *);
+bool	 tlsout_pending(const struct session *);
 
 /* upstream.c */
 void	 upstream_connect(struct session *);

@@ -700,7 +700,7 @@ http_close_when_flushed(struct http *h, const char *why)
 	if (s->backend != NULL)
 		session_read(s, s->backend, false);
 	/* Never free here: callers are inside parser loops. */
-	if (evbuffer_get_length(bufferevent_get_output(s->client)) == 0) {
+	if (session_client_flushed(s)) {
 		struct timeval now = { 0, 0 };
 
 		evtimer_add(h->btimer, &now);
@@ -1048,7 +1048,7 @@ http_write_cb(struct bufferevent *bev, void *arg)
 	session_touch(s);
 	bufferevent_setwatermark(bev, EV_WRITE, 0, 0);
 	if (bev == s->client && h->closing) {
-		if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+		if (session_client_flushed(s))
 			session_close(s, h->close_why);
 		return;
 	}
@@ -1219,7 +1219,9 @@ http_btimer_cb(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	if (h->closing) {
-		session_close(h->s, h->close_why);
+		/* Else the write callback closes once it is out. */
+		if (session_client_flushed(h->s))
+			session_close(h->s, h->close_why);
 		return;
 	}
 	log_warnx("listener \"%s\": backend %s did not answer within %" PRIu64

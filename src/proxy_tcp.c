@@ -30,7 +30,8 @@ tcp_other(struct session *s, struct bufferevent *bev)
 static void
 tcp_maybe_finish(struct session *s)
 {
-	if (!s->client_shut || !s->backend_shut)
+	/* The close_notify may still be held back (tlsout.c). */
+	if (!s->client_shut || !s->backend_shut || tlsout_pending(s))
 		return;
 	session_close(s, s->client_eof_first ? "client_closed" :
 	    "backend_closed");

@@ -135,6 +135,18 @@ session_kick_write(struct session *s, struct bufferevent *bev, size_t before)
 	event_active(&bev->ev_write, EV_WRITE, 1);
 }
 
+/*
+ * Whether everything written to the client is on the wire: its output is
+ * empty and no TLS record is held back (tlsout.c).
+ */
+bool
+session_client_flushed(const struct session *s)
+{
+	return s->client != NULL &&
+	    evbuffer_get_length(bufferevent_get_output(s->client)) == 0 &&
+	    !tlsout_pending(s);
+}
+
 /* Move n bytes from src to dst's output (chains, no copy), and write. */
 void
 session_send(struct session *s, struct bufferevent *dst, struct evbuffer *src,
@@ -277,6 +289,13 @@ session_new(struct worker *w, size_t li, int fd, struct sockaddr *sa,
 	__atomic_add_fetch(&w->nsessions, 1, __ATOMIC_RELAXED);
 
 	if ((ssl = tls_ssl_new(s->srv, &s->verdict)) == NULL) {
+		ERR_clear_error();
+		close(fd);
+		session_close(s, "out of memory");
+		return;
+	}
+	if (!tlsout_attach(s, ssl, fd)) {
+		SSL_free(ssl);
 		ERR_clear_error();
 		close(fd);
 		session_close(s, "out of memory");
@@ -470,6 +489,7 @@ session_linger(struct session *s)
 		session_close(s, NULL);
 		return;
 	}
+	tlsout_detach(bufferevent_openssl_get_ssl(s->client));
 	bufferevent_free(s->client);	/* the alert is already sent */
 	s->client = NULL;
 	evtimer_del(s->timer);
@@ -709,6 +729,7 @@ session_close(struct session *s, const char *why)
 		    ssl != NULL)
 			(void)SSL_shutdown(ssl);
 		ERR_clear_error();
+		tlsout_detach(ssl);
 		bufferevent_free(s->client);
 	}
 	if (s->bread != NULL)
