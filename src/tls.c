@@ -27,6 +27,15 @@
 
 #include "mtlsproxy.h"
 
+#define TLS_DEFAULT_SUITES13	"TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:" \
+				"TLS_CHACHA20_POLY1305_SHA256"
+#define TLS_DEFAULT_CIPHERS12	"ECDHE-ECDSA-AES128-GCM-SHA256:" \
+				"ECDHE-RSA-AES128-GCM-SHA256:" \
+				"ECDHE-ECDSA-AES256-GCM-SHA384:" \
+				"ECDHE-RSA-AES256-GCM-SHA384:" \
+				"ECDHE-ECDSA-CHACHA20-POLY1305:" \
+				"ECDHE-RSA-CHACHA20-POLY1305"
+
 #define PASSPHRASE_MAX	1024
 
 static int	tls_verdict_idx = -1;
@@ -1367,6 +1376,19 @@ tls_server_init(struct tls_server *srv, const struct cfg *cfg,
 	 * and clients resume with one.
 	 */
 	SSL_CTX_set_num_tickets(ctx, 1);
+	/*
+	 * Unless configured: AES-128-GCM first, as Go and BoringSSL order
+	 * them. It is as strong as the key exchange (X25519, P-256: 128-bit
+	 * security), so AES-256 adds nothing there, and it costs client and
+	 * proxy a third less CPU per byte. A client that puts ChaCha20 first
+	 * (no AES hardware) gets ChaCha20. TLS 1.2: AEAD suites with forward
+	 * secrecy only (Mozilla's "intermediate"; no CBC, no static RSA).
+	 */
+	if (t->ciphersuites == NULL)
+		(void)SSL_CTX_set_ciphersuites(ctx, TLS_DEFAULT_SUITES13);
+	if (t->ciphers == NULL)
+		(void)SSL_CTX_set_cipher_list(ctx, TLS_DEFAULT_CIPHERS12);
+	SSL_CTX_set_options(ctx, SSL_OP_PRIORITIZE_CHACHA);
 	if (t->ciphers != NULL &&
 	    SSL_CTX_set_cipher_list(ctx, t->ciphers) != 1) {
 		ERR_clear_error();
