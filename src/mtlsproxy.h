@@ -507,6 +507,8 @@ struct session {
 	bool			 bread_big;	/* the last read was large */
 	struct event		*timer;		/* owns; handshake/idle */
 	size_t			 backend_idx;	/* address being tried */
+	bool			 backend_reused; /* kept from another client */
+	bool			 backend_fresh;	/* next connect: not a kept one */
 	uint64_t		 fd_wait_ms;	/* waited for a descriptor */
 	char			 peer[64];
 	char			 backend_addr[128];

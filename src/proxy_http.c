@@ -42,6 +42,8 @@ enum http_cstate {
 struct http_req {
 	uint8_t			 method;
 	bool			 done;		/* whole request sent */
+	bool			 replayable;	/* see http_replay_keep() */
+	bool			 replayed;	/* sent again once already */
 	char			*path;		/* owned; for the log */
 	struct timeval		 start;
 	uint64_t		 bytes_in;
@@ -86,6 +88,10 @@ struct http {
 	size_t			 ident_len;
 	char			 fwd_ip[64];	/* the client's address, no port */
 	struct event		*btimer;	/* owns; timeouts.backend */
+	uint32_t		 conn_reqs;	/* sent on this backend conn */
+	bool			 replaying;	/* connecting to send it again */
+	char			*replay;	/* owned; the head as sent */
+	size_t			 replay_len, replay_cap;
 	/*
 	 * Keep-Alive lines of the backend's response heads, left out: the
 	 * backend's keep-alive timeout is no business of the client's (a
@@ -108,6 +114,8 @@ static llhttp_settings_t	http_req_settings, http_resp_settings;
 
 static void	http_error(struct http *, int, const char *);
 static void	http_client_read_cb(struct bufferevent *, void *);
+static void	http_backend_forget(struct http *);
+static void	http_btimer_arm(struct http *);
 
 /* ---------------------------------------------------------------- heads */
 
@@ -249,6 +257,90 @@ head_value(struct head *b, const char *v, size_t n)
 static const char http_xfp[] = "\r\nX-Forwarded-Proto: https\r\n";
 
 /*
+ * A kept backend connection can be closed by the backend (its keep-alive
+ * timeout) just as a request goes out on it: the request gets no answer
+ * through no fault of its own. Such a request is sent again, once, on a
+ * new connection, as nginx does, when that is safe: the connection had
+ * carried a request before (a new one failing means the backend is
+ * failing), the method is idempotent (RFC 9110 9.2.2), the request has no
+ * body and is the only one outstanding, and no byte of an answer came.
+ * Its head, as forwarded, is kept for that until the next request.
+ */
+static void
+http_replay_keep(struct http *h, struct http_req *r, llhttp_t *p,
+    const char *head, size_t len)
+{
+	bool	reused = h->s->backend_reused || h->conn_reqs > 0;
+
+	h->conn_reqs++;
+	h->replay_len = 0;
+	switch (r->method) {
+	case HTTP_GET:
+	case HTTP_HEAD:
+	case HTTP_OPTIONS:
+	case HTTP_TRACE:
+	case HTTP_PUT:
+	case HTTP_DELETE:
+		break;
+	default:
+		return;
+	}
+	if (!reused || llhttp_get_upgrade(p) || (p->flags & F_CHUNKED) ||
+	    p->content_length != 0 || STAILQ_FIRST(&h->pending) != r ||
+	    STAILQ_NEXT(r, entry) != NULL)
+		return;
+	if (len > h->replay_cap) {
+		h->replay = xreallocarray(h->replay, len, 1);
+		h->replay_cap = len;
+	}
+	memcpy(h->replay, head, len);
+	h->replay_len = len;
+	r->replayable = true;
+}
+
+/*
+ * The backend connection ended (why: "closed", or the error): send the
+ * request again on a new connection if it is safe (see above). False: it
+ * is not; the caller answers 502.
+ */
+static bool
+http_replay(struct http *h, const char *why)
+{
+	struct session	*s = h->s;
+	struct http_req	*r = STAILQ_FIRST(&h->pending);
+
+	if (r == NULL || STAILQ_NEXT(r, entry) != NULL || !r->replayable ||
+	    r->replayed || !r->done || r->bytes_out != 0 || h->resp_started ||
+	    h->resp_tunnel || h->closing || h->replay_len == 0 ||
+	    s->client_eof || s->w->stopping)
+		return false;
+	log_info("listener \"%s\": backend %s %s a kept connection as "
+	    "request \"%s %s\" went out; sending it again on a new "
+	    "connection", s->srv->cfg->name, s->backend_addr, why,
+	    llhttp_method_name((llhttp_method_t)r->method), r->path);
+	r->replayed = true;
+	h->replaying = true;
+	http_backend_forget(h);
+	s->backend_fresh = true;	/* not another kept one */
+	session_connect(s);
+	return true;
+}
+
+/* Connected again (http_start): the request goes out as it went before. */
+static void
+http_replay_send(struct http *h)
+{
+	struct session	*s = h->s;
+
+	h->replaying = false;
+	h->conn_reqs = 1;
+	(void)evbuffer_add(bufferevent_get_output(s->backend), h->replay,
+	    h->replay_len);
+	h->replay_len = 0;
+	http_btimer_arm(h);
+}
+
+/*
  * The request head is complete: write the rewritten head to the backend.
  * Every identity header the client sent is dropped (a client must never
  * claim another identity), then the proxy's own are added.
@@ -372,6 +464,7 @@ http_on_headers_complete(llhttp_t *p)
 	}
 	head_put(&b, "\r\n", 2);
 	vec.iov_len = (size_t)(b.p - (char *)vec.iov_base);
+	http_replay_keep(h, r, p, vec.iov_base, vec.iov_len);
 	evbuffer_commit_space(out, &vec, 1);
 	session_kick_write(s, s->backend, before);
 	/* Stop here so the caller knows where the body starts. */
@@ -1087,6 +1180,7 @@ static void
 http_backend_forget(struct http *h)
 {
 	session_backend_drop(h->s);
+	h->conn_reqs = 0;
 	evtimer_del(h->btimer);
 	llhttp_init(&h->resp, HTTP_RESPONSE, &http_resp_settings);
 	h->resp.data = h;
@@ -1179,6 +1273,8 @@ http_event_cb(struct bufferevent *bev, short what, void *arg)
 			http_backend_detach(h, "closed");
 			return;
 		}
+		if (http_replay(h, "closed"))
+			return;
 		/* A response that runs until close ends here. */
 		if (!h->resp_tunnel && llhttp_finish(&h->resp) == HPE_OK &&
 		    h->resp_started)
@@ -1200,6 +1296,10 @@ http_event_cb(struct bufferevent *bev, short what, void *arg)
 		http_backend_detach(h, why);
 		return;
 	}
+	snprintf(why, sizeof(why), "failed (%s)", err != 0 ?
+	    evutil_socket_error_to_string(err) : "connection lost");
+	if (http_replay(h, why))
+		return;
 	snprintf(why, sizeof(why), "backend_error: %s",
 	    err != 0 ? evutil_socket_error_to_string(err) : "connection lost");
 	if (!h->resp_started && !STAILQ_EMPTY(&h->pending) &&
@@ -1285,6 +1385,8 @@ http_start(struct session *s)
 	bufferevent_enable(s->backend, EV_WRITE);
 	session_read(s, s->backend, true);
 	session_client_enable(s, EV_READ | EV_WRITE);
+	if (s->http->replaying)
+		http_replay_send(s->http);
 	http_client_input(s->http);
 }
 
@@ -1298,6 +1400,12 @@ http_start_failed(struct session *s)
 	s->state = SESSION_PROXYING;
 	http_setcb(s);
 	session_client_enable(s, EV_READ | EV_WRITE);
+	if (s->http->replaying) {
+		/* The request sent again found no backend. */
+		s->http->replaying = false;
+		http_send_error(s->http, 502, "backend_unavailable");
+		return;
+	}
 	http_client_input(s->http);
 }
 
@@ -1335,5 +1443,6 @@ http_free(struct http *h)
 	free(h->hdrs);
 	free(h->cuts);
 	free(h->ident);
+	free(h->replay);
 	free(h);
 }

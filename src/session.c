@@ -654,6 +654,7 @@ void
 session_proxy_start(struct session *s)
 {
 	s->state = SESSION_PROXYING;
+	s->backend_fresh = false;
 	session_touch(s);
 	session_timer_arm(s, s->srv->cfg->idle_timeout_ms);
 	if (s->srv->cfg->backend.mode == BACKEND_HTTP)
@@ -673,6 +674,7 @@ session_backend_failed(struct session *s)
 	}
 	/* http: read the request, then answer 502 Bad Gateway. */
 	s->state = SESSION_PROXYING;
+	s->backend_fresh = false;
 	session_touch(s);
 	session_timer_arm(s, s->srv->cfg->idle_timeout_ms);
 	http_start_failed(s);

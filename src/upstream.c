@@ -268,8 +268,10 @@ upstream_connect(struct session *s)
 	char				 waited[64];
 	int				 err;
 
-	if (s->backend_idx == 0 && b->keepalive > 0 &&
+	s->backend_reused = false;
+	if (s->backend_idx == 0 && b->keepalive > 0 && !s->backend_fresh &&
 	    upstream_pool_get(s)) {
+		s->backend_reused = true;
 		session_proxy_start(s);
 		return;
 	}

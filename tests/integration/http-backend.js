@@ -2,7 +2,7 @@
 // Plain HTTP/1.1 backend for the http-mode integration tests (Node's http
 // module, no dependencies). Listens on 127.0.0.1:PORT.
 //
-// usage: node http-backend.js PORT [--raw FILE | --silent]
+// usage: node http-backend.js PORT [--raw FILE | --silent | --flaky]
 //
 //   GET  /headers[?...]     200, JSON {method, url, httpVersion, rawHeaders,
 //                           socketRequests, remotePort}: rawHeaders is
@@ -41,7 +41,7 @@ const { URL } = require('url');
 const args = process.argv.slice(2);
 const port = Number(args[0]);
 if (!port) {
-  process.stderr.write('usage: node http-backend.js PORT [--raw FILE | --silent]\n');
+  process.stderr.write('usage: node http-backend.js PORT [--raw FILE | --silent | --flaky]\n');
   process.exit(2);
 }
 
@@ -53,6 +53,54 @@ if (args[1] === '--silent') {
     s.on('error', () => {});
   });
   srv.listen(port, '127.0.0.1', () => process.stdout.write(`silent backend on ${port}\n`));
+  return;
+}
+
+// --flaky: answers the first request on each connection and drops the
+// connection (closed, no answer) at the second, as a backend does whose
+// keep-alive timeout strikes just as a request arrives. "drop=always" in
+// the query drops at any request. One line per request on stdout:
+//   flaky conn=N req=M METHOD PATH answered|dropped
+// The answer's body is "conn=N req=M METHOD PATH\n".
+if (args[1] === '--flaky') {
+  let conns = 0;
+  const srv = net.createServer((s) => {
+    const conn = ++conns;
+    let buf = Buffer.alloc(0);
+    let reqs = 0;
+    let need = -1; // body bytes still to skip, -1: reading a head
+    let cur = null;
+    const handle = () => {
+      for (;;) {
+        if (need < 0) {
+          const end = buf.indexOf('\r\n\r\n');
+          if (end < 0) return;
+          const head = buf.subarray(0, end).toString('latin1');
+          buf = buf.subarray(end + 4);
+          const [method, path] = head.split('\r\n')[0].split(' ');
+          const cl = /\r\ncontent-length:\s*(\d+)/i.exec(head);
+          need = cl ? Number(cl[1]) : 0;
+          cur = { method, path, n: ++reqs };
+        }
+        if (buf.length < need) return;
+        buf = buf.subarray(need);
+        need = -1;
+        const line = `conn=${conn} req=${cur.n} ${cur.method} ${cur.path}`;
+        if (cur.n >= 2 || /[?&]drop=always/.test(cur.path)) {
+          process.stdout.write(`flaky ${line} dropped\n`);
+          s.destroy();
+          return;
+        }
+        process.stdout.write(`flaky ${line} answered\n`);
+        const body = `${line}\n`;
+        s.write(`HTTP/1.1 200 OK\r\nContent-Length: ${body.length}\r\n` +
+          `Content-Type: text/plain\r\n\r\n${body}`);
+      }
+    };
+    s.on('data', (d) => { buf = Buffer.concat([buf, d]); handle(); });
+    s.on('error', () => {});
+  });
+  srv.listen(port, '127.0.0.1', () => process.stdout.write(`flaky backend on ${port}\n`));
   return;
 }
 
