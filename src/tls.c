@@ -27,6 +27,7 @@
 
 #include "mtlsproxy.h"
 
+#define TLS_READ_BUFFER		(4 * (16384 + 256 + 5))
 #define TLS_DEFAULT_SUITES13	"TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:" \
 				"TLS_CHACHA20_POLY1305_SHA256"
 #define TLS_DEFAULT_CIPHERS12	"ECDHE-ECDSA-AES128-GCM-SHA256:" \
@@ -1370,6 +1371,11 @@ tls_server_init(struct tls_server *srv, const struct cfg *cfg,
 	 * whenever it is empty.
 	 */
 	SSL_CTX_set_read_ahead(ctx, 1);
+	/*
+	 * Room for four full records: an upload is read 64 KiB per read(),
+	 * not one record at a time.
+	 */
+	SSL_CTX_set_default_read_buffer_len(ctx, TLS_READ_BUFFER);
 	/*
 	 * One TLS 1.3 ticket per handshake, not OpenSSL's two: each costs a
 	 * session encoding (with the client's certificate) and encryption,

@@ -20,6 +20,8 @@
 
 #include "mtlsproxy.h"
 
+#define UPSTREAM_WRITE_MAX	(256 * 1024)	/* bytes per write() */
+
 static void
 upstream_event_cb(struct bufferevent *bev, short what, void *arg)
 {
@@ -284,6 +286,8 @@ upstream_connect(struct session *s)
 		if (bev == NULL)
 			break;
 		bufferevent_setcb(bev, NULL, NULL, upstream_event_cb, s);
+		/* libevent writes at most 16 KiB per call unless told. */
+		(void)bufferevent_set_max_single_write(bev, UPSTREAM_WRITE_MAX);
 		tv = ms_timeval(b->connect_timeout_ms);
 		bufferevent_set_timeouts(bev, NULL, &tv);
 		s->backend = bev;
