@@ -256,6 +256,96 @@ head_value(struct head *b, const char *v, size_t n)
 
 static const char http_xfp[] = "\r\nX-Forwarded-Proto: https\r\n";
 
+#define HTTP_CONN_LISTED	16	/* header names a Connection may list */
+
+/*
+ * The client's Connection header(s), read the way RFC 9110 7.6.1 asks of
+ * a proxy: the options close, keep-alive and upgrade go on to the backend
+ * (the connection to it mirrors the client's); any other token names a
+ * header meant for this hop only, which is dropped, so that a client
+ * cannot use "Connection: X-Forwarded-For" or the like to make a proxy
+ * behind this one remove headers this one adds. Never the framing (Host,
+ * Content-Length, Transfer-Encoding): dropping that would change where
+ * the message ends.
+ */
+struct http_conn {
+	char	 opts[sizeof("close, keep-alive, upgrade")];
+	size_t	 opts_len;
+	struct { const char *p; size_t n; } listed[HTTP_CONN_LISTED];
+	size_t	 nlisted;
+};
+
+static void
+http_conn_token(struct http_conn *c, const char *p, size_t n, unsigned *seen)
+{
+	static const char *const opts[] = { "close", "keep-alive", "upgrade" };
+	size_t	i;
+
+	for (i = 0; i < 3; i++) {
+		if (!http_name_is(p, n, opts[i]))
+			continue;
+		if (*seen & (1U << i))
+			return;
+		*seen |= 1U << i;
+		if (c->opts_len > 0) {
+			memcpy(c->opts + c->opts_len, ", ", 2);
+			c->opts_len += 2;
+		}
+		memcpy(c->opts + c->opts_len, opts[i], n);
+		c->opts_len += n;
+		return;
+	}
+	if (http_name_is(p, n, "host") || http_name_is(p, n, "content-length") ||
+	    http_name_is(p, n, "transfer-encoding") ||
+	    c->nlisted == HTTP_CONN_LISTED)
+		return;
+	c->listed[c->nlisted].p = p;
+	c->listed[c->nlisted].n = n;
+	c->nlisted++;
+}
+
+static void
+http_conn_parse(struct http *h, struct http_conn *c)
+{
+	unsigned	seen = 0;
+	size_t		i, j, k, e, n;
+	const char	*v;
+
+	c->opts_len = 0;
+	c->nlisted = 0;
+	for (i = 0; i < h->nhdrs; i++) {
+		if (!http_name_is(h->buf + h->hdrs[i].name_off,
+		    h->hdrs[i].name_len, "connection"))
+			continue;
+		v = h->buf + h->hdrs[i].val_off;
+		n = h->hdrs[i].val_len;
+		for (j = 0; j < n; j = k + 1) {
+			while (j < n && (v[j] == ' ' || v[j] == '\t'))
+				j++;
+			for (k = j; k < n && v[k] != ','; k++)
+				;
+			e = k;
+			while (e > j && (v[e - 1] == ' ' || v[e - 1] == '\t'))
+				e--;
+			if (e > j)
+				http_conn_token(c, v + j, e - j, &seen);
+		}
+	}
+}
+
+/* Whether the header is one the client's Connection header listed. */
+static bool
+http_conn_listed(const struct http_conn *c, const char *name, size_t len)
+{
+	size_t	i;
+
+	for (i = 0; i < c->nlisted; i++)
+		if (c->listed[i].n == len &&
+		    strncasecmp(c->listed[i].p, name, len) == 0)
+			return true;
+	return false;
+}
+
 /*
  * A kept backend connection can be closed by the backend (its keep-alive
  * timeout) just as a request goes out on it: the request gets no answer
@@ -360,6 +450,7 @@ http_on_headers_complete(llhttp_t *p)
 	size_t			 before;
 	char			 ver[] = " HTTP/1.1\r\n";
 	bool			 hop = false;
+	struct http_conn	 conn;
 
 	r = xcalloc(1, sizeof(*r));
 	r->method = (uint8_t)llhttp_get_method(p);
@@ -403,8 +494,9 @@ http_on_headers_complete(llhttp_t *p)
 	ver[6] = (char)('0' + p->http_major % 10);
 	ver[8] = (char)('0' + p->http_minor % 10);
 	fwd_len = strlen(h->fwd_ip);
+	http_conn_parse(h, &conn);
 	size = strlen(method) + 1 + h->url_len + sizeof(ver) +
-	    sizeof("Connection: keep-alive\r\n") + h->ident_len +
+	    sizeof("Connection: \r\n") + sizeof(conn.opts) + h->ident_len +
 	    sizeof("X-Forwarded-For: , ") + fwd_len + sizeof(http_xfp) +
 	    sizeof("X-Forwarded-Host: \r\n") + sizeof("\r\n");
 	for (i = 0; i < h->nhdrs; i++)	/* xff and host: twice at most */
@@ -426,8 +518,11 @@ http_on_headers_complete(llhttp_t *p)
 
 		if (hdr_is_reserved(s->srv->hdrs, name, hd->name_len))
 			continue;
-		if (hop && (http_name_is(name, hd->name_len, "connection") ||
-		    http_name_is(name, hd->name_len, "keep-alive")))
+		/* Hop-by-hop: the Connection header goes on rewritten. */
+		if (http_name_is(name, hd->name_len, "connection") ||
+		    http_name_is(name, hd->name_len, "keep-alive") ||
+		    http_name_is(name, hd->name_len, "proxy-connection") ||
+		    http_conn_listed(&conn, name, hd->name_len))
 			continue;
 		if (ch->forwarded && http_name_is(name, hd->name_len,
 		    "x-forwarded-for")) {
@@ -447,6 +542,11 @@ http_on_headers_complete(llhttp_t *p)
 	}
 	if (hop && p->http_major == 1 && p->http_minor == 0)
 		head_put(&b, "Connection: keep-alive\r\n", 24);
+	else if (!hop && conn.opts_len > 0) {
+		head_put(&b, "Connection: ", 12);
+		head_put(&b, conn.opts, conn.opts_len);
+		head_put(&b, "\r\n", 2);
+	}
 	head_put(&b, h->ident, h->ident_len);
 	if (ch->forwarded) {
 		head_put(&b, "X-Forwarded-For: ", 17);

@@ -3,6 +3,8 @@
 # case, duplicated, folded or on a later request of the connection; the
 # backend sees exactly one of each, with the proxy's value. Checked on what
 # Node's HTTP parser makes of the request and on the exact bytes forwarded.
+# Headers listed in the client's Connection header stay on its hop and
+# cannot take the proxy's X-Forwarded-For or identity headers with them.
 . "$(dirname -- "$0")/lib.sh"
 . "$(dirname -- "$0")/http-lib.sh"
 
@@ -207,6 +209,33 @@ if [ -s "$RAW" ]; then
 	[ "$N" = 1 ] || fail "bare LF: forwarded head has $N X-Client-Subject lines"
 fi
 pass "bare LF before a forged header: $ST, nothing forged forwarded"
+
+# ---------------- hop-by-hop: headers the client's Connection lists
+# A client may not use its Connection header to have headers dropped further
+# on (a proxy behind this one honouring "Connection: X-Forwarded-For" would
+# drop the X-Forwarded-For this one appends to): listed headers are dropped
+# here, the Connection header goes on with only close / keep-alive /
+# upgrade, and Keep-Alive and Proxy-Connection stay on this hop. The
+# framing headers are never dropped, whatever the list says.
+HOP='POST /hop HTTP/1.1\r\nHost: localhost\r\nConnection: keep-alive, X-Hop,x-forwarded-for , X-Client-Verify, Content-Length, Host\r\n'
+HOP+='X-Hop: secret\r\nX-Forwarded-For: 203.0.113.7\r\nKeep-Alive: timeout=300\r\nProxy-Connection: keep-alive\r\nX-Kept: yes\r\n'
+HOP+='Content-Length: 5\r\n\r\nhello'
+: >"$RAW"
+hclient raw "$PORT2" --send "$HOP" --responses 1 --wait-close 300
+ST=$(jq_py "$HCL_OUT" 'j["responses"][0]["status"] if j["responses"] else "none"')
+[ "$ST" = 200 ] || fail "hop-by-hop: status $ST"
+HEAD=$(tr -d '\r' <"$RAW")
+hop_has() { printf '%s\n' "$HEAD" | grep -c -i -E "$1" || true; }
+[ "$(hop_has '^x-hop:')" = 0 ] || fail "hop-by-hop: X-Hop (listed in Connection) was forwarded: $(printf '%s' "$HEAD" | tr '\n' '|')"
+[ "$(hop_has '^keep-alive:')" = 0 ] || fail "hop-by-hop: Keep-Alive was forwarded"
+[ "$(hop_has '^proxy-connection:')" = 0 ] || fail "hop-by-hop: Proxy-Connection was forwarded"
+[ "$(hop_has '^connection: keep-alive$')" = 1 ] || fail "hop-by-hop: want exactly 'Connection: keep-alive', got: $(printf '%s\n' "$HEAD" | grep -i '^connection')"
+[ "$(hop_has '^x-forwarded-for: 127\.0\.0\.1$')" = 1 ] || fail "hop-by-hop: X-Forwarded-For: $(printf '%s\n' "$HEAD" | grep -i '^x-forwarded-for')"
+[ "$(hop_has '^x-client-verify: SUCCESS$')" = 1 ] || fail "hop-by-hop: the proxy's X-Client-Verify is missing"
+[ "$(hop_has '^content-length: 5$')" = 1 ] || fail "hop-by-hop: Content-Length was dropped"
+[ "$(hop_has '^host: localhost$')" = 1 ] || fail "hop-by-hop: Host was dropped"
+[ "$(hop_has '^x-kept: yes$')" = 1 ] || fail "hop-by-hop: an unlisted header was dropped"
+pass "Connection-listed headers, Keep-Alive and Proxy-Connection stay on the client's hop; Connection goes on as keep-alive; framing kept"
 
 # -------------- keep-alive and pipelining: the 2nd and 3rd requests forged
 P='GET /headers?n=1 HTTP/1.1\r\nHost: localhost\r\n\r\n'
