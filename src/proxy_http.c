@@ -88,7 +88,7 @@ struct http {
 	size_t			 ident_len;
 	char			 fwd_ip[64];	/* the client's address, no port */
 	struct event		*btimer;	/* owns; timeouts.backend */
-	uint32_t		 conn_reqs;	/* sent on this backend conn */
+	bool			 conn_used;	/* this backend conn carried one */
 	bool			 replaying;	/* connecting to send it again */
 	char			*replay;	/* owned; the head as sent */
 	size_t			 replay_len, replay_cap;
@@ -360,9 +360,9 @@ static void
 http_replay_keep(struct http *h, struct http_req *r, llhttp_t *p,
     const char *head, size_t len)
 {
-	bool	reused = h->s->backend_reused || h->conn_reqs > 0;
+	bool	reused = h->s->backend_reused || h->conn_used;
 
-	h->conn_reqs++;
+	h->conn_used = true;
 	h->replay_len = 0;
 	switch (r->method) {
 	case HTTP_GET:
@@ -423,7 +423,7 @@ http_replay_send(struct http *h)
 	struct session	*s = h->s;
 
 	h->replaying = false;
-	h->conn_reqs = 1;
+	h->conn_used = true;
 	(void)evbuffer_add(bufferevent_get_output(s->backend), h->replay,
 	    h->replay_len);
 	h->replay_len = 0;
@@ -1280,7 +1280,7 @@ static void
 http_backend_forget(struct http *h)
 {
 	session_backend_drop(h->s);
-	h->conn_reqs = 0;
+	h->conn_used = false;
 	evtimer_del(h->btimer);
 	llhttp_init(&h->resp, HTTP_RESPONSE, &http_resp_settings);
 	h->resp.data = h;
@@ -1390,14 +1390,12 @@ http_event_cb(struct bufferevent *bev, short what, void *arg)
 		http_close_when_flushed(h, "backend_closed");
 		return;
 	}
+	snprintf(why, sizeof(why), "failed (%s)", err != 0 ?
+	    evutil_socket_error_to_string(err) : "connection lost");
 	if (http_between_messages(h)) {
-		snprintf(why, sizeof(why), "failed (%s)", err != 0 ?
-		    evutil_socket_error_to_string(err) : "connection lost");
 		http_backend_detach(h, why);
 		return;
 	}
-	snprintf(why, sizeof(why), "failed (%s)", err != 0 ?
-	    evutil_socket_error_to_string(err) : "connection lost");
 	if (http_replay(h, why))
 		return;
 	snprintf(why, sizeof(why), "backend_error: %s",

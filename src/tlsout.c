@@ -50,6 +50,17 @@ static BIO_METHOD	*tlsout_method;
 
 static void	tlsout_cb(evutil_socket_t, short, void *);
 
+/* The buffer goes once empty (idle connections hold none), or at close. */
+static void
+tlsout_free(struct session *s)
+{
+	if (s->tout == NULL)
+		return;
+	event_del(&s->tout->ev);
+	free(s->tout);
+	s->tout = NULL;
+}
+
 /* Write what is held; true once all of it is out. errno on false. */
 static bool
 tlsout_write(struct session *s)
@@ -99,9 +110,7 @@ tlsout_cb(evutil_socket_t fd, short what, void *arg)
 		}
 		/* The client is gone: the same as a failed SSL_write. */
 		s->tout_err = errno;
-		event_del(&s->tout->ev);
-		free(s->tout);
-		s->tout = NULL;
+		tlsout_free(s);
 		bufferevent_getcb(bev, NULL, NULL, &eventcb, &cbarg);
 		if (eventcb != NULL) {
 			errno = s->tout_err;
@@ -110,9 +119,7 @@ tlsout_cb(evutil_socket_t fd, short what, void *arg)
 		}
 		return;
 	}
-	event_del(&s->tout->ev);
-	free(s->tout);
-	s->tout = NULL;
+	tlsout_free(s);
 	bufferevent_getcb(bev, NULL, &writecb, NULL, &cbarg);
 	if (writecb != NULL &&
 	    evbuffer_get_length(bufferevent_get_output(bev)) == 0)
@@ -210,11 +217,8 @@ tlsout_destroy(BIO *b)
 {
 	struct session	*s = BIO_get_data(b);
 
-	if (s != NULL && s->tout != NULL) {
-		event_del(&s->tout->ev);
-		free(s->tout);
-		s->tout = NULL;
-	}
+	if (s != NULL)
+		tlsout_free(s);
 	BIO_set_data(b, NULL);
 	BIO_set_init(b, 0);
 	return 1;
