@@ -2,9 +2,9 @@
  * proxy_http.c - HTTP/1.1 mode: parse each request head with llhttp, strip
  * every identity header a client sent, add the proxy's own from the
  * verified certificate, and stream bodies both ways unchanged.  Responses
- * are forwarded as they arrive, less the backend's Keep-Alive lines; a
- * parser watches them for message boundaries (keep-alive, HEAD, 1xx, 101
- * upgrades) and the access log.
+ * are forwarded as they arrive, less their hop-by-hop headers (a head is
+ * held until it is complete); a parser watches them for message boundaries
+ * (keep-alive, HEAD, 1xx, 101 upgrades) and the access log.
  */
 #include <sys/socket.h>
 
@@ -29,6 +29,8 @@
 /* Stop reading a side while the other side has this much unsent. */
 #define HTTP_MAXBUF	(256 * 1024)
 #define HTTP_PATH_LOG	1024
+/* A backend's response head may be this long; a longer one gets 502. */
+#define HTTP_RESP_HEAD_MAX	(64 * 1024)
 
 enum http_cstate {
 	HTTP_C_HEAD,		/* reading a request head */
@@ -93,21 +95,46 @@ struct http {
 	char			*replay;	/* owned; the head as sent */
 	size_t			 replay_len, replay_cap;
 	/*
-	 * Keep-Alive lines of the backend's response heads, left out: the
-	 * backend's keep-alive timeout is no business of the client's (a
-	 * hop-by-hop header, RFC 9110 7.6.1). Offsets are in the backend
-	 * input of the read being parsed; a line may span its pieces.
+	 * The hop-by-hop headers of the backend's response heads are left
+	 * out (RFC 9110 7.6.1): Keep-Alive (the backend's idle timeout is no
+	 * business of the client's), Proxy-Connection, and the headers the
+	 * response's Connection header lists. A head is held back until it
+	 * is complete, since Connection may come after the headers it names.
+	 * Positions count the bytes read on this backend connection; a line
+	 * may span the pieces of a read, and a held head several reads.
 	 */
 	const char		*rchunk;	/* the piece being parsed */
-	size_t			 rchunk_off;	/* its offset */
+	uint64_t		 rchunk_pos;	/* its position */
+	uint64_t		 rbase;		/* position of the input's start */
+	size_t			 rheld;		/* input parsed but held */
+	uint64_t		 rmsg_end;	/* where the last response ended */
+	uint64_t		 rhead_pos;	/* where the held head begins */
+	bool			 rin_head;	/* a head begun, not complete */
+	bool			 rhead_big;	/* over HTTP_RESP_HEAD_MAX */
 	bool			 rparsing;	/* inside http_backend_read_cb */
 	bool			 rfield_new;	/* the next name piece starts one */
-	char			 rname[12];	/* the name so far, cut short */
-	size_t			 rname_len;
-	size_t			 rline_off;	/* where the name began */
-	size_t			 rvalue_end;	/* end of its value so far */
+	char			 rname[18];	/* the name so far, cut short */
+	size_t			 rname_len;	/* its whole length */
+	uint64_t		 rline_pos;	/* where the name began */
+	uint64_t		 rvalue_pos;	/* where its value began */
+	uint64_t		 rvalue_end;	/* end of its value so far */
+	struct http_rline {
+		uint64_t	 pos;		/* the name's first byte */
+		uint64_t	 vpos;		/* the value's; vend if none */
+		uint64_t	 vend;		/* UINT64_MAX: empty value */
+		uint32_t	 name_len;
+		uint8_t		 kind;		/* enum http_rkind */
+	}			*rlines;	/* owned; the head's lines */
+	size_t			 nrlines, rlines_cap;
 	struct http_cut { size_t off, len; } *cuts;	/* owned */
 	size_t			 ncuts, cuts_cap;
+};
+
+enum http_rkind {
+	HTTP_RK_OTHER,		/* dropped if Connection lists it */
+	HTTP_RK_DROP,		/* Keep-Alive, Proxy-Connection */
+	HTTP_RK_CONN,		/* Connection */
+	HTTP_RK_FRAME		/* Content-Length, Transfer-Encoding: kept */
 };
 
 static llhttp_settings_t	http_req_settings, http_resp_settings;
@@ -648,14 +675,30 @@ http_on_resp_begin(llhttp_t *p)
 	struct http	*h = p->data;
 
 	h->resp_started = true;
+	if (h->rparsing && !h->rin_head) {
+		h->rin_head = true;
+		h->rhead_pos = h->rmsg_end;
+		h->nrlines = 0;
+	}
 	return 0;
 }
 
-/* Where at lies in the backend input being parsed. */
-static size_t
-http_roff(const struct http *h, const char *at)
+/* Where at lies in the bytes read on this backend connection. */
+static uint64_t
+http_rpos(const struct http *h, const char *at)
 {
-	return h->rchunk_off + (size_t)(at - h->rchunk);
+	return h->rchunk_pos + (uint64_t)(at - h->rchunk);
+}
+
+/* Whether the head being read runs past HTTP_RESP_HEAD_MAX at end. */
+static bool
+http_resp_head_big(struct http *h, const char *end)
+{
+	if (!h->rin_head || http_rpos(h, end) - h->rhead_pos <=
+	    HTTP_RESP_HEAD_MAX)
+		return false;
+	h->rhead_big = true;
+	return true;
 }
 
 /* A response (or trailer) header name begins after the previous line. */
@@ -677,57 +720,231 @@ http_on_resp_header_field(llhttp_t *p, const char *at, size_t n)
 
 	if (!h->rparsing)
 		return 0;
+	if (http_resp_head_big(h, at + n))
+		return HPE_USER;
 	if (h->rfield_new) {
 		h->rfield_new = false;
-		h->rline_off = http_roff(h, at);
+		h->rline_pos = http_rpos(h, at);
 		h->rname_len = 0;
-		h->rvalue_end = SIZE_MAX;
+		h->rvalue_end = UINT64_MAX;
 	}
-	k = sizeof(h->rname) - h->rname_len;
+	k = h->rname_len < sizeof(h->rname) ? sizeof(h->rname) - h->rname_len :
+	    0;
 	if (k > n)
 		k = n;
 	memcpy(h->rname + h->rname_len, at, k);
-	h->rname_len += k;
-	if (n > k)	/* longer than any name wanted */
-		h->rname_len = sizeof(h->rname);
+	h->rname_len += n;
 	return 0;
 }
 
-/* A piece of its value: remember where it ends. */
+/* A piece of its value: remember where it begins and ends. */
 static int
 http_on_resp_header_value(llhttp_t *p, const char *at, size_t n)
 {
 	struct http	*h = p->data;
 
-	if (h->rparsing)
-		h->rvalue_end = http_roff(h, at + n);
+	/* llhttp reports an empty value as a piece of none after its CRLF. */
+	if (!h->rparsing || n == 0)
+		return 0;
+	if (http_resp_head_big(h, at + n))
+		return HPE_USER;
+	if (h->rvalue_end == UINT64_MAX)
+		h->rvalue_pos = http_rpos(h, at);
+	h->rvalue_end = http_rpos(h, at + n);
 	return 0;
 }
 
-/* The value is complete: a Keep-Alive line, CRLF included, is cut. */
+/* A line of a response head is complete: note where it is, and its kind. */
 static int
 http_on_resp_header_value_complete(llhttp_t *p)
 {
-	struct http	*h = p->data;
-	struct http_req	*r = STAILQ_FIRST(&h->pending);
-	size_t		 len;
+	struct http		*h = p->data;
+	struct http_rline	*l;
+	size_t			 n = h->rname_len;
+	const char		*nm = h->rname;
 
 	h->rfield_new = true;
-	if (!h->rparsing || h->rvalue_end == SIZE_MAX ||
-	    h->rname_len != 10 || strncasecmp(h->rname, "keep-alive", 10) != 0)
+	/* Trailers (no head is being read) go as they are. */
+	if (!h->rparsing || !h->rin_head)
 		return 0;
-	len = h->rvalue_end + 2 - h->rline_off;
+	if (h->nrlines == h->rlines_cap) {
+		h->rlines_cap = h->rlines_cap ? 2 * h->rlines_cap : 16;
+		h->rlines = xreallocarray(h->rlines, h->rlines_cap,
+		    sizeof(*h->rlines));
+	}
+	l = &h->rlines[h->nrlines++];
+	l->pos = h->rline_pos;
+	l->vend = h->rvalue_end;
+	l->vpos = h->rvalue_end == UINT64_MAX ? UINT64_MAX : h->rvalue_pos;
+	l->name_len = n > UINT32_MAX ? UINT32_MAX : (uint32_t)n;
+	l->kind = HTTP_RK_OTHER;
+	switch (n) {	/* most names have none of these lengths */
+	case 10:
+		if (strncasecmp(nm, "keep-alive", n) == 0)
+			l->kind = HTTP_RK_DROP;
+		else if (strncasecmp(nm, "connection", n) == 0)
+			l->kind = HTTP_RK_CONN;
+		break;
+	case 14:
+		if (strncasecmp(nm, "content-length", n) == 0)
+			l->kind = HTTP_RK_FRAME;
+		break;
+	case 16:
+		if (strncasecmp(nm, "proxy-connection", n) == 0)
+			l->kind = HTTP_RK_DROP;
+		break;
+	case 17:
+		if (strncasecmp(nm, "transfer-encoding", n) == 0)
+			l->kind = HTTP_RK_FRAME;
+		break;
+	}
+	return 0;
+}
+
+/* Copy n bytes at position pos of the backend input; false if not there. */
+static bool
+http_rcopy(struct http *h, uint64_t pos, char *dst, size_t n)
+{
+	struct evbuffer		*in = bufferevent_get_input(h->s->backend);
+	struct evbuffer_ptr	 ep;
+
+	return pos >= h->rbase && pos - h->rbase <= SIZE_MAX &&
+	    evbuffer_ptr_set(in, &ep, (size_t)(pos - h->rbase),
+	    EVBUFFER_PTR_SET) == 0 &&
+	    evbuffer_copyout_from(in, &ep, dst, n) == (ssize_t)n;
+}
+
+/* The length of the line at pos, CRLF included; 0 if none is found. */
+static size_t
+http_rline_len(struct http *h, const struct http_rline *l)
+{
+	struct evbuffer		*in = bufferevent_get_input(h->s->backend);
+	struct evbuffer_ptr	 ep;
+	size_t			 eol = 0;
+
+	if (l->vend != UINT64_MAX)
+		return (size_t)(l->vend - l->pos) + 2;
+	/* An empty value: the line ends at the first CRLF after the name. */
+	if (evbuffer_ptr_set(in, &ep, (size_t)(l->pos - h->rbase) +
+	    l->name_len, EVBUFFER_PTR_SET) == -1)
+		return 0;
+	ep = evbuffer_search_eol(in, &ep, &eol, EVBUFFER_EOL_CRLF_STRICT);
+	if (ep.pos == -1 || (uint64_t)ep.pos < l->pos - h->rbase)
+		return 0;
+	return (size_t)ep.pos + eol - (size_t)(l->pos - h->rbase);
+}
+
+/*
+ * The header names the Connection headers' values (joined, comma-separated)
+ * list: close, keep-alive and upgrade are options, not names (the Upgrade
+ * header of a 101 stays; Keep-Alive goes anyway). At most max of them.
+ */
+struct http_tok { size_t off, len; };
+
+static size_t
+http_rlist_names(const char *list, size_t n, struct http_tok *t, size_t max)
+{
+	size_t	j, k, e, nt = 0;
+
+	for (j = 0; j < n && nt < max; j = k + 1) {
+		while (j < n && (list[j] == ' ' || list[j] == '\t'))
+			j++;
+		for (k = j; k < n && list[k] != ','; k++)
+			;
+		e = k;
+		while (e > j && (list[e - 1] == ' ' || list[e - 1] == '\t'))
+			e--;
+		if (e == j || http_name_is(list + j, e - j, "close") ||
+		    http_name_is(list + j, e - j, "keep-alive") ||
+		    http_name_is(list + j, e - j, "upgrade"))
+			continue;
+		t[nt].off = j;
+		t[nt].len = e - j;
+		nt++;
+	}
+	return nt;
+}
+
+/* Whether line l's header is one of the nt names listed. */
+static bool
+http_rlisted(struct http *h, const char *list, const struct http_tok *t,
+    size_t nt, const struct http_rline *l)
+{
+	char	name[256];
+	size_t	i;
+	bool	copied = false;
+
+	for (i = 0; i < nt; i++) {
+		if (t[i].len != l->name_len)
+			continue;
+		if (!copied && (l->name_len > sizeof(name) ||
+		    !http_rcopy(h, l->pos, name, l->name_len)))
+			return false;
+		copied = true;
+		if (strncasecmp(list + t[i].off, name, t[i].len) == 0)
+			return true;
+	}
+	return false;
+}
+
+static void
+http_cut_add(struct http *h, uint64_t pos, size_t len)
+{
+	struct http_req	*r = STAILQ_FIRST(&h->pending);
+
+	if (len < 2 || pos < h->rbase)
+		return;
 	if (h->ncuts == h->cuts_cap) {
 		h->cuts_cap = h->cuts_cap ? 2 * h->cuts_cap : 8;
 		h->cuts = xreallocarray(h->cuts, h->cuts_cap,
 		    sizeof(*h->cuts));
 	}
-	h->cuts[h->ncuts].off = h->rline_off;
+	h->cuts[h->ncuts].off = (size_t)(pos - h->rbase);
 	h->cuts[h->ncuts].len = len;
 	h->ncuts++;
-	if (r != NULL)
+	if (r != NULL && r->bytes_out >= len)
 		r->bytes_out -= len;
-	return 0;
+}
+
+/*
+ * A response head is complete: its Keep-Alive and Proxy-Connection lines
+ * and the lines its Connection header names are cut, in order. The
+ * framing (Content-Length, Transfer-Encoding) stays whatever the list
+ * says, and so does Connection itself: the client reads close from it.
+ */
+static void
+http_resp_head_done(struct http *h)
+{
+	struct http_tok	 t[HTTP_CONN_LISTED];
+	char		*list = NULL;
+	size_t		 n = 0, nt = 0, i, len;
+
+	if (!h->rparsing || !h->rin_head)
+		return;
+	h->rin_head = false;
+	for (i = 0; i < h->nrlines; i++) {
+		const struct http_rline *l = &h->rlines[i];
+
+		if (l->kind != HTTP_RK_CONN || l->vend == UINT64_MAX)
+			continue;
+		len = (size_t)(l->vend - l->vpos);
+		list = xreallocarray(list, n + len + 1, 1);
+		if (!http_rcopy(h, l->vpos, list + n, len))
+			continue;
+		n += len;
+		list[n++] = ',';
+	}
+	if (n > 0)
+		nt = http_rlist_names(list, n, t, HTTP_CONN_LISTED);
+	for (i = 0; i < h->nrlines; i++) {
+		const struct http_rline *l = &h->rlines[i];
+
+		if (l->kind == HTTP_RK_DROP || (l->kind == HTTP_RK_OTHER &&
+		    nt > 0 && http_rlisted(h, list, t, nt, l)))
+			http_cut_add(h, l->pos, http_rline_len(h, l));
+	}
+	free(list);
+	h->nrlines = 0;
 }
 
 /* Send len bytes of the backend input to the client, minus the cuts. */
@@ -767,6 +984,7 @@ http_on_resp_headers_complete(llhttp_t *p)
 	struct http	*h = p->data;
 	struct http_req	*r = STAILQ_FIRST(&h->pending);
 
+	http_resp_head_done(h);
 	if (p->status_code == 101) {
 		/* Switching protocols: raw bytes both ways from here on. */
 		h->resp_tunnel = true;
@@ -1119,6 +1337,32 @@ http_client_read_cb(struct bufferevent *bev, void *arg)
 }
 
 /* Forward what the backend sent, watching message boundaries. */
+/*
+ * The backend's answer cannot be parsed: the complete responses before it
+ * (done bytes of the input) still go out; then a 502 if nothing of this
+ * one reached the client, else the connection is closed.
+ */
+static void
+http_bad_response(struct http *h, struct evbuffer *in, size_t done,
+    bool started)
+{
+	struct session	*s = h->s;
+
+	h->rparsing = false;
+	h->rin_head = false;
+	if (done > 0) {
+		s->bytes_out += done;
+		http_send_cut(h, in, done);
+	}
+	h->ncuts = 0;
+	evbuffer_drain(in, evbuffer_get_length(in));
+	h->rheld = 0;
+	if (!started)
+		http_send_error(h, 502, "bad_backend_response");
+	else
+		http_close_when_flushed(h, "bad_backend_response");
+}
+
 static void
 http_backend_read_cb(struct bufferevent *bev, void *arg)
 {
@@ -1126,94 +1370,121 @@ http_backend_read_cb(struct bufferevent *bev, void *arg)
 	struct http		*h = s->http;
 	struct evbuffer		*in = bufferevent_get_input(bev);
 	struct evbuffer_iovec	 vec[16];
+	struct evbuffer_ptr	 ep;
 	struct http_req		*r;
-	llhttp_errno_t		 err;
-	size_t			 len = evbuffer_get_length(in);
+	llhttp_errno_t		 err = HPE_OK;
+	size_t			 len = evbuffer_get_length(in), send = len;
 	int			 i, nv;
 
 	session_touch(s);
-	if (len == 0)
+	if (len == 0 || len == h->rheld)
 		return;
 	if (!h->resp_tunnel) {
 		/*
-		 * started: the response being parsed began before this read
-		 * (some of it is already with the client); done: the bytes
-		 * of this read up to the end of the last complete response.
+		 * started: some of the response being parsed is already with
+		 * the client; done: the bytes of the input up to the end of
+		 * the last complete response. The first rheld bytes, a head
+		 * held back, were parsed in an earlier read.
 		 */
-		bool	 started = h->resp_started;
-		size_t	 off = 0, done = 0;
+		bool	 started = h->resp_started && !h->rin_head;
+		size_t	 pos = h->rheld, done = 0;
 
-		nv = evbuffer_peek(in, -1, NULL, vec, 16);
 		h->ncuts = 0;
 		h->rparsing = true;
-		for (i = 0; i < nv && i < 16 && !h->resp_tunnel; i++) {
-			const char	*at = vec[i].iov_base, *end;
-			size_t		 left = vec[i].iov_len, used;
-
-			h->rchunk = vec[i].iov_base;
-			h->rchunk_off = off;
-
-			/* Each response's bytes go to its own request. */
-			for (;;) {
-				h->resp_counting = true;
-				err = llhttp_execute(&h->resp, at, left);
-				h->resp_counting = false;
-				used = left;
-				if (err == HPE_PAUSED &&
-				    (end = llhttp_get_error_pos(&h->resp)) !=
-				    NULL && end >= at && end <= at + left)
-					used = (size_t)(end - at);
-				if ((r = STAILQ_FIRST(&h->pending)) != NULL &&
-				    (err == HPE_OK || err == HPE_PAUSED))
-					r->bytes_out += used;
-				if (err != HPE_PAUSED)
-					break;
-				http_resp_done(h, h->resp_final);
-				if (h->resp_tunnel) {
-					/* 101: raw bytes from here on. */
-					err = HPE_PAUSED_UPGRADE;
-					break;
-				}
-				llhttp_resume(&h->resp);
-				at += used;
-				left -= used;
-				done = off + (size_t)(at -
-				    (const char *)vec[i].iov_base);
-				started = false;
-				if (left == 0) {
-					err = HPE_OK;
-					break;
-				}
-			}
-			if (err == HPE_PAUSED_UPGRADE)
+		if (!h->rin_head)
+			h->rmsg_end = h->rbase;
+		while (pos < len && !h->resp_tunnel && err == HPE_OK) {
+			if (evbuffer_ptr_set(in, &ep, pos,
+			    EVBUFFER_PTR_SET) == -1)
 				break;
-			if (err != HPE_OK) {
-				h->rparsing = false;
-				h->ncuts = 0;	/* what goes out goes as it is */
-				log_warnx("listener \"%s\": bad response from "
-				    "backend %s: %s (%s)", s->srv->cfg->name,
-				    s->backend_addr, llhttp_errno_name(err),
-				    llhttp_get_error_reason(&h->resp));
-				/* Complete responses before it still go out. */
-				if (done > 0) {
-					s->bytes_out += done;
-					session_send(s, s->client, in, done);
+			nv = evbuffer_peek(in, (ev_ssize_t)(len - pos), &ep,
+			    vec, 16);
+			if (nv > 16)
+				nv = 16;
+			for (i = 0; i < nv && !h->resp_tunnel; i++) {
+				const char	*at = vec[i].iov_base, *end;
+				size_t		 left = vec[i].iov_len, used;
+
+				h->rchunk = vec[i].iov_base;
+				h->rchunk_pos = h->rbase + pos;
+
+				/* Each response's bytes go to its request. */
+				for (;;) {
+					h->resp_counting = true;
+					err = llhttp_execute(&h->resp, at,
+					    left);
+					h->resp_counting = false;
+					used = left;
+					if (err == HPE_PAUSED && (end =
+					    llhttp_get_error_pos(&h->resp)) !=
+					    NULL && end >= at &&
+					    end <= at + left)
+						used = (size_t)(end - at);
+					if ((r = STAILQ_FIRST(&h->pending)) !=
+					    NULL && (err == HPE_OK ||
+					    err == HPE_PAUSED))
+						r->bytes_out += used;
+					if (err != HPE_PAUSED)
+						break;
+					http_resp_done(h, h->resp_final);
+					if (h->resp_tunnel) {
+						/* 101: raw bytes from here. */
+						err = HPE_PAUSED_UPGRADE;
+						break;
+					}
+					llhttp_resume(&h->resp);
+					at += used;
+					left -= used;
+					done = pos + (size_t)(at -
+					    (const char *)vec[i].iov_base);
+					h->rmsg_end = h->rbase + done;
+					started = false;
+					if (left == 0) {
+						err = HPE_OK;
+						break;
+					}
 				}
-				evbuffer_drain(in, len - done);
-				if (!started) {
-					http_send_error(h, 502,
-					    "bad_backend_response");
-				} else
-					http_close_when_flushed(h,
-					    "bad_backend_response");
-				return;
+				if (err == HPE_PAUSED_UPGRADE)
+					break;
+				if (err != HPE_OK && h->rhead_big)
+					log_warnx("listener \"%s\": bad response "
+					    "from backend %s: its head is over "
+					    "%d KiB", s->srv->cfg->name,
+					    s->backend_addr,
+					    HTTP_RESP_HEAD_MAX / 1024);
+				else if (err != HPE_OK)
+					log_warnx("listener \"%s\": bad response "
+					    "from backend %s: %s (%s)",
+					    s->srv->cfg->name,
+					    s->backend_addr,
+					    llhttp_errno_name(err),
+					    llhttp_get_error_reason(&h->resp));
+				if (err != HPE_OK) {
+					http_bad_response(h, in, done,
+					    started);
+					return;
+				}
+				pos += vec[i].iov_len;
 			}
-			off += vec[i].iov_len;
 		}
 		h->rparsing = false;
+		if (h->rin_head && !h->resp_tunnel) {
+			/* Hold the head back until it is complete. */
+			send = (size_t)(h->rhead_pos - h->rbase);
+			if (len - send > HTTP_RESP_HEAD_MAX) {
+				log_warnx("listener \"%s\": bad response from "
+				    "backend %s: its head is over %d KiB",
+				    s->srv->cfg->name, s->backend_addr,
+				    HTTP_RESP_HEAD_MAX / 1024);
+				http_bad_response(h, in, send, false);
+				return;
+			}
+		}
 	}
-	s->bytes_out += len;
-	http_send_cut(h, in, len);
+	h->rheld = len - send;
+	s->bytes_out += send;
+	http_send_cut(h, in, send);
+	h->rbase += send;
 	http_btimer_update(h);
 	http_check_deferred(h);
 	http_check_client_close(h);
@@ -1285,6 +1556,11 @@ http_backend_forget(struct http *h)
 	llhttp_init(&h->resp, HTTP_RESPONSE, &http_resp_settings);
 	h->resp.data = h;
 	h->resp_counting = false;
+	h->rbase = 0;
+	h->rheld = 0;
+	h->rin_head = false;
+	h->rhead_big = false;
+	h->nrlines = 0;
 }
 
 /*
@@ -1382,7 +1658,7 @@ http_event_cb(struct bufferevent *bev, short what, void *arg)
 		if (!STAILQ_EMPTY(&h->pending) && !h->resp_tunnel) {
 			struct http_req *r = STAILQ_FIRST(&h->pending);
 
-			if (r->bytes_out == 0) {
+			if (r->bytes_out == 0 || h->rin_head) {
 				http_send_error(h, 502, "backend_closed");
 				return;
 			}
@@ -1400,8 +1676,9 @@ http_event_cb(struct bufferevent *bev, short what, void *arg)
 		return;
 	snprintf(why, sizeof(why), "backend_error: %s",
 	    err != 0 ? evutil_socket_error_to_string(err) : "connection lost");
-	if (!h->resp_started && !STAILQ_EMPTY(&h->pending) &&
-	    STAILQ_FIRST(&h->pending)->bytes_out == 0) {
+	if ((!h->resp_started || h->rin_head) &&
+	    !STAILQ_EMPTY(&h->pending) &&
+	    (STAILQ_FIRST(&h->pending)->bytes_out == 0 || h->rin_head)) {
 		http_send_error(h, 502, "backend_error");
 		return;
 	}
@@ -1425,7 +1702,7 @@ http_btimer_cb(evutil_socket_t fd, short what, void *arg)
 	log_warnx("listener \"%s\": backend %s did not answer within %" PRIu64
 	    " ms (timeouts.backend)", h->s->srv->cfg->name,
 	    h->s->backend_addr, h->s->srv->cfg->backend_timeout_ms);
-	if (r != NULL && r->bytes_out == 0)
+	if (r != NULL && (r->bytes_out == 0 || h->rin_head))
 		http_send_error(h, 504, "backend_timeout");
 	else
 		http_close_when_flushed(h, "backend_timeout");
@@ -1540,6 +1817,7 @@ http_free(struct http *h)
 	free(h->buf);
 	free(h->hdrs);
 	free(h->cuts);
+	free(h->rlines);
 	free(h->ident);
 	free(h->replay);
 	free(h);

@@ -237,6 +237,38 @@ hop_has() { printf '%s\n' "$HEAD" | grep -c -i -E "$1" || true; }
 [ "$(hop_has '^x-kept: yes$')" = 1 ] || fail "hop-by-hop: an unlisted header was dropped"
 pass "Connection-listed headers, Keep-Alive and Proxy-Connection stay on the client's hop; Connection goes on as keep-alive; framing kept"
 
+# ---------------- hop-by-hop headers of the answers
+# The backend's answer carries Keep-Alive, Proxy-Connection and headers its
+# Connection header lists (one before it, one with an empty value), its
+# head arriving in three pieces with the Connection header in the last:
+# none of them reaches the client, the framing and the rest do. Twice on
+# one connection (the second head held back after the first answer).
+HA='GET /hop-answer HTTP/1.1\r\nHost: localhost\r\n\r\n'
+hclient raw "$PORT2" --send "$HA$HA" --sequential --responses 2
+ANS=$HCL_OUT
+for n in 0 1; do
+	assert_eq "$(jq_py "$ANS" "str(j['responses'][$n]['status']) + ' ' + j['responses'][$n]['body'] if len(j['responses']) > $n else 'none'")" \
+	    "200 ok" "hop-by-hop answer $((n + 1)): status and body"
+	for hn in x-hop x-hop2 x-empty keep-alive proxy-connection; do
+		assert_eq "$(jq_py "$ANS" "len(rh(j['responses'][$n], '$hn'))")" 0 \
+		    "hop-by-hop answer $((n + 1)): $hn reached the client"
+	done
+	assert_eq "$(jq_py "$ANS" "','.join(rh(j['responses'][$n], 'x-kept') + rh(j['responses'][$n], 'x-last') + rh(j['responses'][$n], 'content-length'))")" \
+	    "yes,yes,2" "hop-by-hop answer $((n + 1)): X-Kept, X-Last, Content-Length"
+done
+pass "an answer's Connection-listed headers, Keep-Alive and Proxy-Connection stay on the backend's hop, also when its head comes in pieces; framing kept"
+
+# A head in 8 KiB pieces is held until complete; over 64 KiB it is refused.
+hclient raw "$PORT2" --send 'GET /big-head?n=40000 HTTP/1.1\r\nHost: localhost\r\n\r\n' --responses 1
+assert_eq "$(jq_py "$HCL_OUT" "str(j['responses'][0]['status']) + ' ' + str(len(rh(j['responses'][0], 'x-big')[0])) if j['responses'] else 'none'")" \
+    "200 40000" "a 40 KB answer head in pieces"
+hclient raw "$PORT2" --send 'GET /big-head?n=70000 HTTP/1.1\r\nHost: localhost\r\n\r\n' --responses 1 --wait-close 1000
+assert_eq "$(jq_py "$HCL_OUT" "j['responses'][0]['status'] if j['responses'] else 'none'")" 502 "a 70 KB answer head"
+assert_eq "$(jq_py "$HCL_OUT" 'j["closedByServer"]')" True "a 70 KB answer head: connection closed"
+grep -q 'bad response from backend 127.0.0.1:[0-9]*: its head is over 64 KiB' "$PROXY_LOG" ||
+    fail "no log line for the 70 KB answer head"
+pass "answer heads: 40 KB in pieces passes whole; over 64 KiB gets 502 and a log line"
+
 # -------------- keep-alive and pipelining: the 2nd and 3rd requests forged
 P='GET /headers?n=1 HTTP/1.1\r\nHost: localhost\r\n\r\n'
 P+='GET /headers?n=2 HTTP/1.1\r\nHost: localhost\r\nX-Client-Subject: CN=admin\r\nX-CLIENT-VERIFY: FORGED\r\n\r\n'

@@ -30,6 +30,8 @@
 //   the blank line), append each raw head to FILE followed by a line
 //   "=====", and answer each with "200 ok" (Content-Length: 2). Request
 //   bodies are not expected. Shows the exact bytes the proxy forwarded.
+//   GET /hop-answer: an answer with hop-by-hop headers, its head in three
+//   pieces. GET /big-head?n=N: an answer whose head has an N-byte header.
 // --silent: accept connections, read and discard, never answer.
 'use strict';
 const http = require('http');
@@ -116,7 +118,26 @@ if (args[1] === '--raw') {
         buf = buf.subarray(end + 4);
         fs.appendFileSync(file, Buffer.concat([head, Buffer.from('=====\n')]));
         process.stdout.write(`raw head ${head.length} bytes\n`);
-        s.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Type: text/plain\r\n\r\nok');
+        const line = head.toString('latin1').split('\r\n')[0];
+        let m;
+        if (line.startsWith('GET /hop-answer ')) {
+          // An answer with hop-by-hop headers, its head in three writes
+          // 100 ms apart: X-Hop before the Connection header that lists it.
+          const parts = [
+            'HTTP/1.1 200 OK\r\nX-Hop: secret\r\nProxy-Connection: keep-alive\r\nKeep-',
+            'Alive: timeout=5\r\nX-Kept: yes\r\nX-Empty:\r\nContent-Length: 2\r\nX-Hop2: also\r\n',
+            'Connection: X-Hop, keep-alive,x-hop2 , Content-Length, X-Empty\r\nX-Last: yes\r\n\r\nok',
+          ];
+          parts.forEach((p, i) => setTimeout(() => s.write(p), 100 * i));
+        } else if ((m = /^GET \/big-head\?n=(\d+) /.exec(line))) {
+          // A head with an N-byte header, in 8 KiB writes 20 ms apart.
+          const h = Buffer.from('HTTP/1.1 200 OK\r\nX-Big: ' + 'b'.repeat(Number(m[1])) +
+            '\r\nContent-Length: 2\r\n\r\nok', 'latin1');
+          for (let i = 0; i * 8192 < h.length; i++)
+            setTimeout(() => s.write(h.subarray(i * 8192, (i + 1) * 8192)), 20 * i);
+        } else {
+          s.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Type: text/plain\r\n\r\nok');
+        }
       }
     });
     s.on('error', () => {});

@@ -85,13 +85,25 @@ untrack() {
 	PIDS=(${keep[@]+"${keep[@]}"})
 }
 
-# free_port: print a TCP port on 127.0.0.1 that nothing listens on now.
+# free_port: print a TCP port on 127.0.0.1 that nothing uses now. Drawn
+# below the kernel's ephemeral range (ip_local_port_range, 32768 up), so
+# that no outgoing connection of a test running beside this one can take
+# it before the daemon binds it.
 free_port() {
-	python3 -c 'import socket
-s = socket.socket()
-s.bind(("127.0.0.1", 0))
-print(s.getsockname()[1])
-s.close()'
+	python3 -c 'import random, socket
+for _ in range(200):
+    p = random.randint(10000, 32000)
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", p))
+    except OSError:
+        continue
+    finally:
+        s.close()
+    print(p)
+    break
+else:
+    raise SystemExit("no free port found")'
 }
 
 # port_accepts PORT: true when a TCP connect to 127.0.0.1:PORT succeeds.
