@@ -164,8 +164,9 @@ listener_open_all(struct runtime *rt, unsigned nworkers)
 				return -1;
 			}
 		}
-		log_info("listener \"%s\" on %s (%u sockets)", l->name,
-		    l->listen.text, nworkers);
+		log_info("listener \"%s\" on %s (%u socket%s, one per "
+		    "worker)", l->name, l->listen.text, nworkers,
+		    nworkers == 1 ? "" : "s");
 	}
 	sd_listen_done(true);
 	return 0;

@@ -29,17 +29,18 @@ usage(FILE *fp)
 	    "       mtlsproxy check [-c FILE] [--strict]\n"
 	    "       mtlsproxy explain [-c FILE] [--listener NAME] --cert FILE\n"
 	    "                         [--chain FILE] [--at DATE]\n"
-	    "       mtlsproxy -V | -h\n"
+	    "       mtlsproxy -V | --version | -h | --help\n"
 	    "\n"
 	    "An mTLS-enforcing reverse proxy: requires and verifies a client\n"
 	    "certificate on every connection, applies an identity policy and\n"
 	    "forwards the traffic to a plaintext backend.\n"
 	    "\n"
-	    "  -c FILE   configuration file (default %s)\n"
-	    "  -t        check the configuration and every certificate, key,\n"
-	    "            CA and CRL it names, then exit (0: valid, 1: errors)\n"
-	    "  -V        print the version and exit\n"
-	    "  -h        print this help and exit\n"
+	    "  -c, --config FILE  configuration file (default %s)\n"
+	    "  -t, --test         check the configuration and every\n"
+	    "                     certificate, key, CA and CRL it names, then\n"
+	    "                     exit (0: valid, 1: errors)\n"
+	    "  -V, --version      print the version and exit\n"
+	    "  -h, --help         print this help and exit\n"
 	    "\n"
 	    "  check     as -t, plus warnings about what breaks soon (expiring\n"
 	    "            certificates and CRLs, a missing intermediate, allow\n"
@@ -236,7 +237,15 @@ main(int argc, char *argv[])
 		return check_main(argc - 1, argv + 1);
 	if (argc > 1 && strcmp(argv[1], "explain") == 0)
 		return explain_main(argc - 1, argv + 1);
-	while ((ch = getopt(argc, argv, "c:thV")) != -1) {
+	static const struct option longopts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "test", no_argument, NULL, 't' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 }
+	};
+
+	while ((ch = getopt_long(argc, argv, "c:thV", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 'c':
 			path = optarg;

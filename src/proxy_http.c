@@ -74,6 +74,8 @@ struct http {
 	bool			 refused_upgrade;
 	bool			 no_reuse;	/* a message ended keep-alive */
 	bool			 client_close;	/* close after this answer */
+	bool			 chunk_last;	/* paused at the last chunk */
+	bool			 trailers;	/* reading them: not forwarded */
 	int			 deferred;	/* status to send once idle */
 	const char		*close_why;
 	/* the request head being read */
@@ -193,6 +195,8 @@ http_on_header_field(llhttp_t *p, const char *at, size_t n)
 	struct http	*h = p->data;
 	struct http_hdr	*hd;
 
+	if (h->cstate != HTTP_C_HEAD)	/* trailers: dropped */
+		return 0;
 	if (h->nhdrs == 0 || h->in_value) {
 		if (h->nhdrs == h->hcap) {
 			h->hcap = h->hcap ? h->hcap * 2 : 16;
@@ -212,8 +216,11 @@ static int
 http_on_header_value(llhttp_t *p, const char *at, size_t n)
 {
 	struct http	*h = p->data;
-	struct http_hdr	*hd = &h->hdrs[h->nhdrs - 1];
+	struct http_hdr	*hd;
 
+	if (h->cstate != HTTP_C_HEAD)
+		return 0;
+	hd = &h->hdrs[h->nhdrs - 1];
 	if (!h->in_value) {
 		hd->val_off = (uint32_t)h->len;
 		h->in_value = true;
@@ -231,9 +238,12 @@ static int
 http_on_header_field_complete(llhttp_t *p)
 {
 	struct http	*h = p->data;
-	struct http_hdr	*hd = &h->hdrs[h->nhdrs - 1];
+	struct http_hdr	*hd;
 	char		 c;
 
+	if (h->cstate != HTTP_C_HEAD)
+		return 0;
+	hd = &h->hdrs[h->nhdrs - 1];
 	if (hd->name_len == 0)
 		return 0;
 	c = h->buf[hd->name_off + hd->name_len - 1];
@@ -503,6 +513,19 @@ http_on_headers_complete(llhttp_t *p)
 	memcpy(r->path, h->buf, n);
 	r->path[n] = '\0';
 	event_base_gettimeofday_cached(s->w->base, &r->start);
+	/* RFC 9112 3.2: exactly one Host in HTTP/1.1, at most one before. */
+	for (i = 0, n = 0; i < h->nhdrs; i++)
+		if (h->hdrs[i].name_len == 4 &&
+		    strncasecmp(h->buf + h->hdrs[i].name_off, "host", 4) == 0)
+			n++;
+	if (n > 1 || (n == 0 && p->http_major == 1 && p->http_minor >= 1)) {
+		log_info("%s: bad request: %s", s->peer, n > 1 ?
+		    "more than one Host header" :
+		    "HTTP/1.1 request without a Host header");
+		h->errreq = r;
+		http_error(h, 400, "bad_request");
+		return HPE_PAUSED;
+	}
 	if (h->backend_failed || r->method == HTTP_CONNECT) {
 		/* Never forwarded: answered by the proxy itself. */
 		h->errreq = r;
@@ -595,6 +618,23 @@ http_on_headers_complete(llhttp_t *p)
 	evbuffer_commit_space(out, &vec, 1);
 	session_kick_write(s, s->backend, before);
 	/* Stop here so the caller knows where the body starts. */
+	return HPE_PAUSED;
+}
+
+/*
+ * The last chunk of a chunked request: pause, so that what comes after it,
+ * the trailer section, is known. Trailers are not forwarded (nginx does
+ * not forward them either): a backend that merged them into the headers
+ * would take a client's "X-Client-Subject" trailer for the proxy's header.
+ */
+static int
+http_on_chunk_header(llhttp_t *p)
+{
+	struct http	*h = p->data;
+
+	if (p->content_length != 0 || h->cstate != HTTP_C_BODY)
+		return 0;
+	h->chunk_last = true;
 	return HPE_PAUSED;
 }
 
@@ -992,7 +1032,13 @@ http_on_resp_headers_complete(llhttp_t *p)
 			h->cstate = HTTP_C_TUNNEL;
 		return 2;
 	}
-	if (r != NULL && r->method == HTTP_HEAD)
+	/*
+	 * No body, whatever Content-Length says: an answer to HEAD, 1xx,
+	 * 204 and 304 (RFC 9112 6.3; a 304 may carry the Content-Length its
+	 * 200 would have had, and llhttp would wait for that many bytes).
+	 */
+	if ((r != NULL && r->method == HTTP_HEAD) || p->status_code / 100 == 1 ||
+	    p->status_code == 204 || p->status_code == 304)
 		return 1;
 	return 0;
 }
@@ -1057,6 +1103,7 @@ http_settings_set(void)
 	    http_on_header_field_complete;
 	http_req_settings.on_headers_complete = http_on_headers_complete;
 	http_req_settings.on_message_complete = http_on_message_complete;
+	http_req_settings.on_chunk_header = http_on_chunk_header;
 	llhttp_settings_init(&http_resp_settings);
 	http_resp_settings.on_message_begin = http_on_resp_begin;
 	http_resp_settings.on_header_field = http_on_resp_header_field;
@@ -1231,6 +1278,18 @@ http_forward_raw(struct http *h, struct evbuffer *in, size_t n)
 		h->cur->bytes_in += n;
 }
 
+/* A chunked body whose trailers were dropped ends with a blank line. */
+static void
+http_forward_end(struct http *h)
+{
+	struct session	*s = h->s;
+	struct evbuffer	*out = bufferevent_get_output(s->backend);
+	size_t		 before = evbuffer_get_length(out);
+
+	evbuffer_add(out, "\r\n", 2);
+	session_kick_write(s, s->backend, before);
+}
+
 /* Parse and forward what the client sent. */
 static void
 http_client_input(struct http *h)
@@ -1276,10 +1335,14 @@ http_client_input(struct http *h)
 			return;		/* a callback answered already */
 		if (err != HPE_OK && err != HPE_PAUSED &&
 		    err != HPE_PAUSED_UPGRADE) {
-			if (h->too_large)
+			if (h->too_large) {
+				log_info("%s: bad request: head over "
+				    "max_header_size (%zu bytes)", s->peer,
+				    (size_t)s->srv->cfg->max_header_size);
 				http_error(h, 431, "header_too_large");
+			}
 			else if (h->cstate == HTTP_C_HEAD) {
-				log_debug("%s: bad request: %s (%s)", s->peer,
+				log_info("%s: bad request: %s (%s)", s->peer,
 				    llhttp_errno_name(err),
 				    llhttp_get_error_reason(&h->reqp));
 				http_error(h, 400, "bad_request");
@@ -1302,9 +1365,23 @@ http_client_input(struct http *h)
 				kick = true;
 			}
 		} else {
-			if (used > 0)
+			if (used > 0 && h->trailers) {
+				/* The trailer section, and the blank line. */
+				evbuffer_drain(in, used);
+				s->bytes_in += used;
+				if (h->cur != NULL)
+					h->cur->bytes_in += used;
+			} else if (used > 0)
 				http_forward_raw(h, in, used);
-			if (err == HPE_PAUSED) {
+			if (err == HPE_PAUSED && h->chunk_last) {
+				/* Up to "0\r\n" forwarded; trailers next. */
+				h->chunk_last = false;
+				h->trailers = true;
+			} else if (err == HPE_PAUSED) {
+				if (h->trailers) {
+					http_forward_end(h);
+					h->trailers = false;
+				}
 				/*
 				 * on_message_complete: the next request,
 				 * unless this one asked to close.
@@ -1336,7 +1413,6 @@ http_client_read_cb(struct bufferevent *bev, void *arg)
 	http_client_input(s->http);
 }
 
-/* Forward what the backend sent, watching message boundaries. */
 /*
  * The backend's answer cannot be parsed: the complete responses before it
  * (done bytes of the input) still go out; then a 502 if nothing of this
@@ -1363,6 +1439,7 @@ http_bad_response(struct http *h, struct evbuffer *in, size_t done,
 		http_close_when_flushed(h, "bad_backend_response");
 }
 
+/* Forward what the backend sent, watching message boundaries. */
 static void
 http_backend_read_cb(struct bufferevent *bev, void *arg)
 {
@@ -1655,13 +1732,11 @@ http_event_cb(struct bufferevent *bev, short what, void *arg)
 		if (!h->resp_tunnel && llhttp_finish(&h->resp) == HPE_OK &&
 		    h->resp_started)
 			http_req_done(h, h->resp.status_code);
-		if (!STAILQ_EMPTY(&h->pending) && !h->resp_tunnel) {
-			struct http_req *r = STAILQ_FIRST(&h->pending);
-
-			if (r->bytes_out == 0 || h->rin_head) {
-				http_send_error(h, 502, "backend_closed");
-				return;
-			}
+		/* No byte of the final answer out (a 100 Continue may be). */
+		if (!STAILQ_EMPTY(&h->pending) && !h->resp_tunnel &&
+		    (!h->resp_started || h->rin_head)) {
+			http_send_error(h, 502, "backend_closed");
+			return;
 		}
 		http_close_when_flushed(h, "backend_closed");
 		return;
@@ -1677,8 +1752,7 @@ http_event_cb(struct bufferevent *bev, short what, void *arg)
 	snprintf(why, sizeof(why), "backend_error: %s",
 	    err != 0 ? evutil_socket_error_to_string(err) : "connection lost");
 	if ((!h->resp_started || h->rin_head) &&
-	    !STAILQ_EMPTY(&h->pending) &&
-	    (STAILQ_FIRST(&h->pending)->bytes_out == 0 || h->rin_head)) {
+	    !STAILQ_EMPTY(&h->pending)) {
 		http_send_error(h, 502, "backend_error");
 		return;
 	}
@@ -1702,7 +1776,7 @@ http_btimer_cb(evutil_socket_t fd, short what, void *arg)
 	log_warnx("listener \"%s\": backend %s did not answer within %" PRIu64
 	    " ms (timeouts.backend)", h->s->srv->cfg->name,
 	    h->s->backend_addr, h->s->srv->cfg->backend_timeout_ms);
-	if (r != NULL && (r->bytes_out == 0 || h->rin_head))
+	if (r != NULL && (!h->resp_started || h->rin_head))
 		http_send_error(h, 504, "backend_timeout");
 	else
 		http_close_when_flushed(h, "backend_timeout");

@@ -269,6 +269,50 @@ grep -q 'bad response from backend 127.0.0.1:[0-9]*: its head is over 64 KiB' "$
     fail "no log line for the 70 KB answer head"
 pass "answer heads: 40 KB in pieces passes whole; over 64 KiB gets 502 and a log line"
 
+# ---------------- trailers of a chunked request are not forwarded
+# A backend that merged trailers into the headers would otherwise take a
+# client's X-Client-Subject trailer for the proxy's header.
+: >"$RAW"
+TR='POST /tr HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n3;ext=1\r\nabc\r\n0\r\nX-Client-Subject: CN=admin\r\nX-Trailer: t\r\n\r\n'
+hclient raw "$PORT2" --send "$TR" --responses 1 --wait-close 300
+ST=$(jq_py "$HCL_OUT" 'j["responses"][0]["status"] if j["responses"] else "none"')
+[ "$ST" = 200 ] || fail "chunked request with trailers: status $ST"
+grep -q -i 'admin\|x-trailer' "$RAW" && fail "request trailers forwarded: $(tr '\r\n' '~|' <"$RAW" | head -c 600)"
+python3 -c 'import sys; d = open(sys.argv[1], "rb").read(); sys.exit(0 if b"3;ext=1\r\nabc\r\n0\r\n\r\n" in d else 1)' "$RAW" ||
+    fail "chunked body not forwarded as 3;ext=1 abc 0 CRLF CRLF: $(tr '\r\n' '~|' <"$RAW" | head -c 600)"
+hclient raw "$PORT" --send 'POST /sha256 HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\nX-Client-Verify: FORGED\r\n\r\n' --responses 1
+assert_eq "$(jq_py "$HCL_OUT" 'json.loads(j["responses"][0]["body"])["len"] if j["responses"] else "none"')" 5 "chunked body with trailers reaches Node whole"
+pass "request trailers dropped, the chunked body forwarded whole"
+
+# ---------------- Host (RFC 9112 3.2): exactly one in HTTP/1.1
+: >"$RAW"
+hclient raw "$PORT2" --send 'GET /nohost HTTP/1.1\r\n\r\n' --responses 1 --wait-close 1000
+assert_eq "$(jq_py "$HCL_OUT" 'j["responses"][0]["status"] if j["responses"] else "none"')" 400 "HTTP/1.1 without Host"
+hclient raw "$PORT2" --send 'GET /twohosts HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n' --responses 1 --wait-close 1000
+assert_eq "$(jq_py "$HCL_OUT" 'j["responses"][0]["status"] if j["responses"] else "none"')" 400 "two Host headers"
+[ -s "$RAW" ] && fail "a request with no or two Host headers was forwarded: $(tr '\r\n' '~|' <"$RAW" | head -c 300)"
+grep -q 'bad request: HTTP/1.1 request without a Host header' "$PROXY_LOG" || fail "no log line for the request without Host"
+grep -q 'bad request: more than one Host header' "$PROXY_LOG" || fail "no log line for two Host headers"
+hclient raw "$PORT2" --send 'GET /h10 HTTP/1.0\r\n\r\n' --responses 1
+assert_eq "$(jq_py "$HCL_OUT" 'j["responses"][0]["status"] if j["responses"] else "none"')" 200 "HTTP/1.0 without Host"
+pass "HTTP/1.1 without Host or with two: 400 and a log line, not forwarded; HTTP/1.0 without Host forwarded"
+
+# ---------------- framing of answers without a body
+# A 304 may carry the Content-Length of the 200 it stands for; it has no
+# body all the same, and the next answer on the connection is intact.
+hclient raw "$PORT2" --send 'GET /304cl HTTP/1.1\r\nHost: localhost\r\n\r\nGET /after HTTP/1.1\r\nHost: localhost\r\n\r\n' --sequential --responses 2
+assert_eq "$(jq_py "$HCL_OUT" '" ".join("%s:%s" % (r["status"], r["body"]) for r in j["responses"])')" \
+    "304: 200:ok" "304 with Content-Length, then a GET on the same connection"
+pass "a 304 with Content-Length has no body; the next answer is intact"
+
+# The backend answers 100 Continue and closes: the client gets a 502 after
+# the 100, and the log a request line with status 502.
+hclient raw "$PORT2" --send 'POST /continue-close HTTP/1.1\r\nHost: localhost\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\nhello' --responses 1 --wait-close 1000
+assert_eq "$(jq_py "$HCL_OUT" '" ".join(str(r["status"]) for r in j["responses"])')" \
+    "100 502" "backend closed after 100 Continue"
+grep -q 'method=POST path=/continue-close status=502' "$PROXY_LOG" || fail "no request line with status 502 for /continue-close"
+pass "backend closing after 100 Continue: 502"
+
 # -------------- keep-alive and pipelining: the 2nd and 3rd requests forged
 P='GET /headers?n=1 HTTP/1.1\r\nHost: localhost\r\n\r\n'
 P+='GET /headers?n=2 HTTP/1.1\r\nHost: localhost\r\nX-Client-Subject: CN=admin\r\nX-CLIENT-VERIFY: FORGED\r\n\r\n'

@@ -32,6 +32,8 @@
 //   bodies are not expected. Shows the exact bytes the proxy forwarded.
 //   GET /hop-answer: an answer with hop-by-hop headers, its head in three
 //   pieces. GET /big-head?n=N: an answer whose head has an N-byte header.
+//   GET /304cl: 304 with "Content-Length: 10" and no body. POST
+//   /continue-close: 100 Continue, then the connection closed.
 // --silent: accept connections, read and discard, never answer.
 'use strict';
 const http = require('http');
@@ -129,6 +131,13 @@ if (args[1] === '--raw') {
             'Connection: X-Hop, keep-alive,x-hop2 , Content-Length, X-Empty\r\nX-Last: yes\r\n\r\nok',
           ];
           parts.forEach((p, i) => setTimeout(() => s.write(p), 100 * i));
+        } else if (line.startsWith('GET /304cl ')) {
+          // A 304 with the Content-Length its 200 would have: no body.
+          s.write('HTTP/1.1 304 Not Modified\r\nETag: "x"\r\nContent-Length: 10\r\n\r\n');
+        } else if (line.startsWith('POST /continue-close ')) {
+          // 100 Continue, then the connection closed without an answer.
+          s.write('HTTP/1.1 100 Continue\r\n\r\n');
+          setTimeout(() => s.destroy(), 100);
         } else if ((m = /^GET \/big-head\?n=(\d+) /.exec(line))) {
           // A head with an N-byte header, in 8 KiB writes 20 ms apart.
           const h = Buffer.from('HTTP/1.1 200 OK\r\nX-Big: ' + 'b'.repeat(Number(m[1])) +
