@@ -6,11 +6,13 @@
  */
 #include <arpa/inet.h>
 
+#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <openssl/bio.h>
 #include <openssl/core_names.h>
@@ -594,10 +596,24 @@ check_client_auth(struct check *c, const struct cfg_client_auth *ca,
 	int			 i;
 
 	cas = explain_read_certs(ca->ca.path);
-	for (i = 0; cas != NULL && i < sk_X509_num(cas); i++)
-		check_cert_dates(c, ca->ca.loc, sk_X509_value(cas, i), label,
+	for (i = 0; cas != NULL && i < sk_X509_num(cas); i++) {
+		X509	*x = sk_X509_value(cas, i);
+
+		check_cert_dates(c, ca->ca.loc, x, label,
 		    "CA certificate", ca->ca.path, false, "clients whose "
 		    "chain goes through it are refused with code=expired");
+		/* v1 certificates count as CAs, as OpenSSL takes them. */
+		if (X509_check_ca(x) == 0) {
+			name = x509_name_rfc4514(X509_get_subject_name(x));
+			check_report(c, false, ca->ca.loc, "%s: \"%s\" in %s is "
+			    "not a CA certificate (basicConstraints CA:FALSE "
+			    "or no keyCertSign): no client certificate can "
+			    "chain to it; to let that one certificate in, list "
+			    "it in client_auth.trusted_certs", label,
+			    name ? name : "?", ca->ca.path);
+			free(name);
+		}
+	}
 	for (k = 0; k < ca->n_trusted_certs; k++) {
 		tr = explain_read_certs(ca->trusted_certs[k].path);
 		for (i = 0; tr != NULL && i < sk_X509_num(tr); i++)
@@ -999,6 +1015,7 @@ check_usage(FILE *fp)
 	    "  - a server certificate file without the intermediate CA that\n"
 	    "    links its certificate to a root;\n"
 	    "  - a client_auth.crl without a CRL from a CA in client_auth.ca;\n"
+	    "  - a client_auth.ca certificate that is no CA (a leaf);\n"
 	    "  - an allow entry that no certificate can match.\n"
 	    "Each finding is one line, FILE:LINE:COL: error|warning: TEXT,\n"
 	    "then a summary line.\n"
@@ -1972,6 +1989,16 @@ explain_main(int argc, char *argv[])
 	}
 	if (tls_init() == -1) {
 		fprintf(stderr, "mtlsproxy: cannot initialise OpenSSL\n");
+		return 2;
+	}
+	if (access(certpath, R_OK) == -1) {
+		fprintf(stderr, "mtlsproxy explain: cannot read %s: %s\n",
+		    certpath, strerror(errno));
+		return 2;
+	}
+	if (chainpath != NULL && access(chainpath, R_OK) == -1) {
+		fprintf(stderr, "mtlsproxy explain: cannot read %s: %s\n",
+		    chainpath, strerror(errno));
 		return 2;
 	}
 	if ((e.sent = explain_read_certs(certpath)) == NULL) {

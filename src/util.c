@@ -160,7 +160,7 @@ int
 duration_parse(const char *s, uint64_t *ms, const char **why)
 {
 	unsigned long long	 v;
-	uint64_t		 mult;
+	uint64_t		 mult, frac = 0, scale = 1;
 	char			*end;
 
 	if (s == NULL || !isdigit((unsigned char)*s)) {
@@ -172,6 +172,20 @@ duration_parse(const char *s, uint64_t *ms, const char **why)
 	if (errno == ERANGE) {
 		*why = "too large";
 		return -1;
+	}
+	if (*end == '.') {	/* 1.5s, 0.25m: a whole number of ms */
+		for (end++; isdigit((unsigned char)*end); end++) {
+			if (scale >= 1000000000) {
+				*why = "too many decimals";
+				return -1;
+			}
+			frac = frac * 10 + (uint64_t)(*end - '0');
+			scale *= 10;
+		}
+		if (scale == 1) {
+			*why = "a digit must follow the decimal point";
+			return -1;
+		}
 	}
 	if (*end == '\0' || strcmp(end, "s") == 0)
 		mult = 1000;
@@ -191,7 +205,11 @@ duration_parse(const char *s, uint64_t *ms, const char **why)
 		*why = "too large";
 		return -1;
 	}
-	*ms = (uint64_t)v * mult;
+	if (frac * mult % scale != 0) {
+		*why = "finer than a millisecond";
+		return -1;
+	}
+	*ms = (uint64_t)v * mult + frac * mult / scale;
 	return 0;
 }
 

@@ -202,6 +202,15 @@ grep -q -E "^$TMPDIR/noca\.yaml:[0-9]+:[0-9]+: error: .*missing-ca\.pem" "$CHECK
     fail "the missing CA file is not an error line: $(cat "$CHECK_OUT")"
 pass "check reports -t's errors: $(grep -m1 'error:' "$CHECK_OUT" | sed "s|$TMPDIR/||g")"
 
+# A client's own (leaf) certificate put in client_auth.ca: no client can
+# chain to it; check says so and points to trusted_certs.
+sed -e "s|ca: $PKI/client-ca.pem|ca: $PKI/orders.crt|" "$TMPDIR/good.yaml" >"$TMPDIR/leafca.yaml"
+run_check leafca
+[ "$CHECK_RC" -eq 0 ] || fail "check leafca.yaml exited $CHECK_RC, want 0 (a warning): $(cat "$CHECK_OUT")"
+grep -q -E "^$TMPDIR/leafca\.yaml:[0-9]+:[0-9]+: warning: listener \"[a-z]+\": \"CN=orders,OU=payments,O=Demo Corp\" in .*orders\.crt is not a CA certificate .*client_auth.trusted_certs" "$CHECK_OUT" ||
+    fail "no warning for a leaf in client_auth.ca: $(cat "$CHECK_OUT")"
+pass "check warns about a leaf certificate in client_auth.ca"
+
 # A leaf alone whose intermediate is in client_auth.ca (the daemon sends it
 # along: no warning), a CRL file without the root's CRL, and allow entries
 # that cannot match anything.

@@ -40,6 +40,10 @@ START_TEST(test_duration_units)
 	ck_assert_uint_eq(dur("2h"), 7200000);
 	ck_assert_uint_eq(dur("1d"), 86400000);
 	ck_assert_uint_eq(dur("0s"), 0);
+	ck_assert_uint_eq(dur("1.5s"), 1500);
+	ck_assert_uint_eq(dur("0.25m"), 15000);
+	ck_assert_uint_eq(dur("1.5"), 1500);
+	ck_assert_uint_eq(dur("2.000h"), 7200000);
 }
 END_TEST
 
@@ -50,6 +54,9 @@ START_TEST(test_duration_errors)
 	ck_assert_str_eq(dur_err("-5s"), "must start with a number");
 	ck_assert_str_eq(dur_err("10 s"), "unknown unit (use ms, s, m, h or d)");
 	ck_assert_str_eq(dur_err("99999999999999999999999s"), "too large");
+	ck_assert_str_eq(dur_err("1.s"), "a digit must follow the decimal point");
+	ck_assert_str_eq(dur_err("1.0005s"), "finer than a millisecond");
+	ck_assert_str_eq(dur_err("0.5ms"), "finer than a millisecond");
 }
 END_TEST
 
