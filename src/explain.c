@@ -483,11 +483,13 @@ check_server_chain(struct check *c, const char *label, struct cfg_loc loc,
 		else
 			check_report(c, false, loc, "%s: the certificate file "
 			    "%s has no issuer certificate for \"%s\" (issued "
-			    "by \"%s\", which is not a root CA of the system "
-			    "trust store or of client_auth.ca); clients that "
-			    "do not have the intermediate will fail: append "
-			    "it to %s (leaf first, then intermediates)",
-			    label, file, lname, iname, file);
+			    "by \"%s\", which is neither in the system trust "
+			    "store nor in a client_auth.ca file): if \"%s\" "
+			    "is an intermediate CA, clients that do not have it "
+			    "will fail: append it to %s (leaf first, then "
+			    "intermediates); if it is a private root your "
+			    "clients trust, nothing is missing", label, file,
+			    lname, iname, iname, file);
 		break;
 	case X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN:
 		break;		/* a private root, sent along: fine */

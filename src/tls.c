@@ -502,6 +502,9 @@ tls_explain(struct tls_verdict *v, X509_STORE_CTX *xs,
 	int		 err = X509_STORE_CTX_get_error(xs);
 	int		 depth = X509_STORE_CTX_get_error_depth(xs);
 	char		 when[64], *name = NULL, whose[600];
+	/* Where trust comes from: a listener may have trusted_certs only. */
+	const char	*anchors = srv->cfg->client_auth.ca.path != NULL ?
+	    "client_auth.ca" : "client_auth.trusted_certs";
 
 	if (cur != NULL)
 		name = x509_name_rfc4514(X509_get_subject_name(cur));
@@ -519,7 +522,7 @@ tls_explain(struct tls_verdict *v, X509_STORE_CTX *xs,
 		    NULL;
 
 		set_reason(v, "unknown_ca", "unknown issuer: no certificate in "
-		    "client_auth.ca issued \"%s\"", iss ? iss : v->issuer ?
+		    "%s issued \"%s\"", anchors, iss ? iss : v->issuer ?
 		    v->issuer : "?");
 		free(iss);
 		break;
@@ -530,8 +533,8 @@ tls_explain(struct tls_verdict *v, X509_STORE_CTX *xs,
 		break;
 	case X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN:
 		set_reason(v, "unknown_ca", "unknown issuer: the chain ends at "
-		    "root \"%s\" that is not in client_auth.ca",
-		    name ? name : "?");
+		    "root \"%s\" that is not in %s", name ? name : "?",
+		    anchors);
 		break;
 	case X509_V_ERR_CERT_HAS_EXPIRED:
 		set_reason(v, "expired", "%s expired on %s", whose,

@@ -358,6 +358,8 @@ case_ partner partner ALLOW
 grep -q -F 'an exact match of a certificate in client_auth.trusted_certs' "$TMPDIR/explain-partner-partner.out" ||
     fail "explain partner: the trusted_certs match is not shown"
 case_ partner api unknown_ca 'self-signed'
+# A listener with trusted_certs only names that, not a client_auth.ca it lacks.
+case_ orders partner unknown_ca 'in client_auth\.trusted_certs'
 
 # The client's own chain (--chain) and a date (--at) are honoured.
 "$MTLSPROXY" explain -c "$TMPDIR/good.yaml" -l api --cert "$PKI/orders.crt" \
