@@ -107,6 +107,7 @@ struct http {
 	 */
 	const char		*rchunk;	/* the piece being parsed */
 	uint64_t		 rchunk_pos;	/* its position */
+	size_t			 rchunk_len;	/* its length */
 	uint64_t		 rbase;		/* position of the input's start */
 	size_t			 rheld;		/* input parsed but held */
 	uint64_t		 rmsg_end;	/* where the last response ended */
@@ -848,6 +849,12 @@ http_rcopy(struct http *h, uint64_t pos, char *dst, size_t n)
 	struct evbuffer		*in = bufferevent_get_input(h->s->backend);
 	struct evbuffer_ptr	 ep;
 
+	/* Mostly in the piece being parsed. */
+	if (pos >= h->rchunk_pos && pos - h->rchunk_pos <= h->rchunk_len &&
+	    n <= h->rchunk_len - (pos - h->rchunk_pos)) {
+		memcpy(dst, h->rchunk + (pos - h->rchunk_pos), n);
+		return true;
+	}
 	return pos >= h->rbase && pos - h->rbase <= SIZE_MAX &&
 	    evbuffer_ptr_set(in, &ep, (size_t)(pos - h->rbase),
 	    EVBUFFER_PTR_SET) == 0 &&
@@ -956,7 +963,7 @@ static void
 http_resp_head_done(struct http *h)
 {
 	struct http_tok	 t[HTTP_CONN_LISTED];
-	char		*list = NULL;
+	char		 small[128], *list = small, *big = NULL;
 	size_t		 n = 0, nt = 0, i, len;
 
 	if (!h->rparsing || !h->rin_head)
@@ -968,7 +975,15 @@ http_resp_head_done(struct http *h)
 		if (l->kind != HTTP_RK_CONN || l->vend == UINT64_MAX)
 			continue;
 		len = (size_t)(l->vend - l->vpos);
-		list = xreallocarray(list, n + len + 1, 1);
+		if (n + len + 1 > sizeof(small)) {
+			/* Long or many Connection headers: rare. */
+			if (big == NULL) {
+				big = xmalloc(n + len + 1);
+				memcpy(big, small, n);
+			} else
+				big = xreallocarray(big, n + len + 1, 1);
+			list = big;
+		}
 		if (!http_rcopy(h, l->vpos, list + n, len))
 			continue;
 		n += len;
@@ -983,7 +998,7 @@ http_resp_head_done(struct http *h)
 		    nt > 0 && http_rlisted(h, list, t, nt, l)))
 			http_cut_add(h, l->pos, http_rline_len(h, l));
 	}
-	free(list);
+	free(big);
 	h->nrlines = 0;
 }
 
@@ -1483,6 +1498,7 @@ http_backend_read_cb(struct bufferevent *bev, void *arg)
 				size_t		 left = vec[i].iov_len, used;
 
 				h->rchunk = vec[i].iov_base;
+				h->rchunk_len = vec[i].iov_len;
 				h->rchunk_pos = h->rbase + pos;
 
 				/* Each response's bytes go to its request. */

@@ -85,14 +85,26 @@ untrack() {
 	PIDS=(${keep[@]+"${keep[@]}"})
 }
 
-# free_port: print a TCP port on 127.0.0.1 that nothing uses now. Drawn
-# below the kernel's ephemeral range (ip_local_port_range, 32768 up), so
-# that no outgoing connection of a test running beside this one can take
-# it before the daemon binds it.
+# free_port: print a TCP port on 127.0.0.1 that nothing uses now. Each
+# test draws from a range of its own (250 ports from 10000 + 250 * NN, NN
+# the test's number), below the kernel's ephemeral range (32768 up): no
+# outgoing connection and no other test running beside this one can take
+# the port before the daemon binds it. Ports handed out are remembered, so
+# one test never gets the same port twice.
 free_port() {
-	python3 -c 'import random, socket
-for _ in range(200):
-    p = random.randint(10000, 32000)
+	python3 - "$TMPDIR" <<'PY'
+import os, random, re, socket, sys
+tmp = sys.argv[1]
+m = re.match(r"(\d+)", os.path.basename(tmp.rstrip("/")))
+nn = int(m.group(1)) % 88 if m else random.randint(0, 87)
+seen_file = os.path.join(tmp, ".ports")
+try:
+    seen = set(int(x) for x in open(seen_file).read().split())
+except OSError:
+    seen = set()
+cands = [p for p in range(10000 + 250 * nn, 10250 + 250 * nn) if p not in seen]
+random.shuffle(cands)
+for p in cands:
     s = socket.socket()
     try:
         s.bind(("127.0.0.1", p))
@@ -100,10 +112,13 @@ for _ in range(200):
         continue
     finally:
         s.close()
+    with open(seen_file, "a") as f:
+        f.write("%d\n" % p)
     print(p)
     break
 else:
-    raise SystemExit("no free port found")'
+    raise SystemExit("free_port: no free port left in this test's range")
+PY
 }
 
 # port_accepts PORT: true when a TCP connect to 127.0.0.1:PORT succeeds.
