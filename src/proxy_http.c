@@ -342,11 +342,37 @@ http_conn_token(struct http_conn *c, const char *p, size_t n, unsigned *seen)
 	c->nlisted++;
 }
 
+/*
+ * The next element of a comma-separated header value (RFC 9110 5.6.1) at or
+ * after *pos, without the spaces and tabs around it: its offset, its length
+ * in *len (0 for an empty element). False at the end of the value.
+ */
+static bool
+http_list_next(const char *v, size_t n, size_t *pos, size_t *off,
+    size_t *len)
+{
+	size_t	j = *pos, k, e;
+
+	if (j >= n)
+		return false;
+	while (j < n && (v[j] == ' ' || v[j] == '\t'))
+		j++;
+	for (k = j; k < n && v[k] != ','; k++)
+		;
+	e = k;
+	while (e > j && (v[e - 1] == ' ' || v[e - 1] == '\t'))
+		e--;
+	*pos = k + 1;
+	*off = j;
+	*len = e - j;
+	return true;
+}
+
 static void
 http_conn_parse(struct http *h, struct http_conn *c)
 {
 	unsigned	seen = 0;
-	size_t		i, j, k, e, n;
+	size_t		i, j, off, len, n;
 	const char	*v;
 
 	c->opts_len = 0;
@@ -357,17 +383,10 @@ http_conn_parse(struct http *h, struct http_conn *c)
 			continue;
 		v = h->buf + h->hdrs[i].val_off;
 		n = h->hdrs[i].val_len;
-		for (j = 0; j < n; j = k + 1) {
-			while (j < n && (v[j] == ' ' || v[j] == '\t'))
-				j++;
-			for (k = j; k < n && v[k] != ','; k++)
-				;
-			e = k;
-			while (e > j && (v[e - 1] == ' ' || v[e - 1] == '\t'))
-				e--;
-			if (e > j)
-				http_conn_token(c, v + j, e - j, &seen);
-		}
+		j = 0;
+		while (http_list_next(v, n, &j, &off, &len))
+			if (len > 0)
+				http_conn_token(c, v + off, len, &seen);
 	}
 }
 
@@ -891,22 +910,15 @@ struct http_tok { size_t off, len; };
 static size_t
 http_rlist_names(const char *list, size_t n, struct http_tok *t, size_t max)
 {
-	size_t	j, k, e, nt = 0;
+	size_t	j = 0, off, len, nt = 0;
 
-	for (j = 0; j < n && nt < max; j = k + 1) {
-		while (j < n && (list[j] == ' ' || list[j] == '\t'))
-			j++;
-		for (k = j; k < n && list[k] != ','; k++)
-			;
-		e = k;
-		while (e > j && (list[e - 1] == ' ' || list[e - 1] == '\t'))
-			e--;
-		if (e == j || http_name_is(list + j, e - j, "close") ||
-		    http_name_is(list + j, e - j, "keep-alive") ||
-		    http_name_is(list + j, e - j, "upgrade"))
+	while (nt < max && http_list_next(list, n, &j, &off, &len)) {
+		if (len == 0 || http_name_is(list + off, len, "close") ||
+		    http_name_is(list + off, len, "keep-alive") ||
+		    http_name_is(list + off, len, "upgrade"))
 			continue;
-		t[nt].off = j;
-		t[nt].len = e - j;
+		t[nt].off = off;
+		t[nt].len = len;
 		nt++;
 	}
 	return nt;
