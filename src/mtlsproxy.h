@@ -352,6 +352,7 @@ char	*tls_time_str(const ASN1_TIME *, char *, size_t);
 char	*tls_passphrase_path(const struct cfg *, const char *);
 int	 tls_verify_offline(const struct tls_server *, X509 *,
 	    STACK_OF(X509) *, struct tls_verdict *, STACK_OF(X509) **);
+STACK_OF(X509) *tls_peer_intermediates(SSL *);
 
 /* runtime.c */
 /* An immutable, reference-counted build of one configuration. */

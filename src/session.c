@@ -387,15 +387,20 @@ session_reauth(struct session *s, struct runtime *rt)
 {
 	struct tls_verdict	 v;
 	SSL			*ssl = bufferevent_openssl_get_ssl(s->client);
+	STACK_OF(X509)		*sent;
 	X509			*leaf;
 	char			 why[64];
+	int			 ok;
 
 	if (ssl == NULL || (leaf = SSL_get0_peer_certificate(ssl)) == NULL ||
 	    s->li >= rt->nservers)
 		return;
 	memset(&v, 0, sizeof(v));
-	if (tls_verify_offline(&rt->servers[s->li], leaf,
-	    SSL_get_peer_cert_chain(ssl), &v, NULL) == 1) {
+	/* A resumed session's intermediates come from its ticket. */
+	sent = tls_peer_intermediates(ssl);
+	ok = tls_verify_offline(&rt->servers[s->li], leaf, sent, &v, NULL);
+	sk_X509_pop_free(sent, X509_free);
+	if (ok == 1) {
 		tls_verdict_clear(&v);
 		return;
 	}

@@ -1143,6 +1143,82 @@ tls_ticket_rotate(uint64_t every_ms)
 }
 
 /*
+ * A session ticket holds the client's certificate but not the
+ * intermediates it sent (OpenSSL does not encode them), so a resumed
+ * connection would have none to re-check with after a reload. They go into
+ * the ticket's application data instead (encrypted and authenticated with
+ * the ticket), as their DER one after the other behind a version byte. A
+ * ticket issued on a resumed connection inherits them from the session it
+ * resumed.
+ */
+#define TICKET_CHAIN_V1		0x01
+#define TICKET_CHAIN_MAX	16384
+
+static int
+tls_ticket_gen_cb(SSL *ssl, void *arg)
+{
+	SSL_SESSION	*sess = SSL_get_session(ssl);
+	STACK_OF(X509)	*chain = SSL_get_peer_cert_chain(ssl);
+	unsigned char	*buf, *p;
+	size_t		 len = 1;
+	int		 i, n;
+
+	(void)arg;
+	if (sess == NULL || chain == NULL || sk_X509_num(chain) == 0)
+		return 1;	/* none sent, or inherited already */
+	for (i = 0; i < sk_X509_num(chain); i++) {
+		if ((n = i2d_X509(sk_X509_value(chain, i), NULL)) <= 0)
+			return 1;
+		len += (size_t)n;
+	}
+	if (len > TICKET_CHAIN_MAX || (buf = malloc(len)) == NULL)
+		return 1;	/* the ticket still works, without them */
+	buf[0] = TICKET_CHAIN_V1;
+	p = buf + 1;
+	for (i = 0; i < sk_X509_num(chain); i++)
+		(void)i2d_X509(sk_X509_value(chain, i), &p);
+	(void)SSL_SESSION_set1_ticket_appdata(sess, buf, len);
+	free(buf);
+	return 1;
+}
+
+/*
+ * The intermediates the client sent: from the handshake, or for a resumed
+ * session from its ticket. A new stack for the caller to free, NULL if none.
+ */
+STACK_OF(X509) *
+tls_peer_intermediates(SSL *ssl)
+{
+	STACK_OF(X509)		*chain = SSL_get_peer_cert_chain(ssl), *sk;
+	SSL_SESSION		*sess;
+	const unsigned char	*p, *end;
+	void			*data = NULL;
+	size_t			 len = 0;
+	X509			*x;
+
+	if (chain != NULL && sk_X509_num(chain) > 0)
+		return X509_chain_up_ref(chain);
+	if ((sess = SSL_get_session(ssl)) == NULL ||
+	    SSL_SESSION_get0_ticket_appdata(sess, &data, &len) != 1 ||
+	    data == NULL || len < 2 ||
+	    ((unsigned char *)data)[0] != TICKET_CHAIN_V1 ||
+	    (sk = sk_X509_new_null()) == NULL)
+		return NULL;
+	p = (const unsigned char *)data + 1;
+	end = (const unsigned char *)data + len;
+	while (p < end) {
+		if ((x = d2i_X509(NULL, &p, (long)(end - p))) == NULL)
+			break;
+		if (!sk_X509_push(sk, x)) {
+			X509_free(x);
+			break;
+		}
+	}
+	ERR_clear_error();
+	return sk;
+}
+
+/*
  * OpenSSL's ticket callback: 1 = use this key, 2 = it decrypts but renew
  * the ticket, 0 = unknown key (full handshake), -1 = error.
  */
@@ -1435,6 +1511,9 @@ tls_server_init(struct tls_server *srv, const struct cfg *cfg,
 		    errs);
 	else if (t->session_tickets)
 		SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx, tls_ticket_cb);
+	if (t->session_tickets)
+		(void)SSL_CTX_set_session_ticket_cb(ctx, tls_ticket_gen_cb,
+		    NULL, NULL);
 	(void)tls_load_client_auth(srv, ctx, cfg, &l->client_auth, errs);
 	tls_build_server_chain(ctx);
 	srv->policy = policy_new(&l->client_auth.allow,
