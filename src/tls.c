@@ -1461,6 +1461,15 @@ tls_server_init(struct tls_server *srv, const struct cfg *cfg,
 	 * and clients resume with one.
 	 */
 	SSL_CTX_set_num_tickets(ctx, 1);
+	if (!t->session_tickets) {
+		/*
+		 * No resumption at all: with SSL_OP_NO_TICKET alone OpenSSL
+		 * still resumes TLS 1.2 session IDs and sends TLS 1.3
+		 * tickets that point into its session cache.
+		 */
+		SSL_CTX_set_num_tickets(ctx, 0);
+		SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+	}
 	/*
 	 * Unless configured: AES-128-GCM first, as Go and BoringSSL order
 	 * them. It is as strong as the key exchange (X25519, P-256: 128-bit

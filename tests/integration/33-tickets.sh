@@ -275,7 +275,38 @@ tls_session d5 "$PD" -sess_in "$C/sess-d.pem"
     fail "D: a ticket whose key is more than three rotations old ($(($(now_ms) - T0)) ms) still resumed"
 pass "generated ticket keys: resume after a reload and one rotation, not after three (session_ticket_rotation: 1s)"
 
-for r in d c b a; do
+# ------------------------------------------- session_tickets: false
+# E turns resumption off: no TLS 1.3 ticket (s_client saves no session),
+# and a TLS 1.2 session is never resumed (neither by ticket nor by ID).
+mkdir -p "$C/e"
+PE=$(free_port)
+conf e "$PE" | sed 's/^\( *\)session_ticket_key_file:.*$/\1session_tickets: false/' >"$C/e/proxy.yaml"
+cp "$PKI/crl.pem" "$C/e/crl.pem"
+grep -q 'session_tickets: false' "$C/e/proxy.yaml" || fail "test setup: no session_tickets: false in E's config"
+start_replica e "$PE"
+rm -f "$C/sess-e13.pem"
+tls_session e1 "$PE" "${ORDERS[@]}" -sess_out "$C/sess-e13.pem"
+echoed e1 && [ "$(session_kind e1)" = New ] || fail "E: full handshake failed ($(session_kind e1), rc $SC_RC)"
+if [ -s "$C/sess-e13.pem" ]; then
+	tls_session e2 "$PE" -sess_in "$C/sess-e13.pem"
+	[ "$(session_kind e2)" = Reused ] && fail "E (session_tickets: false): a TLS 1.3 session resumed"
+fi
+# s_client -reconnect: one full handshake, then five reconnections with
+# its session (TLS 1.2: ticket or session ID).
+timeout -k 2 20 openssl s_client -connect "127.0.0.1:$PE" -servername localhost \
+    -CAfile "$PKI/root-ca.crt" -verify_return_error -tls1_2 "${ORDERS[@]}" \
+    -reconnect </dev/null >"$TMPDIR/e12.out" 2>"$TMPDIR/e12.err"
+grep -q -E '^New, ' "$TMPDIR/e12.out" || fail "E: TLS 1.2 s_client -reconnect made no connection: $(tail -n 3 "$TMPDIR/e12.err")"
+grep -q -E '^Reused, ' "$TMPDIR/e12.out" &&
+    fail "E (session_tickets: false): a TLS 1.2 session was resumed ($(grep -c -E '^Reused, ' "$TMPDIR/e12.out") of the reconnections)"
+# The same with tickets on (A) does resume, so the check above can fail.
+timeout -k 2 20 openssl s_client -connect "127.0.0.1:$PA" -servername localhost \
+    -CAfile "$PKI/root-ca.crt" -verify_return_error -tls1_2 "${ORDERS[@]}" \
+    -reconnect </dev/null >"$TMPDIR/a12.out" 2>"$TMPDIR/a12.err"
+grep -q -E '^Reused, ' "$TMPDIR/a12.out" || fail "A: TLS 1.2 s_client -reconnect never resumed: $(grep -E '^(New|Reused)' "$TMPDIR/a12.out" | head -n 3)"
+pass "session_tickets: false: no TLS 1.3 session resumes and no TLS 1.2 reconnection is resumed (with tickets on they are)"
+
+for r in e d c b a; do
 	use_replica "$r"
 	stop_proxy
 	[ "$PROXY_RC" -eq 0 ] || fail "replica $r exited $PROXY_RC on SIGTERM"
