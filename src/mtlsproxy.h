@@ -548,6 +548,7 @@ void	 session_backend_failed(struct session *);
 void	 session_backend_drop(struct session *);
 void	 session_connect(struct session *);
 void	 session_reauth_all(struct worker *);
+void	 session_drain(struct session *);
 
 bool	 session_client_flushed(const struct session *);
 
@@ -567,6 +568,7 @@ void	 http_start(struct session *);
 void	 http_start_failed(struct session *);
 void	 http_free(struct http *);
 bool	 http_backend_idle(const struct http *);
+void	 http_drain(struct http *);
 bool	 http_backend_release(struct session *);
 
 /* proxy_tcp.c */

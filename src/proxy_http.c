@@ -74,6 +74,7 @@ struct http {
 	bool			 refused_upgrade;
 	bool			 no_reuse;	/* a message ended keep-alive */
 	bool			 client_close;	/* close after this answer */
+	bool			 drained;	/* ... because of a stop */
 	bool			 chunk_last;	/* paused at the last chunk */
 	bool			 trailers;	/* reading them: not forwarded */
 	int			 deferred;	/* status to send once idle */
@@ -129,7 +130,10 @@ struct http {
 		uint8_t		 kind;		/* enum http_rkind */
 	}			*rlines;	/* owned; the head's lines */
 	size_t			 nrlines, rlines_cap;
-	struct http_cut { size_t off, len; } *cuts;	/* owned */
+	struct http_cut {
+		size_t		 off, len;	/* bytes left out */
+		const char	*ins;		/* or a line put in at off */
+	}			*cuts;		/* owned */
 	size_t			 ncuts, cuts_cap;
 };
 
@@ -558,6 +562,11 @@ http_on_headers_complete(llhttp_t *p)
 	STAILQ_INSERT_TAIL(&h->pending, r, entry);
 	h->cur = r;
 	h->client_close = hop;
+	if (!hop && s->w->stopping) {
+		/* Stopping: the last request on this connection. */
+		h->client_close = true;
+		h->drained = true;
+	}
 
 	/* llhttp accepts only single-digit versions. */
 	method = llhttp_method_name((llhttp_method_t)r->method);
@@ -960,9 +969,31 @@ http_cut_add(struct http *h, uint64_t pos, size_t len)
 	}
 	h->cuts[h->ncuts].off = (size_t)(pos - h->rbase);
 	h->cuts[h->ncuts].len = len;
+	h->cuts[h->ncuts].ins = NULL;
 	h->ncuts++;
 	if (r != NULL && r->bytes_out >= len)
 		r->bytes_out -= len;
+}
+
+/* Put the line ins (with its CRLF) in at pos. */
+static void
+http_cut_ins(struct http *h, uint64_t pos, const char *ins)
+{
+	struct http_req	*r = STAILQ_FIRST(&h->pending);
+
+	if (pos < h->rbase)
+		return;
+	if (h->ncuts == h->cuts_cap) {
+		h->cuts_cap = h->cuts_cap ? 2 * h->cuts_cap : 8;
+		h->cuts = xreallocarray(h->cuts, h->cuts_cap,
+		    sizeof(*h->cuts));
+	}
+	h->cuts[h->ncuts].off = (size_t)(pos - h->rbase);
+	h->cuts[h->ncuts].len = 0;
+	h->cuts[h->ncuts].ins = ins;
+	h->ncuts++;
+	if (r != NULL)
+		r->bytes_out += strlen(ins);
 }
 
 /*
@@ -970,9 +1001,12 @@ http_cut_add(struct http *h, uint64_t pos, size_t len)
  * and the lines its Connection header names are cut, in order. The
  * framing (Content-Length, Transfer-Encoding) stays whatever the list
  * says, and so does Connection itself: the client reads close from it.
+ * With close (the final answer before mtlsproxy closes the client's
+ * connection), Connection becomes "Connection: close" whatever the
+ * backend said.
  */
 static void
-http_resp_head_done(struct http *h)
+http_resp_head_done(struct http *h, bool close)
 {
 	struct http_tok	 t[HTTP_CONN_LISTED];
 	char		 small[128], *list = small, *big = NULL;
@@ -1003,11 +1037,14 @@ http_resp_head_done(struct http *h)
 	}
 	if (n > 0)
 		nt = http_rlist_names(list, n, t, HTTP_CONN_LISTED);
+	if (close && h->nrlines > 0)
+		http_cut_ins(h, h->rlines[0].pos, "Connection: close\r\n");
 	for (i = 0; i < h->nrlines; i++) {
 		const struct http_rline *l = &h->rlines[i];
 
 		if (l->kind == HTTP_RK_DROP || (l->kind == HTTP_RK_OTHER &&
-		    nt > 0 && http_rlisted(h, list, t, nt, l)))
+		    nt > 0 && http_rlisted(h, list, t, nt, l)) ||
+		    (close && l->kind == HTTP_RK_CONN))
 			http_cut_add(h, l->pos, http_rline_len(h, l));
 	}
 	free(big);
@@ -1026,6 +1063,22 @@ http_send_cut(struct http *h, struct evbuffer *in, size_t len)
 		struct evbuffer_ptr	ep;
 		char			crlf[2];
 
+		if (h->cuts[i].ins != NULL) {
+			struct evbuffer	*out = bufferevent_get_output(s->client);
+			size_t		 n = strlen(h->cuts[i].ins), before;
+
+			if (h->cuts[i].off < pos || h->cuts[i].off > len)
+				continue;
+			if (h->cuts[i].off > pos)
+				session_send(s, s->client, in,
+				    h->cuts[i].off - pos);
+			pos = h->cuts[i].off;
+			before = evbuffer_get_length(out);
+			evbuffer_add(out, h->cuts[i].ins, n);
+			s->bytes_out += n;
+			session_kick_write(s, s->client, before);
+			continue;
+		}
 		/* Cut only a whole line: in order, ending with CRLF. */
 		if (h->cuts[i].off < pos || h->cuts[i].len < 2 ||
 		    h->cuts[i].off + h->cuts[i].len > len ||
@@ -1051,7 +1104,13 @@ http_on_resp_headers_complete(llhttp_t *p)
 	struct http	*h = p->data;
 	struct http_req	*r = STAILQ_FIRST(&h->pending);
 
-	http_resp_head_done(h);
+	/*
+	 * The final answer to the last request before the client's
+	 * connection is closed says so (RFC 9112 9.6).
+	 */
+	http_resp_head_done(h, h->client_close && h->cstate == HTTP_C_STOP &&
+	    r != NULL && STAILQ_NEXT(r, entry) == NULL &&
+	    p->status_code >= 200 && p->status_code != 101);
 	if (p->status_code == 101) {
 		/* Switching protocols: raw bytes both ways from here on. */
 		h->resp_tunnel = true;
@@ -1279,7 +1338,38 @@ http_check_client_close(struct http *h)
 {
 	if (h->client_close && !h->closing && h->deferred == 0 &&
 	    h->cstate == HTTP_C_STOP && STAILQ_EMPTY(&h->pending))
-		http_close_when_flushed(h, "connection_close");
+		http_close_when_flushed(h, h->drained ? "drained" :
+		    "connection_close");
+}
+
+/*
+ * mtlsproxy is stopping (SIGTERM): a keep-alive connection between
+ * requests is closed now; one with a request in progress gets its answer,
+ * with "Connection: close", and is closed after it. A request head only
+ * begun is read and answered the same way; upgraded connections run on
+ * until the drain deadline.
+ */
+void
+http_drain(struct http *h)
+{
+	struct session	*s = h->s;
+
+	if (h->closing || h->client_close)
+		return;
+	if (h->cstate == HTTP_C_BODY) {
+		h->client_close = h->drained = true;
+		return;
+	}
+	if (h->cstate != HTTP_C_HEAD || h->head_bytes > 0 ||
+	    evbuffer_get_length(bufferevent_get_input(s->client)) > 0)
+		return;		/* a head begun: see on_headers_complete */
+	h->client_close = h->drained = true;
+	h->cstate = HTTP_C_STOP;
+	if (STAILQ_EMPTY(&h->pending) && h->deferred == 0 &&
+	    !h->resp_started)
+		http_close_when_flushed(h, "drained");
+	else
+		http_check_client_close(h);
 }
 
 /* Backpressure: pause src while dst holds too much. */

@@ -424,6 +424,31 @@ session_reauth(struct session *s, struct runtime *rt)
 	session_close(s, why);
 }
 
+/*
+ * The worker stops accepting: in http mode a connection waiting for its
+ * first request is closed now, and the others close between requests
+ * (http_drain). tcp connections run on until they end or the drain
+ * deadline passes.
+ */
+void
+session_drain(struct session *s)
+{
+	SSL	*ssl;
+
+	if (s->srv->cfg->backend.mode != BACKEND_HTTP || s->client == NULL)
+		return;
+	if (s->http != NULL) {
+		if (s->state == SESSION_PROXYING)
+			http_drain(s->http);
+		return;
+	}
+	ssl = bufferevent_openssl_get_ssl(s->client);
+	if (s->state == SESSION_WAITING &&
+	    evbuffer_get_length(bufferevent_get_input(s->client)) == 0 &&
+	    (ssl == NULL || !SSL_has_pending(ssl)))
+		session_close(s, "drained");
+}
+
 /* Re-authorize every established connection of this worker. */
 void
 session_reauth_all(struct worker *w)

@@ -65,10 +65,16 @@ worker_session_gone(struct worker *w)
 static void
 worker_stop(struct worker *w)
 {
+	struct session	*s, *next;
+
 	if (w->stopping)
 		return;
 	w->stopping = true;
 	listener_stop(w);
+	for (s = TAILQ_FIRST(&w->sessions); s != NULL; s = next) {
+		next = TAILQ_NEXT(s, entry);
+		session_drain(s);
+	}
 	worker_maybe_exit(w);
 }
 
