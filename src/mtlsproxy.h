@@ -561,6 +561,7 @@ bool	 tlsout_pending(const struct session *);
 void	 upstream_connect(struct session *);
 bool	 upstream_pool_put(struct session *);
 void	 upstream_pool_clear(struct worker *);
+void	 upstream_pool_prune(struct worker *, const struct runtime *);
 
 /* proxy_http.c */
 struct http;

@@ -458,6 +458,7 @@ session_reauth_all(struct worker *w)
 
 	if (rt == NULL)
 		return;
+	upstream_pool_prune(w, rt);
 	for (s = TAILQ_FIRST(&w->sessions); s != NULL; s = next) {
 		next = TAILQ_NEXT(s, entry);
 		if ((s->state == SESSION_WAITING ||

@@ -104,14 +104,22 @@ upstream_pool_put(struct session *s)
 	const struct cfg_backend	*b = &s->srv->cfg->backend;
 	struct worker			*w = s->w;
 	struct pooled			*p, *oldest = NULL;
+	struct runtime			*cur;
 	struct timeval			 tv;
 	unsigned			 n = 0;
+	bool				 stale;
 
 	if (b->keepalive == 0 || w->stopping || s->backend == NULL ||
 	    s->state != SESSION_PROXYING || s->backend_eof ||
 	    s->backend_shut || !http_backend_idle(s->http) ||
 	    evbuffer_get_length(bufferevent_get_input(s->backend)) != 0 ||
 	    evbuffer_get_length(bufferevent_get_output(s->backend)) != 0)
+		return false;
+	/* From before a reload: no new client could use it. */
+	cur = runtime_current();
+	stale = cur != s->rt;
+	runtime_unref(cur);
+	if (stale)
 		return false;
 	TAILQ_FOREACH(p, &w->pool, entry)
 		if (p->rt == s->rt && p->li == s->li && n++ == 0)
@@ -169,6 +177,22 @@ upstream_pool_get(struct session *s)
 		return true;
 	}
 	return false;
+}
+
+/*
+ * After a reload: close the kept connections of older configurations;
+ * clients from now on get the current one, and never those.
+ */
+void
+upstream_pool_prune(struct worker *w, const struct runtime *rt)
+{
+	struct pooled	*p, *next;
+
+	for (p = TAILQ_FIRST(&w->pool); p != NULL; p = next) {
+		next = TAILQ_NEXT(p, entry);
+		if (p->rt != rt)
+			pool_drop(p);
+	}
 }
 
 /* The worker is ending: close every kept connection. */

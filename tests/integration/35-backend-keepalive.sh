@@ -14,7 +14,9 @@
 #    close, HTTP/1.0) gets its answer and is closed by the proxy, while the
 #    backend connection is handed on (nothing it sent after the close is
 #    forwarded);
-#  - keepalive with mode: tcp is a configuration error (file:line:col).
+#  - keepalive with mode: tcp is a configuration error (file:line:col);
+#  - a reload closes the kept connections of the old configuration, and
+#    at most keepalive are kept afterwards.
 . "$(dirname -- "$0")/lib.sh"
 . "$(dirname -- "$0")/http-lib.sh"
 
@@ -129,3 +131,52 @@ line=$(grep -n 'keepalive: 8' "$TMPDIR/tcp.yaml" | cut -d: -f1)
 grep -q -E "^$TMPDIR/tcp\\.yaml:$line:[0-9]+: keepalive applies to mode: http" "$TMPDIR/t.out" ||
     fail "keepalive with mode: tcp: no 'FILE:$line:COL: keepalive applies to mode: http': $(cat "$TMPDIR/t.out")"
 pass "keepalive with mode: tcp: a configuration error naming the line"
+
+# ------------------------------- kept connections across a reload
+# keepalive: 2, one worker. Four clients at once (slow answers, so four
+# backend connections) leave two kept. After a SIGHUP the kept ones belong
+# to the old configuration: new clients cannot use them, so they are
+# closed at the reload, and again at most two are kept after the next four
+# clients (before: the old two stayed until keepalive_timeout, and more
+# with every reload).
+BPORT3=$(free_port)
+PORT3=$(free_port)
+start_http_backend "$BPORT3"
+{
+	config_head | sed 's/^workers: .*/workers: 1/'
+	config_http_listener reloaded "$PORT3" "\"127.0.0.1:$BPORT3\"" "" "      keepalive: 2
+      keepalive_timeout: 30s"
+} >"$TMPDIR/ka-reload.yaml"
+start_proxy "$TMPDIR/ka-reload.yaml" "$PORT3"
+kept() { ss -Htn state established "( dport = :$BPORT3 )" | wc -l; }
+four_at_once() {
+	local i pids=()
+	for i in 1 2 3 4; do
+		curl -s -o /dev/null -w '%{http_code}\n' --max-time 10 \
+		    --cacert "$PKI/root-ca.crt" --cert "$PKI/orders.crt" --key "$PKI/orders.key" \
+		    --resolve "localhost:$PORT3:127.0.0.1" "https://localhost:$PORT3/slow?ms=300" \
+		    >"$TMPDIR/four-$i.code" 2>/dev/null &
+		pids+=($!)
+	done
+	wait "${pids[@]}"
+	for i in 1 2 3 4; do
+		[ "$(cat "$TMPDIR/four-$i.code")" = 200 ] || fail "one of four parallel requests got $(cat "$TMPDIR/four-$i.code")"
+	done
+	sleep 0.2
+}
+four_at_once
+assert_eq "$(kept)" 2 "backend connections kept after four clients at once (keepalive: 2)"
+for round in 1 2 3; do
+	log_mark
+	kill -HUP "$PROXY_PID"
+	for i in $(seq 50); do
+		log_has_line 'info reloaded: generation [0-9]+ in use' && break
+		sleep 0.1
+	done
+	log_has_line 'info reloaded: generation [0-9]+ in use' || fail "no reload after SIGHUP"
+	sleep 0.2
+	assert_eq "$(kept)" 0 "kept backend connections right after reload $round (they belong to the old configuration)"
+	four_at_once
+	assert_eq "$(kept)" 2 "backend connections kept after reload $round and four more clients (keepalive: 2)"
+done
+pass "kept backend connections: closed at a reload, never more than keepalive afterwards (three reloads)"
