@@ -1168,7 +1168,8 @@ explain_code_cat(const char *code)
 		int		 cat;
 	} map[] = {
 		{ "unknown_ca", EC_CHAIN }, { "invalid_ca", EC_CHAIN },
-		{ "bad_signature", EC_CHAIN }, { "expired", EC_VALIDITY },
+		{ "bad_signature", EC_CHAIN }, { "path_length", EC_CHAIN },
+		{ "expired", EC_VALIDITY },
 		{ "not_yet_valid", EC_VALIDITY }, { "revoked", EC_REVOCATION },
 		{ "crl_expired", EC_REVOCATION },
 		{ "crl_not_yet_valid", EC_REVOCATION },

@@ -19,8 +19,8 @@
 static const char *const metrics_reasons[] = {
 	"no_cert", "unknown_ca", "expired", "not_yet_valid", "revoked",
 	"crl_expired", "crl_not_yet_valid", "crl_missing", "wrong_purpose",
-	"chain_too_long", "weak_crypto", "bad_signature", "invalid_ca",
-	"policy", "tls_error", "handshake_timeout", "verify_failed"
+	"chain_too_long", "path_length", "weak_crypto", "bad_signature",
+	"invalid_ca", "policy", "tls_error", "handshake_timeout", "verify_failed"
 };
 #define METRICS_NREASONS \
 	(sizeof(metrics_reasons) / sizeof(metrics_reasons[0]))

@@ -584,8 +584,19 @@ tls_explain(struct tls_verdict *v, X509_STORE_CTX *xs,
 		    "extendedKeyUsage does not allow TLS client authentication",
 		    whose);
 		break;
-	case X509_V_ERR_CERT_CHAIN_TOO_LONG:
 	case X509_V_ERR_PATH_LENGTH_EXCEEDED:
+		/*
+		 * Not verify_depth: the CA at this depth has a pathLenConstraint
+		 * and there are more CAs below it than it allows.
+		 */
+		set_reason(v, "path_length", "path length exceeded: CA "
+		    "certificate \"%s\" allows %ld CA%s below it "
+		    "(basicConstraints pathlen:%ld), but the chain has %d",
+		    name ? name : "?", X509_get_pathlen(cur),
+		    X509_get_pathlen(cur) == 1 ? "" : "s",
+		    X509_get_pathlen(cur), depth > 0 ? depth - 1 : 0);
+		break;
+	case X509_V_ERR_CERT_CHAIN_TOO_LONG:
 		set_reason(v, "chain_too_long", "chain too long: more than %d "
 		    "intermediate CAs (client_auth.verify_depth)",
 		    srv->cfg->client_auth.verify_depth);

@@ -175,8 +175,9 @@ START_TEST(test_every_reason_declared)
 	static const char *const codes[] = { "no_cert", "unknown_ca",
 	    "expired", "not_yet_valid", "revoked", "crl_expired",
 	    "crl_not_yet_valid", "crl_missing", "wrong_purpose",
-	    "chain_too_long", "weak_crypto", "bad_signature", "invalid_ca",
-	    "policy", "tls_error", "handshake_timeout", "verify_failed" };
+	    "chain_too_long", "path_length", "weak_crypto", "bad_signature",
+	    "invalid_ca", "policy", "tls_error", "handshake_timeout",
+	    "verify_failed" };
 	char	labels[128];
 	size_t	i;
 
@@ -188,7 +189,7 @@ START_TEST(test_every_reason_declared)
 		    codes[i]);
 		has_sample("refusals_total", labels, 1);
 	}
-	has_sample("handshakes_total", API ",result=\"refused\"", 17);
+	has_sample("handshakes_total", API ",result=\"refused\"", 18);
 }
 END_TEST
 

@@ -1,0 +1,129 @@
+#!/usr/bin/env bash
+# Refusal reasons name what is actually wrong, in the daemon's `refused`
+# line and in `mtlsproxy explain` alike (both come from tls_explain()):
+#  - a CA under the demo intermediate (pathlen:0) with a leaf of its own:
+#    path_length naming the intermediate and its pathlen, not
+#    verify_depth (whose check stays ok in explain), with the unknown_ca
+#    alert.
+. "$(dirname -- "$0")/lib.sh"
+
+C=$TMPDIR/certs
+mkdir -p "$C"
+OSSL_LOG=$TMPDIR/openssl.log
+
+ossl() {
+	openssl "$@" >>"$OSSL_LOG" 2>&1 || fail "openssl $*: $(tail -n 5 "$OSSL_LOG")"
+}
+
+cat >"$C/openssl.cnf" <<'CNF'
+[ req ]
+distinguished_name	= req_dn
+prompt			= no
+[ req_dn ]
+CN			= unused
+[ subca_ext ]
+basicConstraints	= critical, CA:true
+keyUsage		= critical, keyCertSign, cRLSign
+subjectKeyIdentifier	= hash
+authorityKeyIdentifier	= keyid:always
+[ client_ext ]
+basicConstraints	= critical, CA:false
+keyUsage		= critical, digitalSignature
+extendedKeyUsage	= clientAuth
+subjectKeyIdentifier	= hash
+authorityKeyIdentifier	= keyid:always
+CNF
+CNF=$C/openssl.cnf
+
+# issue NAME SUBJECT CA_CRT CA_KEY EXT: NAME.key and NAME.crt, signed by CA.
+issue() {
+	local name=$1 subj=$2 cacrt=$3 cakey=$4 ext=$5
+	ossl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$C/$name.key"
+	ossl req -new -config "$CNF" -key "$C/$name.key" -subj "$subj" -out "$C/$name.csr"
+	ossl x509 -req -in "$C/$name.csr" -CA "$cacrt" -CAkey "$cakey" \
+	    -set_serial "0x$(openssl rand -hex 12)" -days 30 -sha256 \
+	    -extfile "$CNF" -extensions "$ext" -out "$C/$name.crt"
+}
+
+# A CA under the demo intermediate, which has pathlen:0, and its leaf.
+issue subca "/O=QA/CN=QA Sub CA" "$PKI/intermediate-ca.crt" "$PKI/intermediate-ca.key" subca_ext
+issue deep "/O=QA/CN=deep" "$C/subca.crt" "$C/subca.key" client_ext
+cat "$C/subca.crt" "$PKI/intermediate-ca.crt" >"$C/deep-chain.crt"
+
+# ------------------------------------------------------------------ config
+ECHO_PORT=$(free_port)
+start_echo "$ECHO_PORT"
+P_ROOT=$(free_port)
+{
+	config_head
+	config_listener root "$P_ROOT" "\"127.0.0.1:$ECHO_PORT\"" |
+	    sed "s|ca: $PKI/client-ca.pem|ca: $PKI/root-ca.crt\n      verify_depth: 4|"
+} >"$TMPDIR/reasons.yaml"
+"$MTLSPROXY" -t -c "$TMPDIR/reasons.yaml" >"$TMPDIR/t.out" 2>&1 ||
+    fail "mtlsproxy -t rejects the config: $(cat "$TMPDIR/t.out")"
+start_proxy "$TMPDIR/reasons.yaml" "$P_ROOT"
+
+port_of() {
+	case $1 in
+	root) echo "$P_ROOT" ;;
+	esac
+}
+
+# deny NAME LISTENER CODE REASON_RE CERT KEY [CHAIN]: explain CERT (with
+# CHAIN) on LISTENER says DENY code=CODE with a reason matching REASON_RE;
+# then a client sending CERT and CHAIN is refused, and the daemon's refused
+# line has exactly explain's code and reason. EXPLAIN_OUT: explain's output.
+deny() {
+	local name=$1 lis=$2 code=$3 re=$4 cert=$5 key=$6 chain=${7:-}
+	local last rc
+	EXPLAIN_OUT=$TMPDIR/explain-$name.out
+	"$MTLSPROXY" explain -c "$TMPDIR/reasons.yaml" --listener "$lis" --cert "$cert" \
+	    ${chain:+--chain "$chain"} >"$EXPLAIN_OUT" 2>&1
+	rc=$?
+	last=$(tail -n 1 "$EXPLAIN_OUT")
+	[ "$rc" -eq 1 ] || fail "$name: explain exited $rc, want 1: $(tail -n 5 "$EXPLAIN_OUT")"
+	case $last in
+	"DENY code=$code reason="*) ;;
+	*) fail "$name: explain's last line [$last], want DENY code=$code" ;;
+	esac
+	printf '%s\n' "$last" | grep -q -E -- "$re" || fail "$name: explain: [$last] does not match [$re]"
+	log_mark
+	s_client_send "$(port_of "$lis")" "hello\n" "hello" -cert "$cert" -key "$key" \
+	    ${chain:+-cert_chain "$chain"}
+	grep -q -F hello "$SCLIENT_OUT" && fail "$name: the daemon let the client in"
+	assert_log_contains ' refused ' "listener=$lis "
+	new_log_lines | grep ' refused ' | grep -q -F -- " ${last#DENY } " ||
+	    fail "$name: the daemon logged [$(new_log_lines | grep ' refused ' | grep -o 'code=.*' | head -n 1)], explain said [${last#DENY }]"
+}
+
+# explain_has NAME RE...: explain's output for NAME has a line matching each RE.
+explain_has() {
+	local name=$1 re
+	shift
+	for re in "$@"; do
+		grep -q -E -- "$re" "$TMPDIR/explain-$name.out" ||
+		    fail "$name: no explain line matches [$re]: $(sed -n '/^checks:/,$p' "$TMPDIR/explain-$name.out")"
+	done
+}
+
+# explain_lacks NAME RE: no line of explain's output for NAME matches RE.
+explain_lacks() {
+	grep -q -E -- "$2" "$TMPDIR/explain-$1.out" &&
+	    fail "$1: explain has a line matching [$2]: $(grep -E -- "$2" "$TMPDIR/explain-$1.out" | head -n 1)"
+	return 0
+}
+
+# --- a CA below a pathlen:0 intermediate
+deny pathlen root path_length \
+    'reason="path length exceeded: CA certificate \\"CN=Demo Intermediate CA,O=Demo Corp\\" allows 0 CAs below it \(basicConstraints pathlen:0\), but the chain has 1"' \
+    "$C/deep.crt" "$C/deep.key" "$C/deep-chain.crt"
+grep -q -i 'alert unknown ca' "$SCLIENT_ERR" ||
+    fail "pathlen: the client did not get the unknown_ca alert: $(grep -i alert "$SCLIENT_ERR" | head -n 2)"
+explain_has pathlen '^  FAIL  chain +path length exceeded: CA certificate "CN=Demo Intermediate CA,O=Demo Corp"' \
+    '^  ok    verify_depth +2 intermediate CAs between the leaf and the trust anchor; verify_depth 4'
+explain_lacks pathlen 'chain too long|FAIL  verify_depth'
+pass "pathlen: path_length names the intermediate and its pathlen:0; verify_depth is ok"
+
+kill -0 "$PROXY_PID" 2>/dev/null || fail "mtlsproxy died"
+stop_proxy
+[ "$PROXY_RC" -eq 0 ] || fail "mtlsproxy exited $PROXY_RC on SIGTERM"
