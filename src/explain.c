@@ -1302,41 +1302,11 @@ explain_print_san(X509 *x)
 	GENERAL_NAMES_free(gens);
 }
 
-/* The extendedKeyUsage purposes, on one line. */
-static void
-explain_print_eku(X509 *x)
-{
-	EXTENDED_KEY_USAGE	*eku;
-	char			 oid[80];
-	int			 i, nid;
-
-	eku = X509_get_ext_d2i(x, NID_ext_key_usage, NULL, NULL);
-	ERR_clear_error();
-	if (eku == NULL) {
-		puts("none (no extendedKeyUsage extension)");
-		return;
-	}
-	for (i = 0; i < sk_ASN1_OBJECT_num(eku); i++) {
-		ASN1_OBJECT *o = sk_ASN1_OBJECT_value(eku, i);
-
-		if ((nid = OBJ_obj2nid(o)) != NID_undef)
-			printf("%s%s", i > 0 ? ", " : "", OBJ_nid2sn(nid));
-		else {
-			OBJ_obj2txt(oid, sizeof(oid), o, 1);
-			printf("%s%s", i > 0 ? ", " : "", oid);
-		}
-	}
-	if (i == 0)
-		fputs("(empty)", stdout);
-	putchar('\n');
-	sk_ASN1_OBJECT_pop_free(eku, ASN1_OBJECT_free);
-}
-
 static void
 explain_print_cert(struct explain *e, const char *path)
 {
 	struct identity	 id;
-	char		 a[64], b[64], key[128];
+	char		 a[64], b[64], key[128], list[256];
 	time_t		 nb, na;
 	int		 i;
 
@@ -1352,8 +1322,16 @@ explain_print_cert(struct explain *e, const char *path)
 	    explain_date(na, b, sizeof(b)));
 	fputs("  SAN          ", stdout);
 	explain_print_san(e->leaf);
-	fputs("  EKU          ", stdout);
-	explain_print_eku(e->leaf);
+	if ((X509_get_extension_flags(e->leaf) & EXFLAG_XKUSAGE) != 0)
+		printf("  EKU          %s\n", tls_eku_str(e->leaf, list,
+		    sizeof(list)));
+	else
+		puts("  EKU          none (no extendedKeyUsage extension)");
+	if ((X509_get_extension_flags(e->leaf) & EXFLAG_KUSAGE) != 0)
+		printf("  keyUsage     %s\n", tls_ku_str(e->leaf, list,
+		    sizeof(list)));
+	else
+		puts("  keyUsage     none (no keyUsage extension)");
 	explain_key_str(e->leaf, key, sizeof(key));
 	printf("  key          %s; signed with %s\n", key,
 	    OBJ_nid2ln(X509_get_signature_nid(e->leaf)));
@@ -1634,15 +1612,14 @@ static void
 explain_check_purpose(struct explain *e, STACK_OF(X509) *chain)
 {
 	X509	*x;
-	char	*s;
+	char	*s, why[400];
 	bool	 has_eku;
 	int	 d;
 
 	has_eku = (X509_get_extension_flags(e->leaf) & EXFLAG_XKUSAGE) != 0;
 	if (X509_check_purpose(e->leaf, X509_PURPOSE_SSL_CLIENT, 0) == 0)
-		explain_check(e, EC_PURPOSE, "FAIL", "depth 0: not for TLS "
-		    "client authentication (its extendedKeyUsage or keyUsage "
-		    "leaves it out)");
+		explain_check(e, EC_PURPOSE, "FAIL", "depth 0: its %s",
+		    tls_purpose_why(e->leaf, false, why, sizeof(why)));
 	else if (!has_eku && e->l->client_auth.client_eku ==
 	    CLIENT_EKU_REQUIRED)
 		explain_check(e, EC_PURPOSE, "FAIL", "depth 0: no "
@@ -1662,9 +1639,8 @@ explain_check_purpose(struct explain *e, STACK_OF(X509) *chain)
 		if (X509_check_purpose(x, X509_PURPOSE_SSL_CLIENT, 1) != 0)
 			continue;
 		s = explain_name(X509_get_subject_name(x));
-		explain_check(e, EC_PURPOSE, "FAIL", "depth %d \"%s\": this CA "
-		    "may not issue TLS client certificates (not a CA, or its "
-		    "extendedKeyUsage leaves out clientAuth)", d, s);
+		explain_check(e, EC_PURPOSE, "FAIL", "depth %d \"%s\": its %s",
+		    d, s, tls_purpose_why(x, true, why, sizeof(why)));
 		free(s);
 	}
 	ERR_clear_error();

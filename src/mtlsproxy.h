@@ -349,6 +349,9 @@ SSL	*tls_ssl_new(const struct tls_server *, struct tls_verdict *);
 void	 tls_verdict_clear(struct tls_verdict *);
 void	 tls_verdict_from_errors(struct tls_verdict *, SSL *, unsigned long);
 char	*tls_time_str(const ASN1_TIME *, char *, size_t);
+char	*tls_ku_str(X509 *, char *, size_t);
+char	*tls_eku_str(X509 *, char *, size_t);
+char	*tls_purpose_why(X509 *, bool, char *, size_t);
 char	*tls_passphrase_path(const struct cfg *, const char *);
 int	 tls_verify_offline(const struct tls_server *, X509 *,
 	    STACK_OF(X509) *, struct tls_verdict *, STACK_OF(X509) **);

@@ -478,6 +478,124 @@ tls_load_crl(X509_STORE *store, const struct cfg *cfg, const struct cfg_file *f,
 	return 0;
 }
 
+/* Append s to buf, after ", " when buf is not empty. */
+static void
+tls_list_add(char *buf, size_t len, const char *s)
+{
+	size_t	n = strlen(buf);
+
+	if (n + 1 < len)
+		snprintf(buf + n, len - n, "%s%s", n > 0 ? ", " : "", s);
+}
+
+/* The keyUsage bits of x by name ("digitalSignature, keyAgreement"). */
+char *
+tls_ku_str(X509 *x, char *buf, size_t len)
+{
+	static const struct {
+		uint32_t	 bit;
+		const char	*name;
+	} ku[] = {
+		{ KU_DIGITAL_SIGNATURE, "digitalSignature" },
+		{ KU_NON_REPUDIATION, "nonRepudiation" },
+		{ KU_KEY_ENCIPHERMENT, "keyEncipherment" },
+		{ KU_DATA_ENCIPHERMENT, "dataEncipherment" },
+		{ KU_KEY_AGREEMENT, "keyAgreement" },
+		{ KU_KEY_CERT_SIGN, "keyCertSign" },
+		{ KU_CRL_SIGN, "cRLSign" },
+		{ KU_ENCIPHER_ONLY, "encipherOnly" },
+		{ KU_DECIPHER_ONLY, "decipherOnly" },
+	};
+	uint32_t	bits = X509_get_key_usage(x);
+	size_t		i;
+
+	buf[0] = '\0';
+	for (i = 0; i < sizeof(ku) / sizeof(ku[0]); i++)
+		if (bits & ku[i].bit)
+			tls_list_add(buf, len, ku[i].name);
+	if (buf[0] == '\0')
+		snprintf(buf, len, "empty");
+	return buf;
+}
+
+/* The extendedKeyUsage purposes of x ("serverAuth, clientAuth"). */
+char *
+tls_eku_str(X509 *x, char *buf, size_t len)
+{
+	EXTENDED_KEY_USAGE	*eku;
+	char			 oid[80];
+	int			 i, nid;
+
+	buf[0] = '\0';
+	eku = X509_get_ext_d2i(x, NID_ext_key_usage, NULL, NULL);
+	ERR_clear_error();
+	for (i = 0; eku != NULL && i < sk_ASN1_OBJECT_num(eku); i++) {
+		ASN1_OBJECT *o = sk_ASN1_OBJECT_value(eku, i);
+
+		if ((nid = OBJ_obj2nid(o)) != NID_undef)
+			tls_list_add(buf, len, OBJ_nid2sn(nid));
+		else {
+			OBJ_obj2txt(oid, sizeof(oid), o, 1);
+			tls_list_add(buf, len, oid);
+		}
+	}
+	if (buf[0] == '\0')
+		snprintf(buf, len, "empty");
+	sk_ASN1_OBJECT_pop_free(eku, ASN1_OBJECT_free);
+	return buf;
+}
+
+/*
+ * Why x fails OpenSSL's TLS client purpose check (X509_PURPOSE_SSL_CLIENT:
+ * for the leaf a keyUsage with digitalSignature or keyAgreement and an
+ * extendedKeyUsage with clientAuth, each if present; for a CA of the chain
+ * (ca) an extendedKeyUsage with clientAuth and a CA's basicConstraints and
+ * keyUsage), in words that follow "certificate's " or "its ".
+ */
+char *
+tls_purpose_why(X509 *x, bool ca, char *buf, size_t len)
+{
+	uint32_t	flags = X509_get_extension_flags(x);
+	char		list[256], part[384];
+
+	buf[0] = '\0';
+	if ((flags & EXFLAG_XKUSAGE) != 0 &&
+	    (X509_get_extended_key_usage(x) & XKU_SSL_CLIENT) == 0) {
+		snprintf(part, sizeof(part), "extendedKeyUsage (%s) has no "
+		    "clientAuth%s", tls_eku_str(x, list, sizeof(list)), ca ?
+		    ", so it may not issue TLS client certificates" : "");
+		snprintf(buf, len, "%s", part);
+	}
+	part[0] = '\0';
+	if (!ca && (flags & EXFLAG_KUSAGE) != 0 && (X509_get_key_usage(x) &
+	    (KU_DIGITAL_SIGNATURE | KU_KEY_AGREEMENT)) == 0)
+		snprintf(part, sizeof(part), "keyUsage (%s) has neither "
+		    "digitalSignature nor keyAgreement, one of which TLS "
+		    "client authentication needs", tls_ku_str(x, list,
+		    sizeof(list)));
+	else if (ca && (flags & EXFLAG_KUSAGE) != 0 &&
+	    (X509_get_key_usage(x) & KU_KEY_CERT_SIGN) == 0)
+		snprintf(part, sizeof(part), "keyUsage (%s) has no "
+		    "keyCertSign, so it may not sign certificates",
+		    tls_ku_str(x, list, sizeof(list)));
+	else if (ca && X509_check_ca(x) == 0)
+		snprintf(part, sizeof(part), "basicConstraints do not make it "
+		    "a CA");
+	else if (ca && X509_check_trust(x, X509_TRUST_SSL_CLIENT,
+	    X509_TRUST_NO_SS_COMPAT) == X509_TRUST_REJECTED)
+		snprintf(part, sizeof(part), "trust settings (a TRUSTED "
+		    "CERTIFICATE's reject list) exclude TLS client "
+		    "authentication");
+	if (part[0] != '\0')
+		snprintf(buf + strlen(buf), len - strlen(buf), "%s%s",
+		    buf[0] != '\0' ? ", and its " : "", part);
+	if (buf[0] == '\0')
+		snprintf(buf, len, "extensions (such as a Netscape nsCertType) "
+		    "do not allow TLS client authentication");
+	ERR_clear_error();
+	return buf;
+}
+
 static void
 set_reason(struct tls_verdict *v, const char *code, const char *fmt, ...)
     PRINTF_LIKE(3, 4);
@@ -579,11 +697,15 @@ tls_explain(struct tls_verdict *v, X509_STORE_CTX *xs,
 		free(iss);
 		break;
 	}
-	case X509_V_ERR_INVALID_PURPOSE:
-		set_reason(v, "wrong_purpose", "wrong purpose: %s's "
-		    "extendedKeyUsage does not allow TLS client authentication",
-		    whose);
+	case X509_V_ERR_INVALID_PURPOSE: {
+		char why[400];
+
+		set_reason(v, "wrong_purpose", "wrong purpose: %s's %s", whose,
+		    cur != NULL ? tls_purpose_why(cur, depth > 0, why,
+		    sizeof(why)) : "extensions do not allow TLS client "
+		    "authentication");
 		break;
+	}
 	case X509_V_ERR_PATH_LENGTH_EXCEEDED:
 		/*
 		 * Not verify_depth: the CA at this depth has a pathLenConstraint

@@ -4,7 +4,11 @@
 #  - a CA under the demo intermediate (pathlen:0) with a leaf of its own:
 #    path_length naming the intermediate and its pathlen, not
 #    verify_depth (whose check stays ok in explain), with the unknown_ca
-#    alert.
+#    alert;
+#  - wrong_purpose says which extension and which certificate: a leaf with
+#    keyUsage keyEncipherment only (its EKU has clientAuth), the demo's
+#    server-eku leaf (EKU serverAuth), a CA under the root whose EKU is
+#    serverAuth only; explain's purpose line says the same.
 . "$(dirname -- "$0")/lib.sh"
 
 C=$TMPDIR/certs
@@ -26,6 +30,16 @@ basicConstraints	= critical, CA:true
 keyUsage		= critical, keyCertSign, cRLSign
 subjectKeyIdentifier	= hash
 authorityKeyIdentifier	= keyid:always
+[ serverauth_ca_ext ]
+basicConstraints	= critical, CA:true
+keyUsage		= critical, keyCertSign, cRLSign
+extendedKeyUsage	= serverAuth
+subjectKeyIdentifier	= hash
+authorityKeyIdentifier	= keyid:always
+[ kenc_ext ]
+basicConstraints	= critical, CA:false
+keyUsage		= critical, keyEncipherment
+extendedKeyUsage	= clientAuth
 [ client_ext ]
 basicConstraints	= critical, CA:false
 keyUsage		= critical, digitalSignature
@@ -38,9 +52,11 @@ CNF=$C/openssl.cnf
 # issue NAME SUBJECT CA_CRT CA_KEY EXT: NAME.key and NAME.crt, signed by CA.
 issue() {
 	local name=$1 subj=$2 cacrt=$3 cakey=$4 ext=$5
+	local pass=()
+	[ "$cakey" = "$PKI/root-ca.key" ] && pass=(-passin "file:$PKI/root-ca.pass")
 	ossl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$C/$name.key"
 	ossl req -new -config "$CNF" -key "$C/$name.key" -subj "$subj" -out "$C/$name.csr"
-	ossl x509 -req -in "$C/$name.csr" -CA "$cacrt" -CAkey "$cakey" \
+	ossl x509 -req -in "$C/$name.csr" -CA "$cacrt" -CAkey "$cakey" "${pass[@]}" \
 	    -set_serial "0x$(openssl rand -hex 12)" -days 30 -sha256 \
 	    -extfile "$CNF" -extensions "$ext" -out "$C/$name.crt"
 }
@@ -49,23 +65,31 @@ issue() {
 issue subca "/O=QA/CN=QA Sub CA" "$PKI/intermediate-ca.crt" "$PKI/intermediate-ca.key" subca_ext
 issue deep "/O=QA/CN=deep" "$C/subca.crt" "$C/subca.key" client_ext
 cat "$C/subca.crt" "$PKI/intermediate-ca.crt" >"$C/deep-chain.crt"
+# keyUsage without digitalSignature; a CA whose EKU leaves out clientAuth.
+issue kenc "/O=QA/CN=kenc" "$PKI/intermediate-ca.crt" "$PKI/intermediate-ca.key" kenc_ext
+issue srvca "/O=QA/CN=QA Server CA" "$PKI/root-ca.crt" "$PKI/root-ca.key" serverauth_ca_ext
+issue srvca-leaf "/O=QA/CN=under-server-ca" "$C/srvca.crt" "$C/srvca.key" client_ext
 
 # ------------------------------------------------------------------ config
 ECHO_PORT=$(free_port)
 start_echo "$ECHO_PORT"
 P_ROOT=$(free_port)
+P_DEMO=$(free_port)
 {
 	config_head
+	config_listener demo "$P_DEMO" "\"127.0.0.1:$ECHO_PORT\""
 	config_listener root "$P_ROOT" "\"127.0.0.1:$ECHO_PORT\"" |
 	    sed "s|ca: $PKI/client-ca.pem|ca: $PKI/root-ca.crt\n      verify_depth: 4|"
 } >"$TMPDIR/reasons.yaml"
 "$MTLSPROXY" -t -c "$TMPDIR/reasons.yaml" >"$TMPDIR/t.out" 2>&1 ||
     fail "mtlsproxy -t rejects the config: $(cat "$TMPDIR/t.out")"
 start_proxy "$TMPDIR/reasons.yaml" "$P_ROOT"
+wait_port "$P_DEMO" "$PROXY_PID" 5 || fail "listener demo is not up"
 
 port_of() {
 	case $1 in
 	root) echo "$P_ROOT" ;;
+	demo) echo "$P_DEMO" ;;
 	esac
 }
 
@@ -123,6 +147,25 @@ explain_has pathlen '^  FAIL  chain +path length exceeded: CA certificate "CN=De
     '^  ok    verify_depth +2 intermediate CAs between the leaf and the trust anchor; verify_depth 4'
 explain_lacks pathlen 'chain too long|FAIL  verify_depth'
 pass "pathlen: path_length names the intermediate and its pathlen:0; verify_depth is ok"
+
+# --- wrong purpose: keyUsage of the leaf, EKU of the leaf, EKU of a CA
+deny kenc demo wrong_purpose \
+    'reason="wrong purpose: certificate.s keyUsage \(keyEncipherment\) has neither digitalSignature nor keyAgreement' \
+    "$C/kenc.crt" "$C/kenc.key"
+explain_has kenc '^  EKU +clientAuth$' '^  keyUsage +keyEncipherment$' \
+    '^  FAIL  purpose +depth 0: its keyUsage \(keyEncipherment\) has neither digitalSignature nor keyAgreement'
+explain_lacks kenc 'extendedKeyUsage (does not|has no)'
+deny server-eku demo wrong_purpose \
+    'reason="wrong purpose: certificate.s extendedKeyUsage \(serverAuth\) has no clientAuth"$' \
+    "$PKI/server-eku.crt" "$PKI/server-eku.key"
+explain_has server-eku '^  FAIL  purpose +depth 0: its extendedKeyUsage \(serverAuth\) has no clientAuth$'
+explain_lacks server-eku 'keyUsage \('
+deny ca-eku root wrong_purpose \
+    'reason="wrong purpose: issuing CA certificate \\"CN=QA Server CA,O=QA\\".s extendedKeyUsage \(serverAuth\) has no clientAuth, so it may not issue TLS client certificates"' \
+    "$C/srvca-leaf.crt" "$C/srvca-leaf.key" "$C/srvca.crt"
+explain_has ca-eku '^  ok    purpose +depth 0: extendedKeyUsage includes clientAuth' \
+    '^  FAIL  purpose +depth 1 "CN=QA Server CA,O=QA": its extendedKeyUsage \(serverAuth\) has no clientAuth, so it may not issue TLS client certificates$'
+pass "wrong_purpose: the leaf's keyUsage, the leaf's EKU and a CA's EKU are told apart and named"
 
 kill -0 "$PROXY_PID" 2>/dev/null || fail "mtlsproxy died"
 stop_proxy
