@@ -1743,7 +1743,8 @@ explain_checks(struct explain *e, int ok, const struct tls_verdict *v)
 	puts("\nchecks:");
 	if (!ok && cat == EC_CHAIN && e->l->client_auth.ca.path == NULL)
 		explain_check(e, EC_CHAIN, "FAIL", "not one of "
-		    "client_auth.trusted_certs, and client_auth.ca is not set");
+		    "client_auth.trusted_certs, and client_auth.ca is not set: "
+		    "%s", v->reason);
 	else if (!ok && cat == EC_CHAIN)
 		explain_check(e, EC_CHAIN, "FAIL", "%s", v->reason);
 	else if (e->trusted_leaf)

@@ -328,6 +328,7 @@ struct tls_verdict {
 struct tls_server {
 	SSL_CTX		*ctx;		/* owns */
 	X509_STORE	*trusted_store;	/* owns; exact trusted_certs or NULL */
+	STACK_OF(X509)	*trusted;	/* owns; the same certificates */
 	unsigned char	(*trusted_fp)[FINGERPRINT_LEN]; /* owned */
 	size_t		 ntrusted;
 	struct policy	*policy;	/* owns */

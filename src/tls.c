@@ -611,6 +611,73 @@ set_reason(struct tls_verdict *v, const char *code, const char *fmt, ...)
 	va_end(ap);
 }
 
+/*
+ * A client_auth.trusted_certs certificate that issued a certificate of a
+ * chain that found no trust anchor: one the client sent above its leaf,
+ * or the missing issuer of cur. *child gets the certificate it issued.
+ */
+static X509 *
+tls_pinned_issuer(const struct tls_server *srv, X509_STORE_CTX *xs,
+    X509 *cur, X509 **child)
+{
+	STACK_OF(X509)	*chain = X509_STORE_CTX_get0_chain(xs);
+	X509		*t;
+	int		 d, i;
+
+	for (d = 1; d < sk_X509_num(chain); d++)
+		for (i = 0; i < sk_X509_num(srv->trusted); i++) {
+			t = sk_X509_value(srv->trusted, i);
+			if (X509_cmp(t, sk_X509_value(chain, d)) == 0) {
+				*child = sk_X509_value(chain, d - 1);
+				return t;
+			}
+		}
+	for (i = 0; cur != NULL && i < sk_X509_num(srv->trusted); i++) {
+		t = sk_X509_value(srv->trusted, i);
+		if (X509_check_issued(t, cur) == X509_V_OK) {
+			*child = cur;
+			return t;
+		}
+	}
+	ERR_clear_error();
+	return NULL;
+}
+
+/*
+ * The chain stops at a trusted_certs certificate: it is pinned, trusted as
+ * itself, and signs nothing that is trusted. Say so rather than that no
+ * trusted certificate issued the client's, which reads as if the file had
+ * not been loaded.
+ */
+static bool
+tls_explain_pinned(struct tls_verdict *v, X509_STORE_CTX *xs,
+    const struct tls_server *srv, X509 *cur)
+{
+	X509	*pin, *child = NULL;
+	char	*pn, *cn = NULL, whose[600];
+
+	if ((pin = tls_pinned_issuer(srv, xs, cur, &child)) == NULL)
+		return false;
+	pn = x509_name_rfc4514(X509_get_subject_name(pin));
+	if (child != NULL && child != X509_STORE_CTX_get0_cert(xs))
+		cn = x509_name_rfc4514(X509_get_subject_name(child));
+	if (cn != NULL)
+		snprintf(whose, sizeof(whose), "issuing CA certificate \"%s\" "
+		    "is issued", cn);
+	else
+		snprintf(whose, sizeof(whose), "issued");
+	set_reason(v, "unknown_ca", "unknown issuer: %s by \"%s\", which is "
+	    "in client_auth.trusted_certs: a pinned certificate is trusted as "
+	    "itself only, never as an issuer; put it in client_auth.ca%s to "
+	    "trust what it signs", whose, pn ? pn : "?",
+	    X509_check_issued(pin, pin) == X509_V_OK ? "" :
+	    " (with partial_chain: true, as it is not a root)");
+	ERR_clear_error();
+	free(cn);
+	free(pn);
+	return true;
+}
+
 /* Put a chain verification failure into words. */
 static void
 tls_explain(struct tls_verdict *v, X509_STORE_CTX *xs,
@@ -631,6 +698,14 @@ tls_explain(struct tls_verdict *v, X509_STORE_CTX *xs,
 		    name);
 	else
 		snprintf(whose, sizeof(whose), "certificate");
+	if ((err == X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT ||
+	    err == X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY ||
+	    err == X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE ||
+	    err == X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN) &&
+	    tls_explain_pinned(v, xs, srv, cur)) {
+		free(name);
+		return;
+	}
 	switch (err) {
 	case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT:
 	case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY:
@@ -1161,6 +1236,7 @@ tls_load_client_auth(struct tls_server *srv, SSL_CTX *ctx,
 	}
 	if (ca->n_trusted_certs > 0) {
 		srv->trusted_store = X509_STORE_new();
+		srv->trusted = sk_X509_new_null();
 		srv->trusted_fp = xcalloc(ca->n_trusted_certs,
 		    sizeof(*srv->trusted_fp));
 		X509_STORE_set_flags(srv->trusted_store,
@@ -1179,6 +1255,9 @@ tls_load_client_auth(struct tls_server *srv, SSL_CTX *ctx,
 			srv->trusted_fp = xreallocarray(srv->trusted_fp,
 			    srv->ntrusted + 1, sizeof(*srv->trusted_fp));
 			X509_STORE_add_cert(srv->trusted_store, x);
+			if (X509_up_ref(x) == 1 && sk_X509_push(srv->trusted,
+			    x) == 0)
+				X509_free(x);
 			X509_digest(x, sha256_md,
 			    srv->trusted_fp[srv->ntrusted++], &mdlen);
 			sk_X509_NAME_push(names,
@@ -1677,6 +1756,7 @@ tls_server_clear(struct tls_server *srv)
 {
 	SSL_CTX_free(srv->ctx);
 	X509_STORE_free(srv->trusted_store);
+	sk_X509_pop_free(srv->trusted, X509_free);
 	free(srv->trusted_fp);
 	policy_free(srv->policy);
 	hdr_set_free(srv->hdrs);

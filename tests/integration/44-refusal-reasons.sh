@@ -8,7 +8,13 @@
 #  - wrong_purpose says which extension and which certificate: a leaf with
 #    keyUsage keyEncipherment only (its EKU has clientAuth), the demo's
 #    server-eku leaf (EKU serverAuth), a CA under the root whose EKU is
-#    serverAuth only; explain's purpose line says the same.
+#    serverAuth only; explain's purpose line says the same;
+#  - a certificate issued by a pinned client_auth.trusted_certs certificate
+#    (the demo's self-signed partner, or a CA pinned there) stays refused,
+#    and the reason says that the pinned certificate is there but is
+#    trusted as itself only, never as an issuer (not that it is missing):
+#    the leaf alone, the leaf with the pinned certificate, on a
+#    trusted_certs-only listener and on one with ca as well.
 . "$(dirname -- "$0")/lib.sh"
 
 C=$TMPDIR/certs
@@ -69,27 +75,39 @@ cat "$C/subca.crt" "$PKI/intermediate-ca.crt" >"$C/deep-chain.crt"
 issue kenc "/O=QA/CN=kenc" "$PKI/intermediate-ca.crt" "$PKI/intermediate-ca.key" kenc_ext
 issue srvca "/O=QA/CN=QA Server CA" "$PKI/root-ca.crt" "$PKI/root-ca.key" serverauth_ca_ext
 issue srvca-leaf "/O=QA/CN=under-server-ca" "$C/srvca.crt" "$C/srvca.key" client_ext
+# signed by the pinned partner certificate's key
+issue partner-child "/O=Partner Ltd/CN=partner-child" "$PKI/partner.crt" "$PKI/partner.key" client_ext
 
 # ------------------------------------------------------------------ config
 ECHO_PORT=$(free_port)
 start_echo "$ECHO_PORT"
 P_ROOT=$(free_port)
 P_DEMO=$(free_port)
+P_PINNED=$(free_port)
+P_MIXED=$(free_port)
 {
 	config_head
 	config_listener demo "$P_DEMO" "\"127.0.0.1:$ECHO_PORT\""
 	config_listener root "$P_ROOT" "\"127.0.0.1:$ECHO_PORT\"" |
 	    sed "s|ca: $PKI/client-ca.pem|ca: $PKI/root-ca.crt\n      verify_depth: 4|"
+	config_listener pinned "$P_PINNED" "\"127.0.0.1:$ECHO_PORT\"" |
+	    sed "s|ca: $PKI/client-ca.pem|trusted_certs: [$PKI/partner.crt, $C/subca.crt]|"
+	config_listener mixed "$P_MIXED" "\"127.0.0.1:$ECHO_PORT\"" \
+	    "      trusted_certs: [$PKI/partner.crt]"
 } >"$TMPDIR/reasons.yaml"
 "$MTLSPROXY" -t -c "$TMPDIR/reasons.yaml" >"$TMPDIR/t.out" 2>&1 ||
     fail "mtlsproxy -t rejects the config: $(cat "$TMPDIR/t.out")"
 start_proxy "$TMPDIR/reasons.yaml" "$P_ROOT"
-wait_port "$P_DEMO" "$PROXY_PID" 5 || fail "listener demo is not up"
+for p in "$P_DEMO" "$P_PINNED" "$P_MIXED"; do
+	wait_port "$p" "$PROXY_PID" 5 || fail "listener on 127.0.0.1:$p is not up"
+done
 
 port_of() {
 	case $1 in
 	root) echo "$P_ROOT" ;;
 	demo) echo "$P_DEMO" ;;
+	pinned) echo "$P_PINNED" ;;
+	mixed) echo "$P_MIXED" ;;
 	esac
 }
 
@@ -166,6 +184,28 @@ deny ca-eku root wrong_purpose \
 explain_has ca-eku '^  ok    purpose +depth 0: extendedKeyUsage includes clientAuth' \
     '^  FAIL  purpose +depth 1 "CN=QA Server CA,O=QA": its extendedKeyUsage \(serverAuth\) has no clientAuth, so it may not issue TLS client certificates$'
 pass "wrong_purpose: the leaf's keyUsage, the leaf's EKU and a CA's EKU are told apart and named"
+
+# --- issued by a pinned trusted_certs certificate
+PIN='which is in client_auth\.trusted_certs: a pinned certificate is trusted as itself only, never as an issuer; put it in client_auth\.ca'
+deny pinned-leaf pinned unknown_ca \
+    "reason=\"unknown issuer: issued by \\\\\"CN=partner,O=Partner Ltd\\\\\", $PIN to trust what it signs\"\$" \
+    "$C/partner-child.crt" "$C/partner-child.key"
+explain_has pinned-leaf "^  FAIL  chain +not one of client_auth.trusted_certs, and client_auth.ca is not set: unknown issuer: issued by \"CN=partner,O=Partner Ltd\", $PIN"
+explain_lacks pinned-leaf 'not in client_auth|no certificate in'
+deny pinned-chain pinned unknown_ca "issued by \\\\\"CN=partner,O=Partner Ltd\\\\\", $PIN" \
+    "$C/partner-child.crt" "$C/partner-child.key" "$PKI/partner.crt"
+explain_lacks pinned-chain 'not in client_auth|no certificate in'
+deny pinned-ca pinned unknown_ca \
+    "issued by \\\\\"CN=QA Sub CA,O=QA\\\\\", $PIN \\(with partial_chain: true, as it is not a root\\)" \
+    "$C/deep.crt" "$C/deep.key"
+explain_lacks pinned-ca 'no certificate in'
+deny pinned-mixed mixed unknown_ca "issued by \\\\\"CN=partner,O=Partner Ltd\\\\\", $PIN" \
+    "$C/partner-child.crt" "$C/partner-child.key" "$PKI/partner.crt"
+explain_has pinned-mixed "^  FAIL  chain +unknown issuer: issued by \"CN=partner,O=Partner Ltd\", $PIN"
+# a client that is not related to a pinned certificate keeps the old words
+deny pinned-stranger pinned unknown_ca 'no certificate in client_auth\.trusted_certs issued \\"CN=Unknown CA,O=Stranger Inc\\"' \
+    "$PKI/stranger.crt" "$PKI/stranger.key"
+pass "issued by a pinned trusted_certs certificate: unknown_ca that says it is pinned, not missing"
 
 kill -0 "$PROXY_PID" 2>/dev/null || fail "mtlsproxy died"
 stop_proxy
