@@ -317,6 +317,7 @@ struct tls_verdict {
 	const char	*code;		/* static reason code; NULL: none */
 	char		 reason[512];	/* words, for the log */
 	char		 crl_when[64];	/* date of a CRL that failed */
+	char		 crl_issuer[256]; /* and its issuer (RFC 4514) */
 	char		*subject;	/* owned; of the client's leaf */
 	char		*issuer;	/* owned */
 	/* explain.c: sees every verify-callback call; NULL in handshakes. */

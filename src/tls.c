@@ -752,14 +752,15 @@ tls_explain(struct tls_verdict *v, X509_STORE_CTX *xs,
 		break;
 	}
 	case X509_V_ERR_CRL_HAS_EXPIRED:
-		set_reason(v, "crl_expired", "CRL expired: the CRL for %s "
-		    "passed its nextUpdate on %s; publish a fresh CRL to "
-		    "client_auth.crl", whose, v->crl_when[0] ? v->crl_when :
-		    "(unknown date)");
+		set_reason(v, "crl_expired", "CRL expired: the CRL from \"%s\" "
+		    "(for %s) passed its nextUpdate on %s; publish a fresh CRL "
+		    "to client_auth.crl", v->crl_issuer[0] ? v->crl_issuer : "?",
+		    whose, v->crl_when[0] ? v->crl_when : "(unknown date)");
 		break;
 	case X509_V_ERR_CRL_NOT_YET_VALID:
-		set_reason(v, "crl_not_yet_valid", "CRL not yet valid for %s: "
-		    "its lastUpdate is %s (check the clock)", whose,
+		set_reason(v, "crl_not_yet_valid", "CRL not yet valid: the CRL "
+		    "from \"%s\" (for %s) has its lastUpdate on %s (check the "
+		    "clock)", v->crl_issuer[0] ? v->crl_issuer : "?", whose,
 		    v->crl_when[0] ? v->crl_when : "(unknown date)");
 		break;
 	case X509_V_ERR_UNABLE_TO_GET_CRL: {
@@ -832,6 +833,7 @@ tls_x509_cb(int ok, X509_STORE_CTX *xs)
 	struct tls_verdict	*v;
 	X509_CRL		*crl;
 	SSL			*ssl;
+	char			*iss;
 	int			 err;
 
 	ssl = X509_STORE_CTX_get_ex_data(xs,
@@ -851,6 +853,10 @@ tls_x509_cb(int ok, X509_STORE_CTX *xs)
 	tls_time_str(err == X509_V_ERR_CRL_HAS_EXPIRED ?
 	    X509_CRL_get0_nextUpdate(crl) : X509_CRL_get0_lastUpdate(crl),
 	    v->crl_when, sizeof(v->crl_when));
+	if ((iss = x509_name_rfc4514(X509_CRL_get_issuer(crl))) != NULL) {
+		snprintf(v->crl_issuer, sizeof(v->crl_issuer), "%s", iss);
+		free(iss);
+	}
 	return ok;
 }
 

@@ -9,8 +9,9 @@
 #  - an expired CRL (nextUpdate in the past, made with `openssl ca -gencrl
 #    -crl_lastupdate/-crl_nextupdate`) fails closed with code=crl_expired and
 #    a reason saying "CRL expired" (even for the revoked cert: the CRL is
-#    stale, which is what the operator must fix); a CRL from the future:
-#    crl_not_yet_valid.
+#    stale, which is what the operator must fix), naming the CRL's issuer
+#    and its nextUpdate, as `mtlsproxy explain` does; a CRL from the
+#    future: crl_not_yet_valid, naming the CRL's issuer.
 . "$(dirname -- "$0")/lib.sh"
 
 C=$TMPDIR/certs
@@ -247,15 +248,31 @@ pass "expired CRL: code=crl_expired, reason \"CRL expired\""
 
 # --- a CRL whose lastUpdate is in the future
 refused future "$P_FUT" "$PKI" orders crl_not_yet_valid
-pass "CRL not yet valid: code=crl_not_yet_valid"
+reason_has "$REFUSED_LINE" 'the CRL from \"CN=Demo Intermediate CA,O=Demo Corp\"' ||
+    fail "CRL not yet valid: the reason does not name the CRL's issuer: $REFUSED_LINE"
+pass "CRL not yet valid: code=crl_not_yet_valid, the CRL's issuer named"
 
 # --- the crl_expired reason says since when: the CRL's nextUpdate
 # (2024-02-01 00:00:00 UTC), as the expired reason gives notAfter.
 for line in "${EXPIRED_LINES[@]}"; do
-	echo "$line" | grep -q -E 'reason="[^"]*(2024-02-01|Feb +1 00:00:00 2024)' ||
+	echo "$line" | grep -q -E 'reason="([^"\\]|\\.)*(2024-02-01|Feb +1 00:00:00 2024)' ||
 	    fail "expired CRL: the reason does not give the CRL's nextUpdate (2024-02-01 00:00:00 UTC): $line"
 done
 pass "the crl_expired reason gives the nextUpdate date"
+
+# --- ... and whose CRL it is: the CRL's issuer, which is what gets a
+# fresh CRL; explain gives the same reason and its revocation line agrees.
+for line in "${EXPIRED_LINES[@]}"; do
+	reason_has "$line" 'CRL expired: the CRL from \"CN=Demo Intermediate CA,O=Demo Corp\" (for certificate) passed its nextUpdate on 2024-02-01 00:00:00 UTC' ||
+	    fail "expired CRL: the reason does not name the CRL's issuer and nextUpdate: $line"
+done
+"$MTLSPROXY" explain -c "$TMPDIR/crl.yaml" --listener expired --cert "$PKI/orders.pem" >"$TMPDIR/explain.out" 2>&1
+last=$(tail -n 1 "$TMPDIR/explain.out")
+printf '%s\n' "${EXPIRED_LINES[0]}" | grep -q -F -- " ${last#DENY } " ||
+    fail "expired CRL: explain says [$last], the daemon logged [${EXPIRED_LINES[0]}]"
+grep -q -E '^  FAIL  revocation +depth 0: the CRL of "CN=Demo Intermediate CA,O=Demo Corp" expired on 2024-02-01' "$TMPDIR/explain.out" ||
+    fail "expired CRL: explain has no revocation line for the intermediate's CRL: $(grep revocation "$TMPDIR/explain.out")"
+pass "the crl_expired reason names the CRL's issuer; explain agrees"
 
 kill -0 "$PROXY_PID" 2>/dev/null || fail "mtlsproxy died"
 stop_proxy
