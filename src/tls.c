@@ -218,6 +218,42 @@ tls_pass_cb(char *buf, int size, int rwflag, void *u)
 	return (int)n;
 }
 
+/*
+ * Whether a credential file of the config is a directory, with a message
+ * (at its config line) if so. A directory opens for reading but reads
+ * nothing, which would come out as "no certificate found" or "not a
+ * PKCS#12 file".
+ */
+static bool
+tls_file_is_dir(const struct cfg *cfg, const struct cfg_file *f,
+    const char *what, struct errlist *errs)
+{
+	struct stat	st;
+
+	if (stat(f->path, &st) == -1 || !S_ISDIR(st.st_mode))
+		return false;
+	cfg_error(errs, cfg, f->loc, "%s is a directory, not a file (give the "
+	    "%s itself)", f->path, what);
+	return true;
+}
+
+/* Open a credential file of the config; NULL and a message on failure. */
+static BIO *
+tls_open(const struct cfg *cfg, const struct cfg_file *f, const char *what,
+    const char *mode, struct errlist *errs)
+{
+	BIO	*bio;
+
+	if (tls_file_is_dir(cfg, f, what, errs))
+		return NULL;
+	if ((bio = BIO_new_file(f->path, mode)) == NULL) {
+		cfg_error(errs, cfg, f->loc, "cannot read %s %s: %s", what,
+		    f->path, strerror(errno));
+		ERR_clear_error();
+	}
+	return bio;
+}
+
 /* Read every certificate of a PEM file; NULL and a message on failure. */
 static STACK_OF(X509) *
 tls_read_certs(const struct cfg *cfg, const struct cfg_file *f,
@@ -227,12 +263,8 @@ tls_read_certs(const struct cfg *cfg, const struct cfg_file *f,
 	BIO		*bio;
 	X509		*x;
 
-	if ((bio = BIO_new_file(f->path, "r")) == NULL) {
-		cfg_error(errs, cfg, f->loc, "cannot read %s %s: %s", what,
-		    f->path, strerror(errno));
-		ERR_clear_error();
+	if ((bio = tls_open(cfg, f, what, "r", errs)) == NULL)
 		return NULL;
-	}
 	sk = sk_X509_new_null();
 	while ((x = PEM_read_bio_X509(bio, NULL, NULL, NULL)) != NULL)
 		sk_X509_push(sk, x);
@@ -277,12 +309,8 @@ tls_load_pem_pair(SSL_CTX *ctx, const struct cfg *cfg,
 			goto fail;
 		pa.pass = pass;
 	}
-	if ((bio = BIO_new_file(t->key.path, "r")) == NULL) {
-		cfg_error(errs, cfg, t->key.loc, "cannot read key file %s: %s",
-		    t->key.path, strerror(errno));
-		ERR_clear_error();
+	if ((bio = tls_open(cfg, &t->key, "key file", "r", errs)) == NULL)
 		goto fail;
-	}
 	pkey = PEM_read_bio_PrivateKey(bio, NULL, tls_pass_cb, &pa);
 	BIO_free(bio);
 	if (pkey == NULL) {
@@ -319,9 +347,27 @@ tls_load_pem_pair(SSL_CTX *ctx, const struct cfg *cfg,
 	if (SSL_CTX_use_PrivateKey(ctx, pkey) != 1 ||
 	    SSL_CTX_check_private_key(ctx) != 1) {
 		ERR_clear_error();
-		cfg_error(errs, cfg, t->key.loc, "private key %s does not "
-		    "match certificate %s (check that both files belong to "
-		    "the same pair)", t->key.path, t->cert.path);
+		/* The usual slip: the intermediate pasted above the leaf. */
+		for (i = 1; i < sk_X509_num(certs); i++)
+			if (X509_check_private_key(sk_X509_value(certs, i),
+			    pkey) == 1)
+				break;
+		ERR_clear_error();
+		if (i < sk_X509_num(certs)) {
+			char *n = x509_name_rfc4514(X509_get_subject_name(
+			    sk_X509_value(certs, i)));
+
+			cfg_error(errs, cfg, t->cert.loc, "private key %s "
+			    "belongs to certificate %d of %s (\"%s\"), not to "
+			    "the first: the file must start with the server's "
+			    "certificate, then its intermediates", t->key.path,
+			    i + 1, t->cert.path, n ? n : "?");
+			free(n);
+		} else
+			cfg_error(errs, cfg, t->key.loc, "private key %s does "
+			    "not match certificate %s (check that both files "
+			    "belong to the same pair)", t->key.path,
+			    t->cert.path);
 		goto fail;
 	}
 	rc = 0;
@@ -354,12 +400,9 @@ tls_load_pkcs12(SSL_CTX *ctx, const struct cfg *cfg, const struct cfg_tls *t,
 			return -1;
 		pw = pass;
 	}
-	if ((bio = BIO_new_file(t->pkcs12.path, "rb")) == NULL) {
-		cfg_error(errs, cfg, t->pkcs12.loc, "cannot read PKCS#12 file "
-		    "%s: %s", t->pkcs12.path, strerror(errno));
-		ERR_clear_error();
+	if ((bio = tls_open(cfg, &t->pkcs12, "PKCS#12 file", "rb", errs)) ==
+	    NULL)
 		goto fail;
-	}
 	p12 = d2i_PKCS12_bio(bio, NULL);
 	BIO_free(bio);
 	if (p12 == NULL) {
@@ -446,12 +489,8 @@ tls_load_crl(X509_STORE *store, const struct cfg *cfg, const struct cfg_file *f,
 	BIO		*bio;
 	int		 n = 0;
 
-	if ((bio = BIO_new_file(f->path, "rb")) == NULL) {
-		cfg_error(errs, cfg, f->loc, "cannot read CRL file %s: %s",
-		    f->path, strerror(errno));
-		ERR_clear_error();
+	if ((bio = tls_open(cfg, f, "CRL file", "rb", errs)) == NULL)
 		return -1;
-	}
 	while ((crl = PEM_read_bio_X509_CRL(bio, NULL, NULL, NULL)) != NULL) {
 		crl_note_until(crl, until);
 		X509_STORE_add_crl(store, crl);
@@ -1503,6 +1542,8 @@ tls_load_ticket_key(SSL_CTX *ctx, const struct cfg *cfg,
 	FILE		*fp;
 	size_t		 n;
 
+	if (tls_file_is_dir(cfg, f, "session ticket key file", errs))
+		return -1;
 	if ((fp = fopen(f->path, "rb")) == NULL) {
 		cfg_error(errs, cfg, f->loc, "cannot read session ticket key "
 		    "file %s: %s", f->path, strerror(errno));

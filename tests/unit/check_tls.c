@@ -3,6 +3,8 @@
  * cfg_load() and tls_server_init(), against keys, certificates, CRLs and
  * PKCS#12 bundles built here with the OpenSSL API in a temporary directory.
  */
+#include <sys/stat.h>
+
 #include <dirent.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -106,7 +108,8 @@ rmdir_flat(const char *d)
 		    strcmp(de->d_name, "..") == 0)
 			continue;
 		path = xasprintf("%s/%s", d, de->d_name);
-		(void)unlink(path);
+		if (unlink(path) == -1)
+			(void)rmdir(path);	/* adir */
 		free(path);
 	}
 	closedir(dp);
@@ -311,6 +314,7 @@ pki_setup(void)
 	wcerts("root.pem", root, NULL);
 	wcerts("leaf.pem", leaf, NULL);
 	wcerts("chain.pem", leaf, inter);	/* leaf first */
+	wcerts("wrongorder.pem", inter, leaf);	/* intermediate first */
 	wcerts("cas.pem", root, inter);
 	wcerts("weak.pem", weak, NULL);
 	wcerts("chain-weak.pem", leaf, weak);
@@ -338,6 +342,7 @@ pki_setup(void)
 	ck_assert_int_eq(PEM_write_bio_X509_CRL(bio, intcrl), 1);
 	BIO_free(bio);
 
+	ck_assert_int_eq(mkdir(P("adir"), 0700), 0);
 	wtext(dir, "pass.txt", PASS "\n");
 	wtext(dir, "pass-crlf.txt", PASS "\r\nsecond line\n");
 	wtext(dir, "pass-noeol.txt", PASS);
@@ -690,6 +695,55 @@ START_TEST(test_cert_empty_and_garbage)
 	EXPECT(AT("cert", "no certificate found in certificate file %s "
 	    "(expected PEM \"-----BEGIN CERTIFICATE-----\" blocks)",
 	    P("garbage.bin")));
+}
+END_TEST
+
+/* A directory where a file belongs: said so, at its config line. */
+START_TEST(test_directories)
+{
+	static const struct {
+		const char	*tls, *client_auth, *key, *what;
+	} c[] = {
+		{ "cert: adir\nkey: leaf.key", "ca: cas.pem", "cert",
+		    "certificate file" },
+		{ "cert: chain.pem\nkey: adir", "ca: cas.pem", "key",
+		    "key file" },
+		{ "cert: chain.pem\nkey: leaf.key", "ca: adir", "ca",
+		    "CA file" },
+		{ "cert: chain.pem\nkey: leaf.key", "ca: cas.pem\ncrl: adir",
+		    "crl", "CRL file" },
+		{ "cert: chain.pem\nkey: leaf.key",
+		    "trusted_certs:\n  - adir", NULL,
+		    "trusted certificate file" },
+		{ "pkcs12: adir\npkcs12_passphrase_file: pass.txt",
+		    "ca: cas.pem", "pkcs12", "PKCS#12 file" },
+		{ "cert: chain.pem\nkey: leaf.key\nsession_tickets: true\n"
+		    "session_ticket_key_file: adir", "ca: cas.pem",
+		    "session_ticket_key_file", "session ticket key file" },
+	};
+	size_t	i;
+
+	for (i = 0; i < NITEMS(c); i++) {
+		if (i > 0) {
+			teardown();
+			setup();
+		}
+		config(c[i].tls, c[i].client_auth);
+		EXPECT(at_loc(c[i].key != NULL ? value_loc(c[i].key) :
+		    text_loc("adir"), "%s is a directory, not a file (give "
+		    "the %s itself)", P("adir"), c[i].what));
+	}
+}
+END_TEST
+
+/* The intermediate above the leaf: the key matches the second one. */
+START_TEST(test_cert_wrong_order)
+{
+	config("cert: wrongorder.pem\nkey: leaf.key", "ca: cas.pem");
+	EXPECT(AT("cert", "private key %s belongs to certificate 2 of %s "
+	    "(\"CN=server.example\"), not to the first: the file must start "
+	    "with the server's certificate, then its intermediates",
+	    P("leaf.key"), P("wrongorder.pem")));
 }
 END_TEST
 
@@ -1193,6 +1247,8 @@ tls_suite(void)
 	tcase_add_test(pem, test_cert_has_no_certificate);
 	tcase_add_test(pem, test_cert_empty_and_garbage);
 	tcase_add_test(pem, test_cert_missing);
+	tcase_add_test(pem, test_directories);
+	tcase_add_test(pem, test_cert_wrong_order);
 	tcase_add_test(pem, test_cert_weak_key);
 	suite_add_tcase(s, pem);
 
