@@ -198,13 +198,23 @@ pp2_addrs(struct pp2_out *o, const struct sockaddr *src,
 	return PP2_FAM_TCP6;
 }
 
-/* The first CN of the subject, as UTF-8. */
+/*
+ * The first CN of the subject, as UTF-8. The certificate's owner chose it
+ * and receivers put it into headers and log lines (nginx's
+ * $proxy_protocol_tlv_ssl_cn), so a control byte (below 0x20, and 0x7f)
+ * is written as \XX, upper-case hex, as the identity headers write them,
+ * and so is a backslash, which keeps the rule reversible; other bytes,
+ * UTF-8 included, are sent as they are.
+ */
 static void
 pp2_tlv_cn(struct pp2_out *o, X509 *peer)
 {
-	const X509_NAME	*name = X509_get_subject_name(peer);
-	unsigned char	*utf8;
-	int		 i, n;
+	static const char	 hex[] = "0123456789ABCDEF";
+	const X509_NAME		*name = X509_get_subject_name(peer);
+	unsigned char		*utf8;
+	char			*esc;
+	size_t			 j;
+	int			 i, n;
 
 	if ((i = X509_NAME_get_index_by_NID(name, NID_commonName, -1)) < 0)
 		return;
@@ -212,7 +222,17 @@ pp2_tlv_cn(struct pp2_out *o, X509 *peer)
 	    X509_NAME_ENTRY_get_data(X509_NAME_get_entry(name, i)));
 	if (n < 0)
 		return;
-	pp2_tlv(o, PP2_SUBTYPE_SSL_CN, utf8, (size_t)n);
+	esc = xmalloc((size_t)n * 3 + 1);
+	for (i = 0, j = 0; i < n; i++) {
+		if (utf8[i] < 0x20 || utf8[i] == 0x7f || utf8[i] == '\\') {
+			esc[j++] = '\\';
+			esc[j++] = hex[utf8[i] >> 4];
+			esc[j++] = hex[utf8[i] & 0xf];
+		} else
+			esc[j++] = (char)utf8[i];
+	}
+	pp2_tlv(o, PP2_SUBTYPE_SSL_CN, esc, j);
+	free(esc);
 	OPENSSL_free(utf8);
 }
 

@@ -10,6 +10,10 @@
 # CN, cipher, algorithms, the DER client certificate) and the CRC32C are
 # checked byte by byte in tests/unit/check_pp2.c. Here nginx proves the
 # header is well formed and the addresses are the client's.
+#
+# A small PROXY v2 reader (python) then takes the SSL_CN TLV of a client
+# whose CN holds CR, LF, 0x01, 0x7f, a backslash and UTF-8: no control byte
+# arrives, they come as \XX (and the backslash as \5C), the UTF-8 as it is.
 . "$(dirname -- "$0")/lib.sh"
 
 NGINX=$(command -v nginx 2>/dev/null || echo /usr/sbin/nginx)
@@ -19,6 +23,7 @@ NGX=$TMPDIR/nginx
 NGINX_PORT=$(free_port)
 PORT=$(free_port)
 PORT_OFF=$(free_port)
+PPCN_LISTEN=$(free_port)
 # An IPv6 listener too, when ::1 can be bound here.
 PORT6=$(python3 -c 'import socket
 s = socket.socket(socket.AF_INET6)
@@ -71,6 +76,75 @@ nginx_errors_since() {
 	tail -n +$(($1 + 1)) "$NGX/error.log"
 }
 
+# --------------------------------------------------- a PROXY v2 TLV reader
+
+# Reads the PROXY v2 header of each connection, writes the SSL_CN sub-TLV
+# (hex) as one line to cn.log, answers "cn ok" and closes.
+PPCN_PORT=$(free_port)
+python3 - "$PPCN_PORT" "$TMPDIR/cn.log" >"$TMPDIR/ppcn.out" 2>&1 <<'PY' &
+import socket, struct, sys
+
+def read(c, n):
+    b = b""
+    while len(b) < n:
+        d = c.recv(n - len(b))
+        if not d:
+            raise EOFError
+        b += d
+    return b
+
+def tlvs(b):
+    i = 0
+    while i + 3 <= len(b):
+        t, n = b[i], struct.unpack(">H", b[i + 1:i + 3])[0]
+        yield t, b[i + 3:i + 3 + n]
+        i += 3 + n
+
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", int(sys.argv[1])))
+s.listen(8)
+while True:
+    c, _ = s.accept()
+    try:
+        h = read(c, 16)
+        assert h[:12] == b"\r\n\r\n\x00\r\nQUIT\n", h
+        rest = read(c, struct.unpack(">H", h[14:16])[0])
+        body = rest[12 if h[13] >> 4 == 1 else 36:]
+        cn = None
+        for t, v in tlvs(body):
+            if t == 0x20:
+                for st, sv in tlvs(v[5:]):
+                    if st == 0x22:
+                        cn = sv
+        with open(sys.argv[2], "a") as f:
+            f.write((cn.hex() if cn is not None else "none") + "\n")
+        c.sendall(b"cn ok\n")
+    except Exception as e:
+        with open(sys.argv[2], "a") as f:
+            f.write("error %r\n" % (e,))
+    c.close()
+PY
+PPCN_PID=$!
+track "$PPCN_PID"
+wait_port "$PPCN_PORT" "$PPCN_PID" 5 || fail "the PROXY v2 reader did not start: $(cat "$TMPDIR/ppcn.out")"
+
+# A client certificate with CR, LF, 0x01, 0x7f, a backslash and "ë" in its
+# CN (openssl req -subj reads "\\" as one backslash).
+C=$TMPDIR/certs
+mkdir -p "$C"
+printf '[ext]\nbasicConstraints = critical, CA:false\nkeyUsage = critical, digitalSignature\nextendedKeyUsage = clientAuth\n' >"$C/ext.cnf"
+openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$C/evil.key" -utf8 \
+    -subj "/O=QA/CN=$(printf 'evil\r\nX-Injected: 1\001\177\\\\z Zo\303\253')" -out "$C/evil.csr" >>"$TMPDIR/openssl.log" 2>&1 &&
+    openssl x509 -req -in "$C/evil.csr" -CA "$PKI/intermediate-ca.crt" -CAkey "$PKI/intermediate-ca.key" \
+    -set_serial "0x$(openssl rand -hex 12)" -days 30 -sha256 -extfile "$C/ext.cnf" -extensions ext \
+    -out "$C/evil.crt" >>"$TMPDIR/openssl.log" 2>&1 ||
+    fail "could not make the certificate: $(tail -n 3 "$TMPDIR/openssl.log")"
+# the CN as the certificate holds it
+WANT_RAW=$(printf 'evil\r\nX-Injected: 1\001\177\\z Zo\303\253' | od -An -tx1 | tr -d ' \n')
+openssl asn1parse -in "$C/evil.crt" | grep -q 'UTF8STRING *:evil' ||
+    fail "the CN is not a UTF8String: $(openssl asn1parse -in "$C/evil.crt" | grep -A1 commonName)"
+
 # ----------------------------------------------------------------- proxy
 
 # Two listeners in front of the same nginx: one sends the PROXY header,
@@ -80,6 +154,8 @@ nginx_errors_since() {
 	config_listener pp "$PORT" "\"127.0.0.1:$NGINX_PORT\"" |
 	    sed 's/^      mode: tcp$/&\n      proxy_protocol: true/'
 	config_listener nopp "$PORT_OFF" "\"127.0.0.1:$NGINX_PORT\""
+	config_listener ppcn "$PPCN_LISTEN" "\"127.0.0.1:$PPCN_PORT\"" |
+	    sed 's/^      mode: tcp$/&\n      proxy_protocol: true/'
 	if [ -n "$PORT6" ]; then
 		config_listener pp6 "$PORT6" "\"127.0.0.1:$NGINX_PORT\"" |
 		    sed -e "s/^    listen: .*/    listen: \"[::1]:$PORT6\"/" \
@@ -177,6 +253,18 @@ nginx_errors_since "$ERR_MARK" | tr '\r\n' '  ' |
     fail "nginx error log does not say broken header: $(nginx_errors_since "$ERR_MARK" | tail -n 3)"
 assert_log_contains ' access ' 'listener=nopp' 'subject="CN=orders,OU=payments,O=Demo Corp"'
 pass "proxy_protocol off: nginx refused with \"broken header\" (curl exit $CURL_RC)"
+
+# ------------------------------------------ the SSL_CN TLV holds no control byte
+
+s_client_send "$PPCN_LISTEN" "" "cn ok" -cert "$C/evil.crt" -key "$C/evil.key"
+grep -q -F 'cn ok' "$SCLIENT_OUT" ||
+    fail "no answer through the PROXY v2 reader (rc $SCLIENT_RC): $(grep -v '^depth=\|^verify' "$SCLIENT_ERR" | head -n 3); reader: $(cat "$TMPDIR/cn.log" 2>/dev/null)"
+GOT=$(tail -n 1 "$TMPDIR/cn.log")
+# evil\0D\0AX-Injected: 1\01\7F\5Cz Zoë
+WANT=$(printf 'evil\\0D\\0AX-Injected: 1\\01\\7F\\5Cz Zo\303\253' | od -An -tx1 | tr -d ' \n')
+[ "$GOT" != "$WANT_RAW" ] || fail "the SSL_CN TLV carries the CN's raw control bytes ($GOT)"
+[ "$GOT" = "$WANT" ] || fail "SSL_CN TLV is [$GOT] (hex), want [$WANT] (evil\\0D\\0AX-Injected: 1\\01\\7F\\5Cz Zoë)"
+pass "SSL_CN TLV: control bytes and the backslash as \\XX, UTF-8 kept"
 
 # ------------------------------------------------------------------ stop
 

@@ -541,6 +541,27 @@ START_TEST(test_cn_bmpstring_as_utf8)
 }
 END_TEST
 
+/* No control byte reaches the TLV: \XX as in the headers; UTF-8 kept. */
+START_TEST(test_cn_control_bytes_escaped)
+{
+	static const char cn[] = "a\r\nX-Injected: 1\x01\x7f\\z \xc3\xab";
+	struct tlv	 sub[8];
+	size_t		 first, nsub;
+	int		 n;
+
+	X509_free(cli_cert);
+	cli_cert = make_cert(cli_key, MBSTRING_UTF8, cn, -1, 0);
+	make_ctxs(TLS1_3_VERSION);
+	handshake(NULL);
+	n = pp2_build(buf, PP2_MAX_HEADER, (struct sockaddr *)&src4,
+	    (struct sockaddr *)&dst4, server);
+	first = check_frame(buf, n, 0x21, 0x11, 12);
+	nsub = ssl_subs(buf, n, first, 0x07, sub, NITEMS(sub));
+	TLV_STR_EQ(find(sub, nsub, 0x22),
+	    "a\\0D\\0AX-Injected: 1\\01\\7F\\5Cz \xc3\xab");
+}
+END_TEST
+
 START_TEST(test_resumed_session_has_no_cert_on_conn)
 {
 	struct tlv	 sub[8];
@@ -672,6 +693,7 @@ pp2_suite(void)
 	tcase_add_test(tc, test_unix_is_local_unspec);
 	tcase_add_test(tc, test_tls12_rsa_client);
 	tcase_add_test(tc, test_cn_bmpstring_as_utf8);
+	tcase_add_test(tc, test_cn_control_bytes_escaped);
 	tcase_add_test(tc, test_resumed_session_has_no_cert_on_conn);
 	tcase_add_test(tc, test_big_cert_left_out);
 	tcase_add_test(tc, test_buffer_limits);
