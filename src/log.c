@@ -18,17 +18,40 @@ static enum log_format	log_format_cur = LOG_FORMAT_TEXT;
 
 static const char *const level_names[] = { "error", "warn", "info", "debug" };
 
-/* A growing line buffer; truncates instead of failing. */
+/*
+ * A log line.  A value from outside (a certificate's subject, a request
+ * path) is cut to LOG_VALUE_MAX bytes as written, with "..." at the cut and
+ * "truncated" at the end of the line; a message to LOG_MSG_MAX.  The buffer
+ * holds every field of the longest event line at those caps, so a line is
+ * never cut itself: it stays one JSON object or balanced key=value pairs.
+ */
+#define LOG_VALUE_MAX	1024
+#define LOG_MSG_MAX	4096
+#define LOG_LINE_MAX	16384
+#define LOG_CUT		"..."
+#define LOG_RESERVE	32	/* closing quote, "truncated", "}\n" */
+
 struct line {
-	char	buf[8192];
+	char	buf[LOG_LINE_MAX];
 	size_t	len;
+	bool	cut;		/* a value was shortened */
 };
 
+/* Room left for content, keeping LOG_RESERVE for the end of the line. */
+static size_t
+line_room(const struct line *l)
+{
+	if (l->len + LOG_RESERVE >= sizeof(l->buf))
+		return 0;
+	return sizeof(l->buf) - LOG_RESERVE - l->len;
+}
+
+/* Append n bytes; the caller has checked the room (or this is the end). */
 static void
 line_add(struct line *l, const char *s, size_t n)
 {
-	if (n > sizeof(l->buf) - 2 - l->len)
-		n = sizeof(l->buf) - 2 - l->len;
+	if (n > sizeof(l->buf) - 1 - l->len)
+		n = sizeof(l->buf) - 1 - l->len;
 	memcpy(l->buf + l->len, s, n);
 	l->len += n;
 }
@@ -39,31 +62,76 @@ line_puts(struct line *l, const char *s)
 	line_add(l, s, strlen(s));
 }
 
-/* Append s, escaped for a JSON string or a quoted text value. */
-static void
-line_escaped(struct line *l, const char *s)
+/*
+ * How c is written: escaped for a JSON string or a quoted text value, or
+ * (free text) as is with line breaks made spaces.  Returns the length.
+ */
+static size_t
+esc_char(unsigned char c, bool freetext, char esc[8])
 {
-	char	esc[8];
-
-	for (; *s != '\0'; s++) {
-		unsigned char c = (unsigned char)*s;
-
-		if (c == '"' || c == '\\') {
-			esc[0] = '\\';
-			esc[1] = (char)c;
-			line_add(l, esc, 2);
-		} else if (c == '\n')
-			line_puts(l, "\\n");
-		else if (c == '\r')
-			line_puts(l, "\\r");
-		else if (c == '\t')
-			line_puts(l, "\\t");
-		else if (c < 0x20 || c == 0x7f) {
-			snprintf(esc, sizeof(esc), "\\u%04x", c);
-			line_add(l, esc, 6);
-		} else
-			line_add(l, (const char *)&c, 1);
+	if (freetext) {
+		esc[0] = (c == '\n' || c == '\r') ? ' ' : (char)c;
+		return 1;
 	}
+	if (c == '"' || c == '\\') {
+		esc[0] = '\\';
+		esc[1] = (char)c;
+		return 2;
+	}
+	if (c == '\n' || c == '\r' || c == '\t') {
+		esc[0] = '\\';
+		esc[1] = c == '\n' ? 'n' : c == '\r' ? 'r' : 't';
+		return 2;
+	}
+	if (c < 0x20 || c == 0x7f) {
+		snprintf(esc, 8, "\\u%04x", c);
+		return 6;
+	}
+	esc[0] = (char)c;
+	return 1;
+}
+
+/*
+ * Append s as esc_char() writes it, up to max bytes (and the room left).
+ * A longer value is cut to leave room for "...", at a character boundary:
+ * never inside an escape or a UTF-8 sequence.
+ */
+static void
+line_value(struct line *l, const char *s, bool freetext, size_t max)
+{
+	const char	*p;
+	char		 esc[8];
+	size_t		 n, total = 0, start = l->len, room = line_room(l);
+
+	if (max > room)
+		max = room;
+	for (p = s; *p != '\0' && total <= max; p++)
+		total += esc_char((unsigned char)*p, freetext, esc);
+	if (total <= max) {
+		for (p = s; *p != '\0'; p++) {
+			n = esc_char((unsigned char)*p, freetext, esc);
+			line_add(l, esc, n);
+		}
+		return;
+	}
+	max = max > sizeof(LOG_CUT) - 1 ? max - (sizeof(LOG_CUT) - 1) : 0;
+	for (p = s; *p != '\0'; p++) {
+		n = esc_char((unsigned char)*p, freetext, esc);
+		if (l->len - start + n > max)
+			break;
+		line_add(l, esc, n);
+	}
+	/* Bytes from 0x80 went out as they were: drop a partial sequence. */
+	if (((unsigned char)*p & 0xc0) == 0x80) {
+		while (l->len > start &&
+		    ((unsigned char)l->buf[l->len - 1] & 0xc0) == 0x80)
+			l->len--;
+		if (l->len > start &&
+		    ((unsigned char)l->buf[l->len - 1] & 0xc0) == 0xc0)
+			l->len--;
+	}
+	line_puts(l, LOG_CUT);
+	l->cut = true;
 }
 
 static bool
@@ -91,13 +159,14 @@ line_start(struct line *l, enum log_level lvl, const char *msg)
 	    tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
 	    tm.tm_min, tm.tm_sec, (int)(tv.tv_usec / 1000));
 	l->len = 0;
+	l->cut = false;
 	if (log_format_cur == LOG_FORMAT_JSON) {
 		line_puts(l, "{\"time\":\"");
 		line_puts(l, ts);
 		line_puts(l, "\",\"level\":\"");
 		line_puts(l, level_names[lvl]);
 		line_puts(l, "\",\"msg\":\"");
-		line_escaped(l, msg);
+		line_value(l, msg, false, LOG_MSG_MAX);
 		line_puts(l, "\"");
 	} else {
 		line_puts(l, ts);
@@ -105,9 +174,7 @@ line_start(struct line *l, enum log_level lvl, const char *msg)
 		line_puts(l, level_names[lvl]);
 		line_puts(l, " ");
 		/* Free text: keep it on one line. */
-		for (; *msg != '\0'; msg++)
-			line_add(l, (*msg == '\n' || *msg == '\r') ? " " : msg,
-			    1);
+		line_value(l, msg, true, LOG_MSG_MAX);
 	}
 }
 
@@ -117,6 +184,9 @@ line_end(struct line *l)
 	ssize_t	n;
 	size_t	off = 0;
 
+	if (l->cut)
+		line_puts(l, log_format_cur == LOG_FORMAT_JSON ?
+		    ",\"truncated\":true" : " truncated=true");
 	if (log_format_cur == LOG_FORMAT_JSON)
 		line_puts(l, "}");
 	l->buf[l->len++] = '\n';
@@ -194,6 +264,7 @@ log_event(enum log_level lvl, const char *msg, const struct log_field *f,
 {
 	struct line	l;
 	size_t		i;
+	bool		json, quote;
 
 	if (lvl > log_level_cur)
 		return;
@@ -201,28 +272,21 @@ log_event(enum log_level lvl, const char *msg, const struct log_field *f,
 	for (i = 0; i < n; i++) {
 		if (f[i].v == NULL)
 			continue;
-		if (log_format_cur == LOG_FORMAT_JSON) {
-			line_puts(&l, ",\"");
-			line_puts(&l, f[i].k);
-			line_puts(&l, "\":");
-			if (f[i].num)
-				line_puts(&l, f[i].v);
-			else {
-				line_puts(&l, "\"");
-				line_escaped(&l, f[i].v);
-				line_puts(&l, "\"");
-			}
-			continue;
+		/* Never expected: no room for even a short value. */
+		if (line_room(&l) < strlen(f[i].k) + 40) {
+			l.cut = true;
+			break;
 		}
-		line_puts(&l, " ");
+		json = log_format_cur == LOG_FORMAT_JSON;
+		line_puts(&l, json ? ",\"" : " ");
 		line_puts(&l, f[i].k);
-		line_puts(&l, "=");
-		if (!f[i].num && needs_quotes(f[i].v)) {
+		line_puts(&l, json ? "\":" : "=");
+		quote = !f[i].num && (json || needs_quotes(f[i].v));
+		if (quote)
 			line_puts(&l, "\"");
-			line_escaped(&l, f[i].v);
+		line_value(&l, f[i].v, false, LOG_VALUE_MAX);
+		if (quote)
 			line_puts(&l, "\"");
-		} else
-			line_puts(&l, f[i].v);
 	}
 	line_end(&l);
 }
