@@ -49,7 +49,8 @@ struct http_req {
 	char			*path;		/* owned; for the log */
 	struct timeval		 start;
 	uint64_t		 bytes_in;
-	uint64_t		 bytes_out;
+	uint64_t		 bytes_out;	/* of the answer, as parsed */
+	uint64_t		 bytes_cut;	/* ... of which not sent */
 	STAILQ_ENTRY(http_req)	 entry;
 };
 
@@ -708,7 +709,8 @@ http_log_request(struct http *h, struct http_req *r, int status)
 	timersub(&now, &r->start, &d);
 	snprintf(st, sizeof(st), "%d", status);
 	snprintf(in, sizeof(in), "%" PRIu64, r->bytes_in);
-	snprintf(out, sizeof(out), "%" PRIu64, r->bytes_out);
+	snprintf(out, sizeof(out), "%" PRIu64, r->bytes_out > r->bytes_cut ?
+	    r->bytes_out - r->bytes_cut : 0);
 	snprintf(ms, sizeof(ms), "%" PRIu64,
 	    (uint64_t)d.tv_sec * 1000 + (uint64_t)d.tv_usec / 1000);
 	log_event(LOG_LEVEL_INFO, "request", f, sizeof(f) / sizeof(f[0]));
@@ -971,8 +973,9 @@ http_cut_add(struct http *h, uint64_t pos, size_t len)
 	h->cuts[h->ncuts].len = len;
 	h->cuts[h->ncuts].ins = NULL;
 	h->ncuts++;
-	if (r != NULL && r->bytes_out >= len)
-		r->bytes_out -= len;
+	/* The line may be in a piece not yet added to bytes_out. */
+	if (r != NULL)
+		r->bytes_cut += len;
 }
 
 /* Put the line ins (with its CRLF) in at pos. */
@@ -1540,6 +1543,7 @@ http_bad_response(struct http *h, struct evbuffer *in, size_t done,
     bool started)
 {
 	struct session	*s = h->s;
+	struct http_req	*r;
 
 	h->rparsing = false;
 	h->rin_head = false;
@@ -1550,9 +1554,12 @@ http_bad_response(struct http *h, struct evbuffer *in, size_t done,
 	h->ncuts = 0;
 	evbuffer_drain(in, evbuffer_get_length(in));
 	h->rheld = 0;
-	if (!started)
+	if (!started) {
+		/* What was parsed of this answer never reached the client. */
+		if ((r = STAILQ_FIRST(&h->pending)) != NULL)
+			r->bytes_out = r->bytes_cut = 0;
 		http_send_error(h, 502, "bad_backend_response");
-	else
+	} else
 		http_close_when_flushed(h, "bad_backend_response");
 }
 

@@ -258,6 +258,20 @@ for n in 0 1; do
 done
 pass "an answer's Connection-listed headers, Keep-Alive and Proxy-Connection stay on the backend's hop, also when its head comes in pieces; framing kept"
 
+# The request line's bytes_out is what the client got, the cut lines left
+# out, as the access line's is: Node's answers carry "Keep-Alive:
+# timeout=60", its head in one piece; /hop-answer's comes in three.
+for pp in "$PORT /status/200" "$PORT2 /hop-answer"; do
+	set -- $pp
+	log_mark
+	hcurl "$1" "$2" --http1.1
+	[ "$HC_CODE" = 200 ] || fail "GET $2: status $HC_CODE: $(cat "$HC_ERR")"
+	GOT=$(($(wc -c <"$HC_HDR") + $(wc -c <"$HC_OUT")))
+	assert_log_contains ' request ' "path=$2 " " bytes_out=$GOT "
+	assert_log_contains ' access ' " bytes_out=$GOT "
+done
+pass "the request and access lines' bytes_out are the bytes the client got, hop-by-hop lines left out"
+
 # A head in 8 KiB pieces is held until complete; over 64 KiB it is refused.
 hclient raw "$PORT2" --send 'GET /big-head?n=40000 HTTP/1.1\r\nHost: localhost\r\n\r\n' --responses 1
 assert_eq "$(jq_py "$HCL_OUT" "str(j['responses'][0]['status']) + ' ' + str(len(rh(j['responses'][0], 'x-big')[0])) if j['responses'] else 'none'")" \
