@@ -116,6 +116,57 @@ drain_deadline_cb(evutil_socket_t fd, short what, void *arg)
 static const char	*config_path = MTLSPROXY_CONFIG;
 static unsigned		 reload_failures;
 
+/* What the process started with, of the settings only a restart changes. */
+static char		*run_user, *run_group;	/* owned */
+static int		 run_reload;
+
+static const char *
+reload_mode_name(int mode)
+{
+	return mode == RELOAD_WATCH ? "watch" : "signal";
+}
+
+static void
+restart_only_str(const char *key, const char *now, const char *run)
+{
+	char	was[128], new[128];
+
+	if (now == run || (now != NULL && run != NULL &&
+	    strcmp(now, run) == 0))
+		return;
+	if (run != NULL)
+		snprintf(was, sizeof(was), "\"%s\"", run);
+	else
+		snprintf(was, sizeof(was), "(none)");
+	if (now != NULL)
+		snprintf(new, sizeof(new), "\"%s\"", now);
+	else
+		snprintf(new, sizeof(new), "(none)");
+	log_warnx("reload: \"%s\" changed from %s to %s: that needs a "
+	    "restart; keeping %s", key, was, new, was);
+}
+
+/*
+ * A reload cannot change these: warn when the new configuration differs
+ * from what runs (not from the configuration loaded last, which may have
+ * asked for a change that was not made).
+ */
+static void
+restart_only_check(const struct cfg *cfg)
+{
+	if (cfg->workers != worker_count())
+		log_warnx("reload: \"workers\" changed from %u to %u: that "
+		    "needs a restart; keeping %u", worker_count(),
+		    cfg->workers, worker_count());
+	restart_only_str("user", cfg->user, run_user);
+	restart_only_str("group", cfg->group, run_group);
+	if (cfg->reload != run_reload)
+		log_warnx("reload: \"reload\" changed from %s to %s: that "
+		    "needs a restart; keeping %s",
+		    reload_mode_name(run_reload), reload_mode_name(cfg->reload),
+		    reload_mode_name(run_reload));
+}
+
 /*
  * Reload: read the configuration and every file it names again, build a
  * complete new runtime, and only then swap it in.  On any error the old
@@ -126,7 +177,7 @@ static int
 reload(const char *why)
 {
 	struct errlist	 errs = { NULL, 0 };
-	struct runtime	*rt = NULL, *old;
+	struct runtime	*rt = NULL;
 	struct cfg	*cfg;
 	size_t		 i;
 
@@ -151,12 +202,7 @@ reload(const char *why)
 		return -1;
 	}
 	errlist_free(&errs);
-	old = runtime_current();
-	if (old != NULL && old->cfg->workers != rt->cfg->workers)
-		log_warnx("reload: \"workers\" changed from %u to %u: that "
-		    "needs a restart; keeping %u", old->cfg->workers,
-		    rt->cfg->workers, worker_count());
-	runtime_unref(old);
+	restart_only_check(rt->cfg);
 	log_set(rt->cfg->log_level, rt->cfg->log_format);
 	listener_fd_limit(rt->cfg);
 	listener_apply(rt->cfg);
@@ -301,6 +347,11 @@ main(int argc, char *argv[])
 		runtime_unref(rt);
 		return 1;
 	}
+	if (rt->cfg->user != NULL)
+		run_user = xstrdup(rt->cfg->user);
+	if (rt->cfg->group != NULL)
+		run_group = xstrdup(rt->cfg->group);
+	run_reload = rt->cfg->reload;
 	if ((main_base = event_base_new()) == NULL)
 		fatalx("cannot create the event loop");
 	sigterm = evsignal_new(main_base, SIGTERM, signal_stop_cb, NULL);
@@ -344,6 +395,8 @@ main(int argc, char *argv[])
 	sd_end();
 	event_base_free(main_base);
 	runtime_set_current(NULL);
+	free(run_user);
+	free(run_group);
 	log_info("stopped");
 	libevent_global_shutdown();
 	return 0;

@@ -14,7 +14,10 @@
 #      generation is made (the next good reload is the next number);
 #  (c) a listener added, or moved to another port, on reload is refused
 #      with "needs a restart"; the new port does not accept, the old
-#      configuration keeps serving.
+#      configuration keeps serving;
+#  (d) workers, user and reload changed on reload are warned about ("needs
+#      a restart; keeping ..."), against what runs: changed back to what
+#      runs, no warning.
 . "$(dirname -- "$0")/lib.sh"
 
 C=$TMPDIR/certs
@@ -90,8 +93,9 @@ write_conf() {
 	local ca=$1 key=${2:-$PKI/server.key} idle=${3:-idle} extra=${4:-} port=${5:-$PORT}
 	{
 		cat <<EOF
-workers: 2
-reload: signal
+workers: ${WORKERS:-2}
+reload: ${RELOAD_MODE:-signal}
+${USER_LINE:-}
 drain_timeout: 2s
 log:
   level: debug
@@ -335,6 +339,25 @@ echo_as orders "$PKI/orders.crt" "$PKI/orders.key"
 node_client "$PORT" --cert "$C/clientb.crt" --key "$C/clientb.key" --send "b\n" --echo --timeout 5000
 [ "$NODE_RC" -ne 0 ] || fail "client-b still got in after ca = CA-A again"
 pass "after 4 failed reloads the next good one is generation $GEN ($GOOD_GEN + 1), and it applies"
+
+# ---------------------------------------- (d) restart-only settings
+WORKERS=1 write_conf "$CA_A"
+hup_ok
+assert_log_contains 'warn reload: "workers" changed from 2 to 1: that needs a restart; keeping 2$'
+write_conf "$CA_A"
+hup_ok
+assert_log_lacks '"workers" changed'
+ME=$(id -un)
+USER_LINE="user: $ME" RELOAD_MODE=watch write_conf "$CA_A"
+hup_ok
+assert_log_contains "warn reload: \"user\" changed from \(none\) to \"$ME\": that needs a restart; keeping \(none\)\$"
+assert_log_contains 'warn reload: "reload" changed from signal to watch: that needs a restart; keeping signal$'
+write_conf "$CA_A"
+hup_ok
+assert_log_lacks '"user" changed'
+assert_log_lacks '"reload" changed'
+echo_as orders "$PKI/orders.crt" "$PKI/orders.key"
+pass "(d) workers 2 -> 1 -> 2, user and reload set and unset: warned when they differ from what runs, silent when back"
 
 kill -0 "$PROXY_PID" 2>/dev/null || fail "mtlsproxy died"
 stop_proxy
