@@ -5,6 +5,7 @@
  */
 #include <sys/types.h>
 #include <sys/stat.h>
+#include <netinet/in.h>
 
 #include <errno.h>
 #include <limits.h>
@@ -1146,6 +1147,7 @@ cfg_admin_listen(struct cfg_parser *p, const struct cfg_key *k,
 	struct cfg_admin	*a = obj;
 	const char		*s, *why;
 
+	a->listen_loc = cfg_loc(n);
 	if ((s = cfg_scalar(p, k->name, n, "an address")) == NULL)
 		return;
 	if (addr_parse(s, ADDR_ALLOW_WILDCARD | ADDR_ALLOW_UNIX, &a->listen,
@@ -1617,6 +1619,66 @@ cfg_addr_same(const struct addr *a, const struct addr *b)
 	return a->sslen == b->sslen && memcmp(&a->ss, &b->ss, a->sslen) == 0;
 }
 
+/* An IP address is the any address (0.0.0.0, ::). */
+static bool
+cfg_addr_any(const struct addr *a)
+{
+	static const struct in6_addr	any6 = IN6ADDR_ANY_INIT;
+
+	if (a->ss.ss_family == AF_INET)
+		return ((const struct sockaddr_in *)&a->ss)->sin_addr.s_addr ==
+		    htonl(INADDR_ANY);
+	return memcmp(&((const struct sockaddr_in6 *)&a->ss)->sin6_addr,
+	    &any6, sizeof(any6)) == 0;
+}
+
+/*
+ * The admin endpoint would not bind beside this listener: the same port of
+ * the same family, on the same address or with either on the any address.
+ */
+static bool
+cfg_addr_clash(const struct addr *admin, const struct addr *l)
+{
+	in_port_t	pa, pl;
+
+	if (admin->text == NULL || l->text == NULL ||
+	    admin->kind != ADDR_INET || l->kind != ADDR_INET ||
+	    admin->ss.ss_family != l->ss.ss_family)
+		return false;
+	if (admin->ss.ss_family == AF_INET) {
+		pa = ((const struct sockaddr_in *)&admin->ss)->sin_port;
+		pl = ((const struct sockaddr_in *)&l->ss)->sin_port;
+	} else {
+		pa = ((const struct sockaddr_in6 *)&admin->ss)->sin6_port;
+		pl = ((const struct sockaddr_in6 *)&l->ss)->sin6_port;
+	}
+	return pa == pl && (cfg_addr_same(admin, l) || cfg_addr_any(admin) ||
+	    cfg_addr_any(l));
+}
+
+/* Checks across keys, once the whole tree is read. */
+static void
+cfg_check_tree(struct cfg *cfg, struct errlist *errs)
+{
+	size_t	i;
+
+	if (cfg->group != NULL && cfg->user == NULL)
+		cfg_error(errs, cfg, cfg->group_loc, "\"group\" needs \"user\" "
+		    "as well (the group to switch to along with the user); add "
+		    "\"user\", or remove \"group\"");
+	for (i = 0; i < cfg->nlisteners && cfg->listeners != NULL; i++)
+		if (cfg_addr_clash(&cfg->admin.listen,
+		    &cfg->listeners[i].listen)) {
+			cfg_error(errs, cfg, cfg->admin.listen_loc, "admin "
+			    "listen address \"%s\" is taken by the listener "
+			    "at line %u (\"%s\"); give the admin endpoint a "
+			    "port of its own", cfg->admin.listen.text,
+			    cfg->listeners[i].loc.line,
+			    cfg->listeners[i].listen.text);
+			break;
+		}
+}
+
 /* The backend mapping says mode tcp, by default or as written. */
 static bool
 cfg_mode_is_tcp(struct cfg_parser *p, yaml_node_t *backend)
@@ -1896,6 +1958,7 @@ cfg_load(const char *path, struct errlist *errs)
 
 	if (cfg->workers == CFG_WORKERS_AUTO)
 		cfg->workers = cfg_ncpus();
+	cfg_check_tree(cfg, errs);
 	if (errs->n > nerrs) {
 		cfg_free(cfg);
 		return NULL;

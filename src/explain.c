@@ -1080,8 +1080,9 @@ check_main(int argc, char *argv[])
 	memset(&c, 0, sizeof(c));
 	c.path = path;
 	c.now = time(NULL);
-	if ((cfg = cfg_load(path, &errs)) != NULL &&
-	    (rt = runtime_new(cfg, &errs)) == NULL) {
+	if ((cfg = cfg_load(path, &errs)) != NULL)
+		(void)priv_check(cfg, &errs);
+	if (cfg != NULL && (rt = runtime_new(cfg, &errs)) == NULL) {
 		/* runtime_new freed cfg; warnings still need the tree. */
 		own = cfg_load(path, &scratch);
 		errlist_free(&scratch);

@@ -67,17 +67,28 @@ version(void)
 	printf("%s\n", sd_version());
 }
 
-/* Load and build everything a configuration names; NULL if any error. */
+/*
+ * Load and build everything a configuration names; NULL if any error.
+ * test (-t): also what a start checks later, the user and group.
+ */
 static struct runtime *
-load(const char *path)
+load(const char *path, bool test)
 {
 	struct errlist	 errs = { NULL, 0 };
 	struct runtime	*rt = NULL;
 	struct cfg	*cfg;
 	size_t		 i;
+	int		 priv = 0;
 
-	if ((cfg = cfg_load(path, &errs)) != NULL)
+	if ((cfg = cfg_load(path, &errs)) != NULL) {
+		if (test)
+			priv = priv_check(cfg, &errs);
 		rt = runtime_new(cfg, &errs);
+	}
+	if (rt != NULL && priv == -1) {
+		runtime_unref(rt);
+		rt = NULL;
+	}
 	for (i = 0; i < errs.n; i++)
 		fprintf(stderr, "%s\n", errs.v[i]);
 	if (rt == NULL)
@@ -321,7 +332,7 @@ main(int argc, char *argv[])
 		return 1;
 	}
 	config_path = path;
-	if ((rt = load(path)) == NULL)
+	if ((rt = load(path, test)) == NULL)
 		return 1;
 	if (test) {
 		printf("configuration %s is valid: %zu listener%s\n", path,

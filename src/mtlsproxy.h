@@ -219,6 +219,7 @@ enum reload_mode {
 /* The plaintext admin endpoint (health, readiness, metrics). */
 struct cfg_admin {
 	struct addr	 listen;	/* kind 0 and text NULL: off */
+	struct cfg_loc	 listen_loc;
 	bool		 remote;	/* allow a non-loopback address */
 	struct cfg_loc	 loc;
 };
@@ -483,6 +484,7 @@ int	 sd_listen_take(const char *, char *, size_t);
 void	 sd_listen_done(bool);
 
 /* priv.c */
+int	 priv_check(const struct cfg *, struct errlist *);
 int	 priv_drop(const struct cfg *);
 
 /* session.c */

@@ -49,34 +49,49 @@ priv_caps_clear(void)
 	return (int)syscall(SYS_capset, &h, d);
 }
 
+/* Look up cfg->user and cfg->group; each problem goes to errs. */
 static int
-priv_lookup(const struct cfg *cfg, uid_t *uid, gid_t *gid)
+priv_lookup(const struct cfg *cfg, uid_t *uid, gid_t *gid,
+    struct errlist *errs)
 {
 	struct passwd	*pw;
 	struct group	*gr;
+	int		 rc = 0;
 
 	errno = 0;
 	if ((pw = getpwnam(cfg->user)) == NULL) {
-		log_error("%s:%u:%u: cannot switch to user \"%s\": %s",
-		    cfg->path, cfg->user_loc.line, cfg->user_loc.col,
-		    cfg->user, errno != 0 ? strerror(errno) : "no such user "
-		    "(create it, e.g. useradd --system --no-create-home "
-		    "mtlsproxy, or name an existing one)");
-		return -1;
+		cfg_error(errs, cfg, cfg->user_loc, "cannot switch to user "
+		    "\"%s\": %s", cfg->user, errno != 0 ? strerror(errno) :
+		    "no such user (create it, e.g. useradd --system "
+		    "--no-create-home mtlsproxy, or name an existing one)");
+		rc = -1;
+	} else {
+		*uid = pw->pw_uid;
+		*gid = pw->pw_gid;
 	}
-	*uid = pw->pw_uid;
-	*gid = pw->pw_gid;
 	if (cfg->group == NULL)
-		return 0;
+		return rc;
 	errno = 0;
 	if ((gr = getgrnam(cfg->group)) == NULL) {
-		log_error("%s:%u:%u: cannot switch to group \"%s\": %s",
-		    cfg->path, cfg->group_loc.line, cfg->group_loc.col,
-		    cfg->group, errno != 0 ? strerror(errno) : "no such group");
+		cfg_error(errs, cfg, cfg->group_loc, "cannot switch to group "
+		    "\"%s\": %s", cfg->group, errno != 0 ? strerror(errno) :
+		    "no such group");
 		return -1;
 	}
 	*gid = gr->gr_gid;
-	return 0;
+	return rc;
+}
+
+/* The user and group a configuration names exist (for -t and check). */
+int
+priv_check(const struct cfg *cfg, struct errlist *errs)
+{
+	uid_t	uid;
+	gid_t	gid;
+
+	if (cfg->user == NULL)
+		return 0;
+	return priv_lookup(cfg, &uid, &gid, errs);
 }
 
 /*
@@ -88,17 +103,18 @@ priv_lookup(const struct cfg *cfg, uid_t *uid, gid_t *gid)
 int
 priv_drop(const struct cfg *cfg)
 {
-	uid_t	uid, ruid, euid, suid;
-	gid_t	gid, rgid, egid, sgid;
+	struct errlist	errs = { NULL, 0 };
+	uid_t		uid, ruid, euid, suid;
+	gid_t		gid, rgid, egid, sgid;
+	size_t		i;
 
-	if (cfg->user == NULL && cfg->group != NULL) {
-		log_error("%s:%u:%u: \"group\" needs \"user\" as well",
-		    cfg->path, cfg->group_loc.line, cfg->group_loc.col);
-		return -1;
-	}
 	if (cfg->user != NULL) {
-		if (priv_lookup(cfg, &uid, &gid) == -1)
+		if (priv_lookup(cfg, &uid, &gid, &errs) == -1) {
+			for (i = 0; i < errs.n; i++)
+				log_error("%s", errs.v[i]);
+			errlist_free(&errs);
 			return -1;
+		}
 		if (geteuid() != 0) {
 			if (geteuid() != uid || getuid() != uid) {
 				log_error("cannot switch to user \"%s\": not "

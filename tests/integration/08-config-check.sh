@@ -152,3 +152,55 @@ pass "-h, -V: $(head -n 1 "$TMPDIR/v.out")"
 rc=$?
 [ "$rc" -ne 0 ] || fail "an unknown option exited 0"
 pass "unknown option exits $rc"
+
+# What a start checks after loading must fail -t and check as well: an
+# unknown user or group, "group" without "user", an admin endpoint on a
+# listener's address. Each at its place in the file.
+sed -e 's/verfy_depth/verify_depth/' "$TMPDIR/typo.yaml" >"$TMPDIR/base.yaml"
+# variant NAME TOP_LINES: base.yaml with TOP_LINES after "workers: 2"
+variant() {
+	{
+		printf 'workers: 2\n%s\n' "$2"
+		tail -n +2 "$TMPDIR/base.yaml"
+	} >"$TMPDIR/$1.yaml"
+}
+# t_fails NAME PLACE TEXT: -t and check exit 1 naming NAME.yaml:PLACE and TEXT;
+# a start fails too
+t_fails() {
+	local f=$TMPDIR/$1.yaml
+	"$MTLSPROXY" -t -c "$f" >"$TMPDIR/$1.t.out" 2>&1
+	rc=$?
+	[ "$rc" -eq 1 ] || fail "$1: -t exited $rc, want 1: $(cat "$TMPDIR/$1.t.out")"
+	grep -q -F "$1.yaml:$2: $3" "$TMPDIR/$1.t.out" ||
+	    fail "$1: -t does not say '$1.yaml:$2: $3': $(cat "$TMPDIR/$1.t.out")"
+	"$MTLSPROXY" check -c "$f" >"$TMPDIR/$1.check.out" 2>&1
+	rc=$?
+	[ "$rc" -eq 1 ] || fail "$1: check exited $rc, want 1: $(cat "$TMPDIR/$1.check.out")"
+	grep -q -F "$1.yaml:$2: error: $3" "$TMPDIR/$1.check.out" ||
+	    fail "$1: check does not say '$1.yaml:$2: error: $3': $(cat "$TMPDIR/$1.check.out")"
+	timeout 10 "$MTLSPROXY" -c "$f" >"$TMPDIR/$1.run.out" 2>&1
+	rc=$?
+	[ "$rc" -eq 1 ] || fail "$1: mtlsproxy -c exited $rc, want 1: $(cat "$TMPDIR/$1.run.out")"
+	pass "$1: $(grep -m1 -F "$1.yaml:$2" "$TMPDIR/$1.t.out")"
+}
+variant nouser 'user: mtlsproxy-no-such-user'
+t_fails nouser 2:7 'cannot switch to user "mtlsproxy-no-such-user": no such user'
+variant nogroup "user: $(id -un)
+group: mtlsproxy-no-such-group"
+t_fails nogroup 3:8 'cannot switch to group "mtlsproxy-no-such-group": no such group'
+variant grouponly "group: $(id -gn)"
+t_fails grouponly 2:8 '"group" needs "user" as well'
+variant adminsame "admin:
+  listen: \"127.0.0.1:$P1\""
+t_fails adminsame 3:11 "admin listen address \"127.0.0.1:$P1\" is taken by the listener at line"
+variant adminany "admin:
+  listen: \"0.0.0.0:$P1\"
+  remote: true"
+t_fails adminany 3:11 "admin listen address \"0.0.0.0:$P1\" is taken by the listener at line"
+# the same port on another address, another port, the current user: fine
+variant fine "user: $(id -un)
+admin:
+  listen: \"127.0.0.2:$P1\""
+"$MTLSPROXY" -t -c "$TMPDIR/fine.yaml" >"$TMPDIR/fine.out" 2>&1 ||
+    fail "-t on a config with an existing user and an admin endpoint on 127.0.0.2:$P1: $(cat "$TMPDIR/fine.out")"
+pass "-t: an existing user, an admin endpoint on the listener's port of another address: valid"
