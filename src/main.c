@@ -213,6 +213,7 @@ reload(const char *why)
 		return -1;
 	}
 	errlist_free(&errs);
+	reload_failures = 0;
 	restart_only_check(rt->cfg);
 	log_set(rt->cfg->log_level, rt->cfg->log_format);
 	listener_fd_limit(rt->cfg);
@@ -237,20 +238,28 @@ signal_hup_cb(evutil_socket_t sig, short what, void *arg)
 	(void)reload("SIGHUP");
 }
 
-/* A watched file changed; a failure retries (the writer may be halfway). */
+/*
+ * A watched file changed (or a retry is due): a failure retries after 1,
+ * 2, 4, 8, 16, then 30 s (the writer may be halfway through a pair), up to
+ * RELOAD_RETRIES times; a new change starts the count again.
+ */
 static void
-files_changed(void)
+files_changed(bool changed)
 {
-	if (reload("files changed") == 0) {
+	unsigned	s;
+
+	if (changed)
 		reload_failures = 0;
+	if (reload("files changed") == 0)
+		return;
+	if ((s = reload_retry_delay(++reload_failures)) == 0) {
+		log_warnx("reload failed %u times in a row after a file change: "
+		    "no more retries; the next change of a watched file or "
+		    "SIGHUP reloads again", reload_failures);
 		return;
 	}
-	if (++reload_failures <= 10) {
-		log_info("will try the reload again in %u s",
-		    reload_failures < 5 ? 1u << (reload_failures - 1) : 30u);
-		watch_retry(1000u * (reload_failures < 5 ?
-		    1u << (reload_failures - 1) : 30u));
-	}
+	log_info("will try the reload again in %u s", s);
+	watch_retry(1000u * s);
 }
 
 static void

@@ -73,6 +73,8 @@ void	 addr_free(struct addr *);
 void	 addr_copy(struct addr *, const struct addr *);
 const char *sockaddr_str(const struct sockaddr *, socklen_t, char *, size_t);
 int	 hex_decode(const char *, unsigned char *, size_t);
+#define RELOAD_RETRIES	10	/* after a failed reload on a file change */
+unsigned reload_retry_delay(unsigned);
 
 /* cfg.c */
 struct cfg_loc {
@@ -267,7 +269,7 @@ uint32_t pp2_crc32c(const void *, size_t);
 
 /* watch.c */
 struct event_base;
-int	 watch_start(struct event_base *, const struct cfg *, void (*)(void));
+int	 watch_start(struct event_base *, const struct cfg *, void (*)(bool));
 void	 watch_update(const struct cfg *);
 void	 watch_retry(unsigned);
 void	 watch_stop(void);

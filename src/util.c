@@ -463,3 +463,15 @@ hex_decode(const char *s, unsigned char *out, size_t n)
 	}
 	return (i == n && hi == -1) ? 0 : -1;
 }
+
+/*
+ * Seconds before retry n (from 1) of a reload that failed after a file
+ * change: 1, 2, 4, 8, 16, then 30; 0 past RELOAD_RETRIES (no more).
+ */
+unsigned
+reload_retry_delay(unsigned n)
+{
+	if (n == 0 || n > RELOAD_RETRIES)
+		return 0;
+	return n <= 5 ? 1u << (n - 1) : 30;
+}

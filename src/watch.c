@@ -31,7 +31,8 @@ static int		 watch_fd = -1;
 static struct event	*watch_ev, *watch_timer;
 static struct watch_dir	*dirs;
 static size_t		 ndirs;
-static void		(*watch_cb)(void);
+static void		(*watch_cb)(bool);
+static bool		 watch_changed;	/* since the last callback */
 
 static struct watch_dir *
 watch_dir_get(const char *dir)
@@ -171,22 +172,31 @@ watch_read_cb(evutil_socket_t fd, short what, void *arg)
 		}
 	}
 	/* Wait until the writer is done: a pair is often written in steps. */
-	if (hit)
+	if (hit) {
+		watch_changed = true;
 		evtimer_add(watch_timer, &tv);
+	}
 }
 
 static void
 watch_timer_cb(evutil_socket_t fd, short what, void *arg)
 {
+	bool	changed;
+
 	(void)fd;
 	(void)what;
 	(void)arg;
-	watch_cb();
+	changed = watch_changed;
+	watch_changed = false;
+	watch_cb(changed);
 }
 
-/* Start watching the files of cfg; cb runs (debounced) on changes. */
+/*
+ * Start watching the files of cfg; cb runs (debounced) on changes, and
+ * after watch_retry(); its argument says whether files changed since.
+ */
 int
-watch_start(struct event_base *base, const struct cfg *cfg, void (*cb)(void))
+watch_start(struct event_base *base, const struct cfg *cfg, void (*cb)(bool))
 {
 	watch_cb = cb;
 	if ((watch_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC)) == -1) {

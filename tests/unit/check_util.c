@@ -168,6 +168,19 @@ START_TEST(test_hex_decode)
 }
 END_TEST
 
+START_TEST(test_reload_retry_delay)
+{
+	static const unsigned	want[] = { 1, 2, 4, 8, 16, 30, 30, 30, 30, 30 };
+	unsigned		i;
+
+	ck_assert_uint_eq(RELOAD_RETRIES, 10);
+	for (i = 0; i < RELOAD_RETRIES; i++)
+		ck_assert_uint_eq(reload_retry_delay(i + 1), want[i]);
+	ck_assert_uint_eq(reload_retry_delay(0), 0);
+	ck_assert_uint_eq(reload_retry_delay(RELOAD_RETRIES + 1), 0);
+}
+END_TEST
+
 Suite *
 util_suite(void)
 {
@@ -181,6 +194,7 @@ util_suite(void)
 	tcase_add_test(tc, test_addr_wildcard_unix_systemd);
 	tcase_add_test(tc, test_addr_errors);
 	tcase_add_test(tc, test_hex_decode);
+	tcase_add_test(tc, test_reload_retry_delay);
 	suite_add_tcase(s, tc);
 	return s;
 }
