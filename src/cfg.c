@@ -1191,6 +1191,7 @@ cfg_tls(struct cfg_parser *p, const struct cfg_key *k, yaml_node_t *n,
 	const struct cfg_key	*keys = cfg_tls_keys;
 	uint64_t		 seen;
 	bool			 cert, key, p12, kpf, ppf;
+	size_t			 nerrs = p->errs->n;
 
 	t->loc = cfg_loc(n);
 	if (!cfg_map(p, n, k->name, "tls", keys, t, &seen))
@@ -1224,6 +1225,7 @@ cfg_tls(struct cfg_parser *p, const struct cfg_key *k, yaml_node_t *n,
 		    "\"pkcs12_passphrase_file\" is only used with \"pkcs12\"; "
 		    "%s", key ? "for \"key\" use \"key_passphrase_file\"" :
 		    "remove it or add \"pkcs12\"");
+	l->tls_ok = p->errs->n == nerrs;
 }
 
 static void
@@ -1258,6 +1260,7 @@ cfg_client_auth(struct cfg_parser *p, const struct cfg_key *k,
 	struct cfg_listener	*l = obj;
 	struct cfg_client_auth	*ca = &l->client_auth;
 	uint64_t		 seen;
+	size_t			 nerrs = p->errs->n;
 
 	ca->loc = cfg_loc(n);
 	if (!cfg_map(p, n, k->name, "client_auth", cfg_client_auth_keys, ca,
@@ -1269,6 +1272,7 @@ cfg_client_auth(struct cfg_parser *p, const struct cfg_key *k,
 		    "certificates that sign client certificates) or "
 		    "\"trusted_certs\" (exact client certificates), or both",
 		    p->label);
+	l->client_auth_ok = p->errs->n == nerrs;
 }
 
 static void
@@ -1726,6 +1730,7 @@ cfg_listener(struct cfg_parser *p, yaml_node_t *n, size_t idx)
 		    p->label);
 	free(p->label);
 	p->label = NULL;
+	l->clean = l->tls_ok && l->client_auth_ok;
 
 	for (i = 0; i < idx; i++) {
 		o = &cfg->listeners[i];
@@ -1889,9 +1894,13 @@ cfg_ncpus(void)
 	return (unsigned)n;
 }
 
-/* Read and validate a config; NULL after adding every problem to errs. */
+/*
+ * Read and validate a config, adding every problem to errs. The config is
+ * returned even when some were found (each listener says whether it was
+ * read without one); NULL only when the file could not be read.
+ */
 struct cfg *
-cfg_load(const char *path, struct errlist *errs)
+cfg_load_partial(const char *path, struct errlist *errs)
 {
 	struct cfg_parser	 p;
 	struct cfg		*cfg;
@@ -1959,7 +1968,18 @@ cfg_load(const char *path, struct errlist *errs)
 	if (cfg->workers == CFG_WORKERS_AUTO)
 		cfg->workers = cfg_ncpus();
 	cfg_check_tree(cfg, errs);
-	if (errs->n > nerrs) {
+	(void)nerrs;
+	return cfg;
+}
+
+/* Read and validate a config; NULL after adding every problem to errs. */
+struct cfg *
+cfg_load(const char *path, struct errlist *errs)
+{
+	struct cfg	*cfg;
+	size_t		 nerrs = errs->n;
+
+	if ((cfg = cfg_load_partial(path, errs)) != NULL && errs->n > nerrs) {
 		cfg_free(cfg);
 		return NULL;
 	}

@@ -1080,7 +1080,13 @@ check_main(int argc, char *argv[])
 	memset(&c, 0, sizeof(c));
 	c.path = path;
 	c.now = time(NULL);
-	if ((cfg = cfg_load(path, &errs)) != NULL)
+	if ((cfg = cfg_load_partial(path, &errs)) != NULL && errs.n > 0) {
+		/* Every problem at once: the files of sound listeners too. */
+		runtime_check_files(cfg, &errs);
+		(void)priv_check(cfg, &errs);
+		cfg_free(cfg);
+		cfg = NULL;
+	} else if (cfg != NULL)
 		(void)priv_check(cfg, &errs);
 	if (cfg != NULL && (rt = runtime_new(cfg, &errs)) == NULL) {
 		/* runtime_new freed cfg; warnings still need the tree. */

@@ -80,7 +80,15 @@ load(const char *path, bool test)
 	size_t		 i;
 	int		 priv = 0;
 
-	if ((cfg = cfg_load(path, &errs)) != NULL) {
+	if ((cfg = cfg_load_partial(path, &errs)) != NULL && errs.n > 0) {
+		/* Every problem at once: the files of sound listeners too. */
+		runtime_check_files(cfg, &errs);
+		if (test)
+			(void)priv_check(cfg, &errs);
+		cfg_free(cfg);
+		cfg = NULL;
+	}
+	if (cfg != NULL) {
 		if (test)
 			priv = priv_check(cfg, &errs);
 		rt = runtime_new(cfg, &errs);
@@ -196,7 +204,13 @@ reload(const char *why)
 		return 0;
 	log_info("reloading %s (%s)", config_path, why);
 	sd_reloading();
-	if ((cfg = cfg_load(config_path, &errs)) != NULL) {
+	if ((cfg = cfg_load_partial(config_path, &errs)) != NULL &&
+	    errs.n > 0) {
+		runtime_check_files(cfg, &errs);
+		cfg_free(cfg);
+		cfg = NULL;
+	}
+	if (cfg != NULL) {
 		if (listener_reconcile(cfg, &errs) == 0)
 			rt = runtime_new(cfg, &errs);
 		else

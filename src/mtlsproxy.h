@@ -200,6 +200,9 @@ struct cfg_headers {
 struct cfg_listener {
 	char		*name;		/* owned */
 	struct cfg_loc	 loc;		/* the list item */
+	bool		 tls_ok;	/* tls read without an error */
+	bool		 client_auth_ok; /* client_auth too */
+	bool		 clean;		/* both: its files can be loaded */
 	struct addr	 listen;
 	struct cfg_loc	 listen_loc;
 	struct cfg_tls	 tls;
@@ -245,6 +248,7 @@ struct cfg {
 };
 
 struct cfg	*cfg_load(const char *, struct errlist *);
+struct cfg	*cfg_load_partial(const char *, struct errlist *);
 void		 cfg_free(struct cfg *);
 unsigned long	 cfg_fd_fixed(const struct cfg *);
 unsigned long	 cfg_fd_need(const struct cfg *);
@@ -372,6 +376,7 @@ struct runtime {
 	size_t		 nservers;
 };
 struct runtime	*runtime_new(struct cfg *, struct errlist *);
+void		 runtime_check_files(const struct cfg *, struct errlist *);
 struct runtime	*runtime_ref(struct runtime *);
 void		 runtime_unref(struct runtime *);
 

@@ -112,6 +112,30 @@ grep -q -F "multi.yaml:12:7" "$TMPDIR/multi.out" ||
     fail "typo not reported at 12:7 alongside the other error: $(cat "$TMPDIR/multi.out")"
 pass "several errors in one run: $(grep -c -E 'multi\.yaml:[0-9]+:[0-9]+' "$TMPDIR/multi.out") reported"
 
+# Mistakes in the config and in the files it names come out in one run:
+# a typo in a listener's key and a wrong key passphrase (the README's
+# example), from -t and from check, each with its place, then the count.
+echo 'not the passphrase' >"$TMPDIR/wrong.pass"
+sed -e '0,/^    listen:/s//    lisen:/' \
+    -e "s|key_passphrase_file: $PKI/server-key.pass|key_passphrase_file: $TMPDIR/wrong.pass|" \
+    "$TMPDIR/good.yaml" >"$TMPDIR/both.yaml"
+lisen=$(grep -n '^    lisen:' "$TMPDIR/both.yaml" | cut -d: -f1)
+kpf=$(grep -n "key_passphrase_file: $TMPDIR/wrong.pass" "$TMPDIR/both.yaml" | cut -d: -f1)
+[ -n "$lisen" ] && [ -n "$kpf" ] || fail "test setup: both.yaml lacks the typo or the wrong passphrase file"
+"$MTLSPROXY" -t -c "$TMPDIR/both.yaml" >"$TMPDIR/both.out" 2>&1
+rc=$?
+[ "$rc" -eq 1 ] || fail "-t on a config with a typo and a wrong passphrase exited $rc, want 1"
+grep -q -E "^$TMPDIR/both\.yaml:$lisen:5: unknown key \"lisen\" in listener \"api\" \(did you mean \"listen\"\?\)" "$TMPDIR/both.out" ||
+    fail "-t: the typo is not reported at line $lisen: $(cat "$TMPDIR/both.out")"
+grep -q -E "^$TMPDIR/both\.yaml:$kpf:[0-9]+: cannot decrypt key file $PKI/server-enc\.key: wrong passphrase in $TMPDIR/wrong\.pass" "$TMPDIR/both.out" ||
+    fail "-t: the wrong passphrase is not reported beside the typo: $(cat "$TMPDIR/both.out")"
+"$MTLSPROXY" check -c "$TMPDIR/both.yaml" >"$TMPDIR/both-check.out" 2>&1
+rc=$?
+[ "$rc" -eq 1 ] || fail "check on a config with a typo and a wrong passphrase exited $rc, want 1"
+grep -q -F 'wrong passphrase' "$TMPDIR/both-check.out" && grep -q -F 'unknown key "lisen"' "$TMPDIR/both-check.out" ||
+    fail "check does not report both the typo and the wrong passphrase: $(cat "$TMPDIR/both-check.out")"
+pass "a typo and a wrong key passphrase reported in one run, by -t and by check"
+
 # A CA file that does not exist: named, with its line.
 sed -e 's/verfy_depth/verify_depth/' \
     -e "s|ca: $PKI/client-ca.pem|ca: $TMPDIR/missing-ca.pem|" "$TMPDIR/typo.yaml" >"$TMPDIR/noca.yaml"
