@@ -957,12 +957,13 @@ http_rlisted(struct http *h, const char *list, const struct http_tok *t,
 	return false;
 }
 
+/* Note a cut (len bytes left out at pos) or a line put in (ins). */
 static void
-http_cut_add(struct http *h, uint64_t pos, size_t len)
+http_cut_push(struct http *h, uint64_t pos, size_t len, const char *ins)
 {
 	struct http_req	*r = STAILQ_FIRST(&h->pending);
 
-	if (len < 2 || pos < h->rbase)
+	if (pos < h->rbase || (ins == NULL && len < 2))
 		return;
 	if (h->ncuts == h->cuts_cap) {
 		h->cuts_cap = h->cuts_cap ? 2 * h->cuts_cap : 8;
@@ -971,32 +972,15 @@ http_cut_add(struct http *h, uint64_t pos, size_t len)
 	}
 	h->cuts[h->ncuts].off = (size_t)(pos - h->rbase);
 	h->cuts[h->ncuts].len = len;
-	h->cuts[h->ncuts].ins = NULL;
-	h->ncuts++;
-	/* The line may be in a piece not yet added to bytes_out. */
-	if (r != NULL)
-		r->bytes_cut += len;
-}
-
-/* Put the line ins (with its CRLF) in at pos. */
-static void
-http_cut_ins(struct http *h, uint64_t pos, const char *ins)
-{
-	struct http_req	*r = STAILQ_FIRST(&h->pending);
-
-	if (pos < h->rbase)
-		return;
-	if (h->ncuts == h->cuts_cap) {
-		h->cuts_cap = h->cuts_cap ? 2 * h->cuts_cap : 8;
-		h->cuts = xreallocarray(h->cuts, h->cuts_cap,
-		    sizeof(*h->cuts));
-	}
-	h->cuts[h->ncuts].off = (size_t)(pos - h->rbase);
-	h->cuts[h->ncuts].len = 0;
 	h->cuts[h->ncuts].ins = ins;
 	h->ncuts++;
-	if (r != NULL)
+	if (r == NULL)
+		return;
+	/* The line may be in a piece not yet added to bytes_out. */
+	if (ins != NULL)
 		r->bytes_out += strlen(ins);
+	else
+		r->bytes_cut += len;
 }
 
 /*
@@ -1041,14 +1025,14 @@ http_resp_head_done(struct http *h, bool close)
 	if (n > 0)
 		nt = http_rlist_names(list, n, t, HTTP_CONN_LISTED);
 	if (close && h->nrlines > 0)
-		http_cut_ins(h, h->rlines[0].pos, "Connection: close\r\n");
+		http_cut_push(h, h->rlines[0].pos, 0, "Connection: close\r\n");
 	for (i = 0; i < h->nrlines; i++) {
 		const struct http_rline *l = &h->rlines[i];
 
 		if (l->kind == HTTP_RK_DROP || (l->kind == HTTP_RK_OTHER &&
 		    nt > 0 && http_rlisted(h, list, t, nt, l)) ||
 		    (close && l->kind == HTTP_RK_CONN))
-			http_cut_add(h, l->pos, http_rline_len(h, l));
+			http_cut_push(h, l->pos, http_rline_len(h, l), NULL);
 	}
 	free(big);
 	h->nrlines = 0;

@@ -109,21 +109,9 @@ EOF
 	mv -f "$CONF.tmp" "$CONF"
 }
 
-GEN=1	# the generation the proxy serves with (1 at start)
-
-# hup_ok: SIGHUP, then wait (max 5 s) for the next generation.
-hup_ok() {
-	local i
-	log_mark
-	kill -HUP "$PROXY_PID" || fail "cannot send SIGHUP to $PROXY_PID"
-	for i in $(seq 50); do
-		log_has_line "info reloaded: generation $((GEN + 1)) in use for new connections" && break
-		log_has_line 'reload failed' && fail "reload failed: $(new_log_lines | grep -E 'error reload' | head -n 3)"
-		sleep 0.1
-	done
-	log_has_line "info reloaded: generation $((GEN + 1)) in use for new connections" ||
-	    fail "no 'reloaded: generation $((GEN + 1))' line within 5 s of SIGHUP"
-	GEN=$((GEN + 1))
+# hup_ok (lib.sh), and the reload names the config and the signal.
+hup_ok_conf() {
+	hup_ok
 	assert_log_contains "info reloading $CONF \\(SIGHUP\\)"
 }
 
@@ -232,7 +220,7 @@ sleep 0.5
 GEN0=$GEN
 write_conf "$CA_AB"
 for k in 1 2 3 4 5; do
-	hup_ok
+	hup_ok_conf
 	sleep 0.5
 done
 sleep 0.5
@@ -270,7 +258,7 @@ pass "(a) ca = CA-A + CA-B: CA-B's client-b gets in, orders still does"
 
 # CA-B only: CA-A's clients are refused from now on.
 write_conf "$CA_B"
-hup_ok
+hup_ok_conf
 node_client "$PORT" --cert "$PKI/orders.crt" --key "$PKI/orders.key" --send "x\n" --echo --timeout 5000
 [ "$NODE_RC" -ne 0 ] || fail "orders (CA-A) still got in after ca = CA-B only"
 assert_log_contains ' refused ' 'listener=api' 'code=unknown_ca' 'subject="CN=orders,OU=payments,O=Demo Corp"'
@@ -280,7 +268,7 @@ pass "(a) ca = CA-B only (generation $GEN): orders refused with code=unknown_ca,
 
 # Back to CA-A + CA-B for the rest.
 write_conf "$CA_AB"
-hup_ok
+hup_ok_conf
 echo_as orders "$PKI/orders.crt" "$PKI/orders.key"
 GOOD_GEN=$GEN
 
@@ -333,7 +321,7 @@ pass "(c) a moved listener: 'changing a listen address needs a restart', still s
 
 # The failed reloads made no generation: the next good one is GOOD_GEN + 1.
 write_conf "$CA_A"
-hup_ok
+hup_ok_conf
 [ "$GEN" -eq $((GOOD_GEN + 1)) ] || fail "generation after 4 failed reloads: $GEN, expected $((GOOD_GEN + 1))"
 echo_as orders "$PKI/orders.crt" "$PKI/orders.key"
 node_client "$PORT" --cert "$C/clientb.crt" --key "$C/clientb.key" --send "b\n" --echo --timeout 5000
@@ -342,18 +330,18 @@ pass "after 4 failed reloads the next good one is generation $GEN ($GOOD_GEN + 1
 
 # ---------------------------------------- (d) restart-only settings
 WORKERS=1 write_conf "$CA_A"
-hup_ok
+hup_ok_conf
 assert_log_contains 'warn reload: "workers" changed from 2 to 1: that needs a restart; keeping 2$'
 write_conf "$CA_A"
-hup_ok
+hup_ok_conf
 assert_log_lacks '"workers" changed'
 ME=$(id -un)
 USER_LINE="user: $ME" RELOAD_MODE=watch write_conf "$CA_A"
-hup_ok
+hup_ok_conf
 assert_log_contains "warn reload: \"user\" changed from \(none\) to \"$ME\": that needs a restart; keeping \(none\)\$"
 assert_log_contains 'warn reload: "reload" changed from signal to watch: that needs a restart; keeping signal$'
 write_conf "$CA_A"
-hup_ok
+hup_ok_conf
 assert_log_lacks '"user" changed'
 assert_log_lacks '"reload" changed'
 echo_as orders "$PKI/orders.crt" "$PKI/orders.key"

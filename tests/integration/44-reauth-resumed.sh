@@ -48,20 +48,6 @@ EOF
 	mv -f "$CONF.tmp" "$CONF"
 }
 
-GEN=1
-hup_ok() {
-	local i
-	log_mark
-	kill -HUP "$PROXY_PID" || fail "cannot send SIGHUP to $PROXY_PID"
-	for i in $(seq 50); do
-		log_has_line "info reloaded: generation $((GEN + 1)) in use for new connections" && break
-		log_has_line 'reload failed' && fail "reload failed: $(new_log_lines | grep -E 'error reload' | head -n 3)"
-		sleep 0.1
-	done
-	log_has_line "info reloaded: generation $((GEN + 1)) in use for new connections" ||
-	    fail "no 'reloaded: generation $((GEN + 1))' line within 5 s of SIGHUP"
-	GEN=$((GEN + 1))
-}
 
 ORDERS=(-cert "$PKI/orders.crt" -key "$PKI/orders.key" -cert_chain "$PKI/intermediate-ca.crt")
 
