@@ -365,6 +365,7 @@ char	*tls_passphrase_path(const struct cfg *, const char *);
 int	 tls_verify_offline(const struct tls_server *, X509 *,
 	    STACK_OF(X509) *, struct tls_verdict *, STACK_OF(X509) **);
 STACK_OF(X509) *tls_peer_intermediates(SSL *);
+time_t	 tls_peer_chain_end(SSL *);
 
 /* runtime.c */
 /* An immutable, reference-counted build of one configuration. */

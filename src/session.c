@@ -345,24 +345,11 @@ session_expiry_cb(evutil_socket_t fd, short what, void *arg)
  * outlive the credential that opened it.
  */
 static int
-session_expiry_arm(struct session *s, SSL *ssl, X509 *peer)
+session_expiry_arm(struct session *s, SSL *ssl)
 {
-	STACK_OF(X509)	*chain = SSL_get0_verified_chain(ssl);
 	struct timeval	 tv;
-	time_t		 end = 0, t, now = time(NULL);
-	int		 i;
-	struct tm	 tm;
+	time_t		 end = tls_peer_chain_end(ssl), now = time(NULL);
 
-	for (i = 0; chain != NULL && i < sk_X509_num(chain); i++) {
-		if (ASN1_TIME_to_tm(X509_get0_notAfter(sk_X509_value(chain, i)),
-		    &tm) != 1)
-			continue;
-		t = timegm(&tm);
-		if (end == 0 || t < end)
-			end = t;
-	}
-	if (end == 0 && ASN1_TIME_to_tm(X509_get0_notAfter(peer), &tm) == 1)
-		end = timegm(&tm);
 	if (end == 0)
 		return 0;
 	/* A resumed session skips verification: it may have expired since. */
@@ -566,14 +553,19 @@ session_handshake_done(struct session *s)
 		return;
 	}
 	metrics_handshake(s->li, NULL);
-	if (session_expiry_arm(s, ssl, peer) == -1) {
+	if (session_expiry_arm(s, ssl) == -1) {
 		char when[64];
 
 		s->verdict.code = "expired";
-		snprintf(s->verdict.reason, sizeof(s->verdict.reason),
-		    "certificate expired on %s (resumed session)",
-		    tls_time_str(X509_get0_notAfter(peer), when,
-		    sizeof(when)));
+		if (X509_cmp_current_time(X509_get0_notAfter(peer)) < 0)
+			snprintf(s->verdict.reason, sizeof(s->verdict.reason),
+			    "certificate expired on %s (resumed session)",
+			    tls_time_str(X509_get0_notAfter(peer), when,
+			    sizeof(when)));
+		else
+			snprintf(s->verdict.reason, sizeof(s->verdict.reason),
+			    "a CA certificate of its chain has expired "
+			    "(resumed session)");
 		free(s->verdict.subject);
 		s->verdict.subject = x509_name_rfc4514(
 		    X509_get_subject_name(peer));

@@ -1402,41 +1402,115 @@ tls_ticket_rotate(uint64_t every_ms)
 /*
  * A session ticket holds the client's certificate but not the
  * intermediates it sent (OpenSSL does not encode them), so a resumed
- * connection would have none to re-check with after a reload. They go into
+ * connection would have none to re-check with after a reload, nor the
+ * verified chain's earliest notAfter for its expiry timer. Both go into
  * the ticket's application data instead (encrypted and authenticated with
- * the ticket), as their DER one after the other behind a version byte. A
- * ticket issued on a resumed connection inherits them from the session it
- * resumed.
+ * the ticket): a version byte, that notAfter as 8 bytes (big-endian
+ * seconds since the epoch, 0 if unknown), then the intermediates' DER one
+ * after the other. A ticket issued on a resumed connection inherits them
+ * from the session it resumed.
  */
 #define TICKET_CHAIN_V1		0x01
+#define TICKET_CHAIN_HEAD	9
 #define TICKET_CHAIN_MAX	16384
+
+static time_t
+tls_chain_end(STACK_OF(X509) *chain, time_t end)
+{
+	struct tm	tm;
+	time_t		t;
+	int		i;
+
+	for (i = 0; chain != NULL && i < sk_X509_num(chain); i++) {
+		if (ASN1_TIME_to_tm(X509_get0_notAfter(sk_X509_value(chain, i)),
+		    &tm) != 1)
+			continue;
+		t = timegm(&tm);
+		if (end == 0 || t < end)
+			end = t;
+	}
+	return end;
+}
 
 static int
 tls_ticket_gen_cb(SSL *ssl, void *arg)
 {
 	SSL_SESSION	*sess = SSL_get_session(ssl);
 	STACK_OF(X509)	*chain = SSL_get_peer_cert_chain(ssl);
+	STACK_OF(X509)	*verified = SSL_get0_verified_chain(ssl);
 	unsigned char	*buf, *p;
-	size_t		 len = 1;
+	size_t		 len = TICKET_CHAIN_HEAD;
+	uint64_t	 end;
 	int		 i, n;
 
 	(void)arg;
-	if (sess == NULL || chain == NULL || sk_X509_num(chain) == 0)
-		return 1;	/* none sent, or inherited already */
-	for (i = 0; i < sk_X509_num(chain); i++) {
+	if (sess == NULL || verified == NULL || sk_X509_num(verified) == 0)
+		return 1;	/* a resumed connection: inherited already */
+	for (i = 0; chain != NULL && i < sk_X509_num(chain); i++) {
 		if ((n = i2d_X509(sk_X509_value(chain, i), NULL)) <= 0)
 			return 1;
 		len += (size_t)n;
 	}
-	if (len > TICKET_CHAIN_MAX || (buf = malloc(len)) == NULL)
+	if (len > TICKET_CHAIN_MAX)
+		len = TICKET_CHAIN_HEAD;	/* the date at least */
+	if ((buf = malloc(len)) == NULL)
 		return 1;	/* the ticket still works, without them */
+	end = (uint64_t)tls_chain_end(verified, 0);
 	buf[0] = TICKET_CHAIN_V1;
-	p = buf + 1;
-	for (i = 0; i < sk_X509_num(chain); i++)
+	for (i = 0; i < 8; i++)
+		buf[1 + i] = (unsigned char)(end >> (56 - 8 * i));
+	p = buf + TICKET_CHAIN_HEAD;
+	for (i = 0; len > TICKET_CHAIN_HEAD && chain != NULL &&
+	    i < sk_X509_num(chain); i++)
 		(void)i2d_X509(sk_X509_value(chain, i), &p);
 	(void)SSL_SESSION_set1_ticket_appdata(sess, buf, len);
 	free(buf);
 	return 1;
+}
+
+/* The session's ticket data, if it has ours. */
+static const unsigned char *
+tls_ticket_chain(SSL *ssl, size_t *len)
+{
+	SSL_SESSION	*sess;
+	void		*data = NULL;
+
+	*len = 0;
+	if ((sess = SSL_get_session(ssl)) == NULL ||
+	    SSL_SESSION_get0_ticket_appdata(sess, &data, len) != 1 ||
+	    data == NULL || *len < TICKET_CHAIN_HEAD ||
+	    ((unsigned char *)data)[0] != TICKET_CHAIN_V1)
+		return NULL;
+	return data;
+}
+
+/*
+ * The earliest notAfter of the client's verified chain: from the
+ * handshake, or for a resumed session from its ticket (the leaf's if the
+ * ticket has none). 0 if unknown.
+ */
+time_t
+tls_peer_chain_end(SSL *ssl)
+{
+	STACK_OF(X509)		*verified = SSL_get0_verified_chain(ssl);
+	const unsigned char	*d;
+	X509			*peer = SSL_get0_peer_certificate(ssl);
+	STACK_OF(X509)		*leaf;
+	uint64_t		 end = 0;
+	size_t			 len;
+	int			 i;
+
+	if (verified != NULL && sk_X509_num(verified) > 0)
+		return tls_chain_end(verified, 0);
+	if ((d = tls_ticket_chain(ssl, &len)) != NULL)
+		for (i = 0; i < 8; i++)
+			end = end << 8 | d[1 + i];
+	if (peer == NULL || (leaf = sk_X509_new_null()) == NULL)
+		return (time_t)end;
+	(void)sk_X509_push(leaf, peer);
+	end = (uint64_t)tls_chain_end(leaf, (time_t)end);
+	sk_X509_free(leaf);
+	return (time_t)end;
 }
 
 /*
@@ -1447,22 +1521,17 @@ STACK_OF(X509) *
 tls_peer_intermediates(SSL *ssl)
 {
 	STACK_OF(X509)		*chain = SSL_get_peer_cert_chain(ssl), *sk;
-	SSL_SESSION		*sess;
 	const unsigned char	*p, *end;
-	void			*data = NULL;
-	size_t			 len = 0;
+	size_t			 len;
 	X509			*x;
 
 	if (chain != NULL && sk_X509_num(chain) > 0)
 		return X509_chain_up_ref(chain);
-	if ((sess = SSL_get_session(ssl)) == NULL ||
-	    SSL_SESSION_get0_ticket_appdata(sess, &data, &len) != 1 ||
-	    data == NULL || len < 2 ||
-	    ((unsigned char *)data)[0] != TICKET_CHAIN_V1 ||
-	    (sk = sk_X509_new_null()) == NULL)
+	if ((p = tls_ticket_chain(ssl, &len)) == NULL ||
+	    len == TICKET_CHAIN_HEAD || (sk = sk_X509_new_null()) == NULL)
 		return NULL;
-	p = (const unsigned char *)data + 1;
-	end = (const unsigned char *)data + len;
+	end = p + len;
+	p += TICKET_CHAIN_HEAD;
 	while (p < end) {
 		if ((x = d2i_X509(NULL, &p, (long)(end - p))) == NULL)
 			break;

@@ -10,7 +10,9 @@
 #    code=unknown_ca);
 #  - the allow list narrowed to [billing] + SIGHUP closes it with
 #    code=policy: the chain check passed and the policy refused, so the
-#    re-check really ran with the whole chain.
+#    re-check really ran with the whole chain;
+#  - a resumed connection closes when its intermediate expires (the ticket
+#    carries the verified chain's earliest notAfter).
 . "$(dirname -- "$0")/lib.sh"
 
 C=$TMPDIR/certs
@@ -136,6 +138,52 @@ for v in tls1_3 tls1_2; do
 	assert_log_contains ' access ' 'subject="CN=orders,OU=payments,O=Demo Corp"' 'close="?reauth_refused: policy'
 	pass "$v: allow list without orders: the resumed connection closed with code=policy (chain check passed with the ticket's intermediate)"
 done
+
+# ------------------------------- a resumed session's expiry timer
+# An intermediate whose notAfter is ~8 s away (`openssl ca -name root_ca
+# -enddate` on a copy of the demo PKI) signs viashort's certificate (valid
+# for 30 days). viashort connects sending that intermediate, its session is
+# resumed on a connection that stays open, and that connection is closed
+# around the intermediate's notAfter (close=client_cert_expired): the
+# ticket carries the verified chain's earliest notAfter, not only the
+# leaf's.
+mkdir -p "$C/pki"
+cp -a "$PKI/." "$C/pki/" || fail "cannot copy the demo PKI"
+OSSL_LOG=$TMPDIR/openssl.log
+(
+	cd "$C/pki" &&
+	openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$C/shortint.key" &&
+	openssl req -new -config openssl.cnf -key "$C/shortint.key" \
+	    -subj "/O=Demo Corp/CN=Short-lived Intermediate CA" -out "$C/shortint.csr" &&
+	openssl ca -batch -config openssl.cnf -name root_ca -notext -passin "file:root-ca.pass" \
+	    -startdate "$(date -u -d '-1 hour' +%y%m%d%H%M%SZ)" \
+	    -enddate "$(date -u -d '+8 seconds' +%y%m%d%H%M%SZ)" \
+	    -extfile openssl.cnf -extensions intermediate_ca_ext \
+	    -in "$C/shortint.csr" -out "$C/shortint.crt" &&
+	openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$C/viashort.key" &&
+	openssl req -new -config openssl.cnf -key "$C/viashort.key" \
+	    -subj "/O=Demo Corp/CN=viashort" -out "$C/viashort.csr" &&
+	openssl x509 -req -in "$C/viashort.csr" -CA "$C/shortint.crt" -CAkey "$C/shortint.key" \
+	    -CAcreateserial -days 30 -extfile openssl.cnf -extensions client_ext -out "$C/viashort.crt"
+) >>"$OSSL_LOG" 2>&1 || fail "openssl (short-lived intermediate): $(tail -n 5 "$OSSL_LOG")"
+int_end=$(date -u -d "$(openssl x509 -noout -enddate -in "$C/shortint.crt" | cut -d= -f2)" +%s) ||
+    fail "cannot read the intermediate's notAfter"
+write_conf "viashort"
+hup_ok
+log_mark
+ORDERS=(-cert "$C/viashort.crt" -key "$C/viashort.key" -cert_chain "$C/shortint.crt")
+save_session tls1_3 "$C/sess-short.pem"
+open_resumed rshort tls1_3 "$C/sess-short.pem"
+echoes rshort "short 1" || fail "viashort: the resumed connection did not echo: $(tail -n 3 "$TMPDIR/rshort.err"); log: $(new_log_lines | grep refused | tail -n 1)"
+grep -q -E '^Reused, ' "$TMPDIR/rshort.out" || fail "viashort: the session was not resumed"
+left=$((int_end - $(date +%s)))
+[ "$left" -ge 1 ] || fail "test too slow: the intermediate expired before the resumed connection was up"
+wait_gone $((left + 4)) ||
+    fail "viashort: the resumed connection was still open 4 s after its intermediate's notAfter"
+[ "$(date +%s)" -ge "$int_end" ] || fail "viashort: the resumed connection closed before the intermediate's notAfter"
+assert_log_contains ' info client certificate expired during the connection ' 'subject="CN=viashort,O=Demo Corp"'
+assert_log_contains ' access ' 'subject="CN=viashort,O=Demo Corp"' 'close=client_cert_expired'
+pass "a resumed session is closed when a CA of its verified chain expires (from the ticket), not only at the leaf's notAfter"
 
 kill -0 "$PROXY_PID" 2>/dev/null || fail "mtlsproxy died"
 stop_proxy
