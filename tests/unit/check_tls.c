@@ -281,6 +281,7 @@ pki_setup(void)
 	X509		*root, *inter, *leaf, *weak;
 	X509_CRL	*intcrl, *rootcrl;
 	BIO		*bio;
+	char		*adir;
 
 	if (!inited) {
 		ck_assert_int_eq(tls_init(), 0);
@@ -342,7 +343,9 @@ pki_setup(void)
 	ck_assert_int_eq(PEM_write_bio_X509_CRL(bio, intcrl), 1);
 	BIO_free(bio);
 
-	ck_assert_int_eq(mkdir(P("adir"), 0700), 0);
+	adir = xasprintf("%s/adir", dir);	/* P() keeps per test */
+	ck_assert_int_eq(mkdir(adir, 0700), 0);
+	free(adir);
 	wtext(dir, "pass.txt", PASS "\n");
 	wtext(dir, "pass-crlf.txt", PASS "\r\nsecond line\n");
 	wtext(dir, "pass-noeol.txt", PASS);
