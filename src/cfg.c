@@ -1730,7 +1730,6 @@ cfg_listener(struct cfg_parser *p, yaml_node_t *n, size_t idx)
 		    p->label);
 	free(p->label);
 	p->label = NULL;
-	l->clean = l->tls_ok && l->client_auth_ok;
 
 	for (i = 0; i < idx; i++) {
 		o = &cfg->listeners[i];

@@ -201,8 +201,7 @@ struct cfg_listener {
 	char		*name;		/* owned */
 	struct cfg_loc	 loc;		/* the list item */
 	bool		 tls_ok;	/* tls read without an error */
-	bool		 client_auth_ok; /* client_auth too */
-	bool		 clean;		/* both: its files can be loaded */
+	bool		 client_auth_ok; /* client_auth read without one */
 	struct addr	 listen;
 	struct cfg_loc	 listen_loc;
 	struct cfg_tls	 tls;
@@ -353,6 +352,8 @@ int	 tls_init(void);
 int	 keydecode_install(void);
 int	 tls_server_init(struct tls_server *, const struct cfg *,
 	    const struct cfg_listener *, struct errlist *);
+void	 tls_server_check(const struct cfg *, const struct cfg_listener *,
+	    struct errlist *);
 void	 tls_server_clear(struct tls_server *);
 SSL	*tls_ssl_new(const struct tls_server *, struct tls_verdict *);
 void	 tls_verdict_clear(struct tls_verdict *);

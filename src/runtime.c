@@ -43,22 +43,16 @@ runtime_new(struct cfg *cfg, struct errlist *errs)
 
 /*
  * A config with errors: still load the certificates, keys, CAs and CRLs of
- * the listeners read without one, so that their problems are reported in
+ * the sections read without one, so that their problems are reported in
  * the same run as the config's.
  */
 void
 runtime_check_files(const struct cfg *cfg, struct errlist *errs)
 {
-	struct tls_server	srv;
-	size_t			i;
+	size_t	i;
 
-	for (i = 0; i < cfg->nlisteners; i++) {
-		if (!cfg->listeners[i].clean)
-			continue;
-		memset(&srv, 0, sizeof(srv));
-		if (tls_server_init(&srv, cfg, &cfg->listeners[i], errs) == 0)
-			tls_server_clear(&srv);
-	}
+	for (i = 0; i < cfg->nlisteners; i++)
+		tls_server_check(cfg, &cfg->listeners[i], errs);
 }
 
 /* Take a reference. */

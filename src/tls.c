@@ -1742,10 +1742,50 @@ tls_build_server_chain(SSL_CTX *ctx)
 		ERR_clear_error();	/* OpenSSL builds it per handshake */
 }
 
-/* Build the server side of one listener; -1 with messages in errs. */
-int
-tls_server_init(struct tls_server *srv, const struct cfg *cfg,
-    const struct cfg_listener *l, struct errlist *errs)
+/*
+ * The configured ciphers and groups, the server's certificate chain and
+ * key; each problem is added to errs.
+ */
+static int
+tls_load_identity(SSL_CTX *ctx, const struct cfg *cfg, const struct cfg_tls *t,
+    struct errlist *errs)
+{
+	size_t	nerr = errs->n;
+
+	if (t->ciphers != NULL &&
+	    SSL_CTX_set_cipher_list(ctx, t->ciphers) != 1) {
+		ERR_clear_error();
+		cfg_error(errs, cfg, t->ciphers_loc, "no usable cipher in "
+		    "\"%s\" (see \"openssl ciphers -v\")", t->ciphers);
+	}
+	if (t->ciphersuites != NULL &&
+	    SSL_CTX_set_ciphersuites(ctx, t->ciphersuites) != 1) {
+		ERR_clear_error();
+		cfg_error(errs, cfg, t->ciphersuites_loc, "bad TLS 1.3 "
+		    "ciphersuites \"%s\" (e.g. TLS_AES_256_GCM_SHA384:"
+		    "TLS_CHACHA20_POLY1305_SHA256)", t->ciphersuites);
+	}
+	if (t->groups != NULL && SSL_CTX_set1_groups_list(ctx, t->groups) !=
+	    1) {
+		ERR_clear_error();
+		cfg_error(errs, cfg, t->groups_loc, "bad groups \"%s\" (e.g. "
+		    "X25519:P-256)", t->groups);
+	}
+	if (t->pkcs12.path != NULL)
+		(void)tls_load_pkcs12(ctx, cfg, t, errs);
+	else
+		(void)tls_load_pem_pair(ctx, cfg, t, errs);
+	return errs->n == nerr ? 0 : -1;
+}
+
+/*
+ * Build the server side of one listener, with its tls section (do_tls) and
+ * its client_auth section (do_auth); -1 with messages in errs.
+ */
+static int
+tls_server_build(struct tls_server *srv, const struct cfg *cfg,
+    const struct cfg_listener *l, bool do_tls, bool do_auth,
+    struct errlist *errs)
 {
 	const struct cfg_tls	*t = &l->tls;
 	SSL_CTX			*ctx;
@@ -1811,29 +1851,8 @@ tls_server_init(struct tls_server *srv, const struct cfg *cfg,
 	if (t->ciphers == NULL)
 		(void)SSL_CTX_set_cipher_list(ctx, TLS_DEFAULT_CIPHERS12);
 	SSL_CTX_set_options(ctx, SSL_OP_PRIORITIZE_CHACHA);
-	if (t->ciphers != NULL &&
-	    SSL_CTX_set_cipher_list(ctx, t->ciphers) != 1) {
-		ERR_clear_error();
-		cfg_error(errs, cfg, t->ciphers_loc, "no usable cipher in "
-		    "\"%s\" (see \"openssl ciphers -v\")", t->ciphers);
-	}
-	if (t->ciphersuites != NULL &&
-	    SSL_CTX_set_ciphersuites(ctx, t->ciphersuites) != 1) {
-		ERR_clear_error();
-		cfg_error(errs, cfg, t->ciphersuites_loc, "bad TLS 1.3 "
-		    "ciphersuites \"%s\" (e.g. TLS_AES_256_GCM_SHA384:"
-		    "TLS_CHACHA20_POLY1305_SHA256)", t->ciphersuites);
-	}
-	if (t->groups != NULL && SSL_CTX_set1_groups_list(ctx, t->groups) !=
-	    1) {
-		ERR_clear_error();
-		cfg_error(errs, cfg, t->groups_loc, "bad groups \"%s\" (e.g. "
-		    "X25519:P-256)", t->groups);
-	}
-	if (t->pkcs12.path != NULL)
-		(void)tls_load_pkcs12(ctx, cfg, t, errs);
-	else
-		(void)tls_load_pem_pair(ctx, cfg, t, errs);
+	if (do_tls)
+		(void)tls_load_identity(ctx, cfg, t, errs);
 	if (SSL_CTX_get0_certificate(ctx) != NULL)
 		srv->cert_not_after = asn1_time_t(X509_get0_notAfter(
 		    SSL_CTX_get0_certificate(ctx)));
@@ -1843,7 +1862,7 @@ tls_server_init(struct tls_server *srv, const struct cfg *cfg,
 		tls_server_clear(srv);
 		return -1;
 	}
-	if (t->session_ticket_key_file.path != NULL)
+	if (t->session_ticket_key_file.path != NULL && do_tls)
 		(void)tls_load_ticket_key(ctx, cfg, &t->session_ticket_key_file,
 		    errs);
 	else if (t->session_tickets)
@@ -1851,10 +1870,13 @@ tls_server_init(struct tls_server *srv, const struct cfg *cfg,
 	if (t->session_tickets)
 		(void)SSL_CTX_set_session_ticket_cb(ctx, tls_ticket_gen_cb,
 		    NULL, NULL);
-	(void)tls_load_client_auth(srv, ctx, cfg, &l->client_auth, errs);
+	if (do_auth)
+		(void)tls_load_client_auth(srv, ctx, cfg, &l->client_auth,
+		    errs);
 	tls_build_server_chain(ctx);
-	srv->policy = policy_new(&l->client_auth.allow,
-	    l->client_auth.client_eku);
+	if (do_auth)
+		srv->policy = policy_new(&l->client_auth.allow,
+		    l->client_auth.client_eku);
 	if (l->backend.mode == BACKEND_HTTP)
 		srv->hdrs = hdr_set_new(&l->headers);
 	tls_auth_digest(srv, l, sid);
@@ -1864,6 +1886,33 @@ tls_server_init(struct tls_server *srv, const struct cfg *cfg,
 		return -1;
 	}
 	return 0;
+}
+
+/* The TLS context and client verification of listener l. */
+int
+tls_server_init(struct tls_server *srv, const struct cfg *cfg,
+    const struct cfg_listener *l, struct errlist *errs)
+{
+	return tls_server_build(srv, cfg, l, true, true, errs);
+}
+
+/*
+ * A config with errors: load and check the files of the sections of l that
+ * were read without one (the server's certificate and key when its tls
+ * section is sound, the CAs and CRLs when its client_auth section is), so
+ * that their problems are reported in the same run as the config's.
+ */
+void
+tls_server_check(const struct cfg *cfg, const struct cfg_listener *l,
+    struct errlist *errs)
+{
+	struct tls_server	srv;
+
+	if (!l->tls_ok && !l->client_auth_ok)
+		return;
+	if (tls_server_build(&srv, cfg, l, l->tls_ok, l->client_auth_ok,
+	    errs) == 0)
+		tls_server_clear(&srv);
 }
 
 /* Free what tls_server_init built. */

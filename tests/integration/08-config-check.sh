@@ -136,6 +136,28 @@ grep -q -F 'wrong passphrase' "$TMPDIR/both-check.out" && grep -q -F 'unknown ke
     fail "check does not report both the typo and the wrong passphrase: $(cat "$TMPDIR/both-check.out")"
 pass "a typo and a wrong key passphrase reported in one run, by -t and by check"
 
+# The same inside one listener: a typo in its client_auth section and a
+# wrong passphrase in its tls section; a bad value in its tls section and a
+# missing CA file in its client_auth section. The sound section's files are
+# still loaded, so each run reports both.
+sed -e '0,/^      verify_depth: 4$/s//      verfy_depth: 4/' \
+    -e "s|key_passphrase_file: $PKI/server-key.pass|key_passphrase_file: $TMPDIR/wrong.pass|" \
+    "$TMPDIR/good.yaml" >"$TMPDIR/inner1.yaml"
+"$MTLSPROXY" -t -c "$TMPDIR/inner1.yaml" >"$TMPDIR/inner1.out" 2>&1
+rc=$?
+[ "$rc" -eq 1 ] || fail "-t on inner1.yaml exited $rc, want 1"
+grep -q -F 'unknown key "verfy_depth"' "$TMPDIR/inner1.out" && grep -q -F 'wrong passphrase' "$TMPDIR/inner1.out" ||
+    fail "a client_auth typo hides the same listener's wrong passphrase: $(cat "$TMPDIR/inner1.out")"
+sed -e '0,/^      min_version: TLSv1.2$/s//      min_version: TLSv1.9/' \
+    -e "0,\|ca: $PKI/client-ca.pem|s||ca: $TMPDIR/missing-ca.pem|" \
+    "$TMPDIR/good.yaml" >"$TMPDIR/inner2.yaml"
+"$MTLSPROXY" check -c "$TMPDIR/inner2.yaml" >"$TMPDIR/inner2.out" 2>&1
+rc=$?
+[ "$rc" -eq 1 ] || fail "check on inner2.yaml exited $rc, want 1"
+grep -q -F 'TLSv1.9' "$TMPDIR/inner2.out" && grep -q -E "cannot read CA file $TMPDIR/missing-ca\.pem" "$TMPDIR/inner2.out" ||
+    fail "a bad tls value hides the same listener's missing CA file: $(cat "$TMPDIR/inner2.out")"
+pass "one listener: a mistake in one section and a bad file in the other, reported together"
+
 # A CA file that does not exist: named, with its line.
 sed -e 's/verfy_depth/verify_depth/' \
     -e "s|ca: $PKI/client-ca.pem|ca: $TMPDIR/missing-ca.pem|" "$TMPDIR/typo.yaml" >"$TMPDIR/noca.yaml"
