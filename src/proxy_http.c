@@ -299,8 +299,6 @@ head_value(struct head *b, const char *v, size_t n)
 
 static const char http_xfp[] = "\r\nX-Forwarded-Proto: https\r\n";
 
-#define HTTP_CONN_LISTED	16	/* header names a Connection may list */
-
 /*
  * The client's Connection header(s), read the way RFC 9110 7.6.1 asks of
  * a proxy: the options close, keep-alive and upgrade go on to the backend
@@ -314,8 +312,7 @@ static const char http_xfp[] = "\r\nX-Forwarded-Proto: https\r\n";
 struct http_conn {
 	char	 opts[sizeof("close, keep-alive, upgrade")];
 	size_t	 opts_len;
-	struct { const char *p; size_t n; } listed[HTTP_CONN_LISTED];
-	size_t	 nlisted;
+	size_t	 nlisted;	/* how many header names it lists */
 };
 
 static void
@@ -338,12 +335,6 @@ http_conn_token(struct http_conn *c, const char *p, size_t n, unsigned *seen)
 		c->opts_len += n;
 		return;
 	}
-	if (http_name_is(p, n, "host") || http_name_is(p, n, "content-length") ||
-	    http_name_is(p, n, "transfer-encoding") ||
-	    c->nlisted == HTTP_CONN_LISTED)
-		return;
-	c->listed[c->nlisted].p = p;
-	c->listed[c->nlisted].n = n;
 	c->nlisted++;
 }
 
@@ -395,15 +386,40 @@ http_conn_parse(struct http *h, struct http_conn *c)
 	}
 }
 
-/* Whether the header is one the client's Connection header listed. */
+/* Whether the comma-separated list v (n bytes) has the element name. */
 static bool
-http_conn_listed(const struct http_conn *c, const char *name, size_t len)
+http_list_has(const char *v, size_t n, const char *name, size_t len)
+{
+	size_t	j = 0, off, elen;
+
+	while (http_list_next(v, n, &j, &off, &elen))
+		if (elen == len && strncasecmp(v + off, name, len) == 0)
+			return true;
+	return false;
+}
+
+/*
+ * Whether the header is one the client's Connection headers list (never
+ * an option, nor Host, Content-Length or Transfer-Encoding).
+ */
+static bool
+http_conn_listed(const struct http *h, const struct http_conn *c,
+    const char *name, size_t len)
 {
 	size_t	i;
 
-	for (i = 0; i < c->nlisted; i++)
-		if (c->listed[i].n == len &&
-		    strncasecmp(c->listed[i].p, name, len) == 0)
+	if (c->nlisted == 0 || http_name_is(name, len, "host") ||
+	    http_name_is(name, len, "content-length") ||
+	    http_name_is(name, len, "transfer-encoding") ||
+	    http_name_is(name, len, "close") ||
+	    http_name_is(name, len, "keep-alive") ||
+	    http_name_is(name, len, "upgrade"))
+		return false;
+	for (i = 0; i < h->nhdrs; i++)
+		if (http_name_is(h->buf + h->hdrs[i].name_off,
+		    h->hdrs[i].name_len, "connection") &&
+		    http_list_has(h->buf + h->hdrs[i].val_off,
+		    h->hdrs[i].val_len, name, len))
 			return true;
 	return false;
 }
@@ -602,7 +618,7 @@ http_on_headers_complete(llhttp_t *p)
 		if (http_name_is(name, hd->name_len, "connection") ||
 		    http_name_is(name, hd->name_len, "keep-alive") ||
 		    http_name_is(name, hd->name_len, "proxy-connection") ||
-		    http_conn_listed(&conn, name, hd->name_len))
+		    http_conn_listed(h, &conn, name, hd->name_len))
 			continue;
 		if (ch->forwarded && http_name_is(name, hd->name_len,
 		    "x-forwarded-for")) {
@@ -912,49 +928,37 @@ http_rline_len(struct http *h, const struct http_rline *l)
 }
 
 /*
- * The header names the Connection headers' values (joined, comma-separated)
- * list: close, keep-alive and upgrade are options, not names (the Upgrade
- * header of a 101 stays; Keep-Alive goes anyway). At most max of them.
+ * How many header names the Connection headers' values (joined,
+ * comma-separated) list: close, keep-alive and upgrade are options, not
+ * names (the Upgrade header of a 101 stays; Keep-Alive goes anyway).
  */
-struct http_tok { size_t off, len; };
-
 static size_t
-http_rlist_names(const char *list, size_t n, struct http_tok *t, size_t max)
+http_rlist_names(const char *list, size_t n)
 {
 	size_t	j = 0, off, len, nt = 0;
 
-	while (nt < max && http_list_next(list, n, &j, &off, &len)) {
-		if (len == 0 || http_name_is(list + off, len, "close") ||
-		    http_name_is(list + off, len, "keep-alive") ||
-		    http_name_is(list + off, len, "upgrade"))
-			continue;
-		t[nt].off = off;
-		t[nt].len = len;
-		nt++;
-	}
+	while (http_list_next(list, n, &j, &off, &len))
+		if (len > 0 && !http_name_is(list + off, len, "close") &&
+		    !http_name_is(list + off, len, "keep-alive") &&
+		    !http_name_is(list + off, len, "upgrade"))
+			nt++;
 	return nt;
 }
 
-/* Whether line l's header is one of the nt names listed. */
+/* Whether line l's header is one of the names the list has. */
 static bool
-http_rlisted(struct http *h, const char *list, const struct http_tok *t,
-    size_t nt, const struct http_rline *l)
+http_rlisted(struct http *h, const char *list, size_t n,
+    const struct http_rline *l)
 {
 	char	name[256];
-	size_t	i;
-	bool	copied = false;
 
-	for (i = 0; i < nt; i++) {
-		if (t[i].len != l->name_len)
-			continue;
-		if (!copied && (l->name_len > sizeof(name) ||
-		    !http_rcopy(h, l->pos, name, l->name_len)))
-			return false;
-		copied = true;
-		if (strncasecmp(list + t[i].off, name, t[i].len) == 0)
-			return true;
-	}
-	return false;
+	if (l->name_len > sizeof(name) ||
+	    !http_rcopy(h, l->pos, name, l->name_len) ||
+	    http_name_is(name, l->name_len, "close") ||
+	    http_name_is(name, l->name_len, "keep-alive") ||
+	    http_name_is(name, l->name_len, "upgrade"))
+		return false;
+	return http_list_has(list, n, name, l->name_len);
 }
 
 /* Note a cut (len bytes left out at pos) or a line put in (ins). */
@@ -995,7 +999,6 @@ http_cut_push(struct http *h, uint64_t pos, size_t len, const char *ins)
 static void
 http_resp_head_done(struct http *h, bool close)
 {
-	struct http_tok	 t[HTTP_CONN_LISTED];
 	char		 small[128], *list = small, *big = NULL;
 	size_t		 n = 0, nt = 0, i, len;
 
@@ -1023,14 +1026,14 @@ http_resp_head_done(struct http *h, bool close)
 		list[n++] = ',';
 	}
 	if (n > 0)
-		nt = http_rlist_names(list, n, t, HTTP_CONN_LISTED);
+		nt = http_rlist_names(list, n);
 	if (close && h->nrlines > 0)
 		http_cut_push(h, h->rlines[0].pos, 0, "Connection: close\r\n");
 	for (i = 0; i < h->nrlines; i++) {
 		const struct http_rline *l = &h->rlines[i];
 
 		if (l->kind == HTTP_RK_DROP || (l->kind == HTTP_RK_OTHER &&
-		    nt > 0 && http_rlisted(h, list, t, nt, l)) ||
+		    nt > 0 && http_rlisted(h, list, n, l)) ||
 		    (close && l->kind == HTTP_RK_CONN))
 			http_cut_push(h, l->pos, http_rline_len(h, l), NULL);
 	}

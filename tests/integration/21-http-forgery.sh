@@ -217,7 +217,9 @@ pass "bare LF before a forged header: $ST, nothing forged forwarded"
 # here, the Connection header goes on with only close / keep-alive /
 # upgrade, and Keep-Alive and Proxy-Connection stay on this hop. The
 # framing headers are never dropped, whatever the list says.
-HOP='POST /hop HTTP/1.1\r\nHost: localhost\r\nConnection: keep-alive, X-Hop,x-forwarded-for , X-Client-Verify, Content-Length, Host\r\n'
+# Twenty other names come first: however many it lists, all go.
+FILL=$(seq -s ', ' -f 'X-F%g' 1 20)
+HOP="POST /hop HTTP/1.1\r\nHost: localhost\r\nConnection: keep-alive, $FILL, X-Hop,x-forwarded-for , X-Client-Verify, Content-Length, Host\r\n"
 HOP+='X-Hop: secret\r\nX-Forwarded-For: 203.0.113.7\r\nKeep-Alive: timeout=300\r\nProxy-Connection: keep-alive\r\nX-Kept: yes\r\n'
 HOP+='Content-Length: 5\r\n\r\nhello'
 : >"$RAW"
@@ -241,7 +243,8 @@ pass "Connection-listed headers, Keep-Alive and Proxy-Connection stay on the cli
 # The backend's answer carries Keep-Alive, Proxy-Connection and headers its
 # Connection header lists (one before it, one with an empty value), its
 # head arriving in three pieces with the Connection header in the last:
-# none of them reaches the client, the framing and the rest do. Twice on
+# none of them reaches the client (the list has 20 other names first), the
+# framing and the rest do. Twice on
 # one connection (the second head held back after the first answer).
 HA='GET /hop-answer HTTP/1.1\r\nHost: localhost\r\n\r\n'
 hclient raw "$PORT2" --send "$HA$HA" --sequential --responses 2

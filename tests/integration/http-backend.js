@@ -124,11 +124,13 @@ if (args[1] === '--raw') {
         let m;
         if (line.startsWith('GET /hop-answer ')) {
           // An answer with hop-by-hop headers, its head in three writes
-          // 100 ms apart: X-Hop before the Connection header that lists it.
+          // 100 ms apart: X-Hop before the Connection header that lists it,
+          // after 20 other names.
+          const fillers = Array.from({ length: 20 }, (_, i) => 'X-F' + i).join(', ');
           const parts = [
             'HTTP/1.1 200 OK\r\nX-Hop: secret\r\nProxy-Connection: keep-alive\r\nKeep-',
             'Alive: timeout=5\r\nX-Kept: yes\r\nX-Empty:\r\nContent-Length: 2\r\nX-Hop2: also\r\n',
-            'Connection: X-Hop, keep-alive,x-hop2 , Content-Length, X-Empty\r\nX-Last: yes\r\n\r\nok',
+            'Connection: ' + fillers + ', X-Hop, keep-alive,x-hop2 , Content-Length, X-Empty\r\nX-Last: yes\r\n\r\nok',
           ];
           parts.forEach((p, i) => setTimeout(() => s.write(p), 100 * i));
         } else if (line.startsWith('GET /304cl ')) {
