@@ -346,6 +346,8 @@ struct tls_server {
 	struct vcache	*vcache;	/* owns; verified chains, or NULL */
 	size_t		 li;		/* index of the listener */
 	time_t		 crl_until;	/* earliest CRL nextUpdate, or 0 */
+	STACK_OF(X509)	*cas;		/* owns; client_auth.ca's certificates */
+	STACK_OF(X509_CRL) *crls;	/* owns; client_auth.crl's CRLs */
 };
 
 int	 tls_init(void);

@@ -482,8 +482,9 @@ crl_note_until(X509_CRL *crl, time_t *until)
  * the earliest nextUpdate among them.
  */
 static int
-tls_load_crl(X509_STORE *store, const struct cfg *cfg, const struct cfg_file *f,
-    time_t *until, struct errlist *errs)
+tls_load_crl(X509_STORE *store, STACK_OF(X509_CRL) *all,
+    const struct cfg *cfg, const struct cfg_file *f, time_t *until,
+    struct errlist *errs)
 {
 	X509_CRL	*crl;
 	BIO		*bio;
@@ -494,7 +495,8 @@ tls_load_crl(X509_STORE *store, const struct cfg *cfg, const struct cfg_file *f,
 	while ((crl = PEM_read_bio_X509_CRL(bio, NULL, NULL, NULL)) != NULL) {
 		crl_note_until(crl, until);
 		X509_STORE_add_crl(store, crl);
-		X509_CRL_free(crl);
+		if (sk_X509_CRL_push(all, crl) == 0)
+			X509_CRL_free(crl);
 		n++;
 	}
 	ERR_clear_error();
@@ -503,7 +505,8 @@ tls_load_crl(X509_STORE *store, const struct cfg *cfg, const struct cfg_file *f,
 		if ((crl = d2i_X509_CRL_bio(bio, NULL)) != NULL) {
 			crl_note_until(crl, until);
 			X509_STORE_add_crl(store, crl);
-			X509_CRL_free(crl);
+			if (sk_X509_CRL_push(all, crl) == 0)
+				X509_CRL_free(crl);
 			n++;
 		}
 		ERR_clear_error();
@@ -911,6 +914,47 @@ tls_is_trusted_leaf(const struct tls_server *srv, const unsigned char *md)
 	return false;
 }
 
+/*
+ * Whether a CRL in client_auth.crl revokes the pinned certificate leaf: a
+ * CRL from its issuer, signed by the key of a certificate that issued it
+ * (in client_auth.ca, trusted_certs, what the client sent, or the leaf
+ * itself). A pinned certificate no CRL speaks of is not revoked: it is
+ * revoked by taking it out of trusted_certs.
+ */
+static bool
+tls_pinned_revoked(const struct tls_server *srv, X509 *leaf,
+    STACK_OF(X509) *sent)
+{
+	STACK_OF(X509)	*pools[3] = { srv->cas, srv->trusted, sent };
+	X509_REVOKED	*rev;
+	X509_CRL	*crl;
+	X509		*c;
+	int		 i, j, k;
+	bool		 signed_ok;
+
+	for (i = 0; i < sk_X509_CRL_num(srv->crls); i++) {
+		crl = sk_X509_CRL_value(srv->crls, i);
+		if (X509_NAME_cmp(X509_CRL_get_issuer(crl),
+		    X509_get_issuer_name(leaf)) != 0 ||
+		    X509_CRL_get0_by_cert(crl, &rev, leaf) != 1)
+			continue;
+		signed_ok = X509_check_issued(leaf, leaf) == X509_V_OK &&
+		    X509_CRL_verify(crl, X509_get0_pubkey(leaf)) == 1;
+		for (j = 0; !signed_ok && j < 3; j++)
+			for (k = 0; !signed_ok && k < sk_X509_num(pools[j]);
+			    k++) {
+				c = sk_X509_value(pools[j], k);
+				signed_ok = X509_check_issued(c, leaf) ==
+				    X509_V_OK && X509_CRL_verify(crl,
+				    X509_get0_pubkey(c)) == 1;
+			}
+		ERR_clear_error();
+		if (signed_ok)
+			return true;
+	}
+	return false;
+}
+
 /* Verify an exact trusted leaf against the trusted-only store. */
 static int
 tls_verify_trusted(const struct tls_server *srv, X509_STORE_CTX *xs, SSL *ssl)
@@ -929,7 +973,14 @@ tls_verify_trusted(const struct tls_server *srv, X509_STORE_CTX *xs, SSL *ssl)
 	X509_VERIFY_PARAM_set_auth_level(X509_STORE_CTX_get0_param(x2),
 	    SSL_get_security_level(ssl));
 	ok = X509_verify_cert(x2);
-	if (ok == 1)
+	if (ok == 1 && tls_pinned_revoked(srv, X509_STORE_CTX_get0_cert(xs),
+	    X509_STORE_CTX_get0_untrusted(xs))) {
+		X509_STORE_CTX_set_error(xs, X509_V_ERR_CERT_REVOKED);
+		X509_STORE_CTX_set_error_depth(xs, 0);
+		X509_STORE_CTX_set_current_cert(xs,
+		    X509_STORE_CTX_get0_cert(xs));
+		ok = 0;
+	} else if (ok == 1)
 		X509_STORE_CTX_set0_verified_chain(xs,
 		    X509_STORE_CTX_get1_chain(x2));
 	else {
@@ -1277,7 +1328,7 @@ tls_load_client_auth(struct tls_server *srv, SSL_CTX *ctx,
 			sk_X509_NAME_push(names,
 			    X509_NAME_dup(X509_get_subject_name(x)));
 		}
-		sk_X509_pop_free(sk, X509_free);
+		srv->cas = sk;	/* CRL signers for pinned certificates */
 	}
 	if (ca->n_trusted_certs > 0) {
 		srv->trusted_store = X509_STORE_new();
@@ -1311,8 +1362,9 @@ tls_load_client_auth(struct tls_server *srv, SSL_CTX *ctx,
 		sk_X509_pop_free(sk, X509_free);
 	}
 	if (ca->crl.path != NULL) {
-		if (tls_load_crl(store, cfg, &ca->crl, &srv->crl_until,
-		    errs) == -1)
+		srv->crls = sk_X509_CRL_new_null();
+		if (tls_load_crl(store, srv->crls, cfg, &ca->crl,
+		    &srv->crl_until, errs) == -1)
 			rc = -1;
 		X509_STORE_set_flags(store, X509_V_FLAG_CRL_CHECK |
 		    X509_V_FLAG_CRL_CHECK_ALL);
@@ -1922,6 +1974,8 @@ tls_server_clear(struct tls_server *srv)
 	SSL_CTX_free(srv->ctx);
 	X509_STORE_free(srv->trusted_store);
 	sk_X509_pop_free(srv->trusted, X509_free);
+	sk_X509_pop_free(srv->cas, X509_free);
+	sk_X509_CRL_pop_free(srv->crls, X509_CRL_free);
 	free(srv->trusted_fp);
 	policy_free(srv->policy);
 	hdr_set_free(srv->hdrs);

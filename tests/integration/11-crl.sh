@@ -136,6 +136,7 @@ P_FLAT=$(free_port)
 P_PEM=$(free_port)
 P_EXP=$(free_port)
 P_FUT=$(free_port)
+P_PIN=$(free_port)
 {
 	cat <<EOF
 workers: 2
@@ -150,12 +151,15 @@ EOF
 	listener pem "$P_PEM" "$PKI/client-ca.pem" "$PKI/crl.pem"
 	listener expired "$P_EXP" "$PKI/client-ca.pem" "$C/expired.pem"
 	listener future "$P_FUT" "$PKI/client-ca.pem" "$C/future.pem"
+	# revoked pinned as well: pinning does not outrank its CA's CRL
+	listener pinned "$P_PIN" "$PKI/client-ca.pem" "$PKI/crl.pem" |
+	    sed "s|^      crl: .*|&\n      trusted_certs: [$PKI/revoked.crt, $PKI/partner.crt]|"
 } >"$TMPDIR/crl.yaml"
 
 "$MTLSPROXY" -t -c "$TMPDIR/crl.yaml" >"$TMPDIR/t.out" 2>&1 ||
     fail "mtlsproxy -t rejects the config: $(cat "$TMPDIR/t.out")"
 start_proxy "$TMPDIR/crl.yaml" "$P_DER"
-for p in "$P_FLAT" "$P_PEM" "$P_EXP" "$P_FUT"; do
+for p in "$P_FLAT" "$P_PEM" "$P_EXP" "$P_FUT" "$P_PIN"; do
 	wait_port "$p" "$PROXY_PID" 5 || fail "listener on 127.0.0.1:$p does not accept"
 done
 
@@ -233,6 +237,19 @@ grep -q 'alert certificate revoked' "$SCLIENT_ERR" ||
     fail "crl.pem: s_client as revoked was not told by a 'certificate revoked' alert: $(grep -v '^depth=\|^verify' "$SCLIENT_ERR" | head -n 3)"
 assert_log_contains ' refused ' 'listener=pem ' 'code=revoked'
 pass "crl.pem: orders and billing allowed, revoked refused (code=revoked)"
+
+# --- a pinned certificate (trusted_certs) that its CA's CRL revokes is
+# refused all the same; a pinned self-signed one, which no CRL speaks of,
+# gets in.
+grep -q -F "trusted_certs: [$PKI/revoked.crt" "$TMPDIR/crl.yaml" || fail "test setup: no trusted_certs in the pinned listener"
+refused pinned "$P_PIN" "$PKI" revoked revoked
+reason_has "$REFUSED_LINE" "revoked (serial $SERIAL) according to client_auth.crl" ||
+    fail "pinned: the reason does not say revoked with the serial: $REFUSED_LINE"
+allowed pinned "$P_PIN" "$PKI" partner "$(openssl x509 -in "$PKI/partner.crt" -noout -subject -nameopt RFC2253 | sed 's/^subject=//')"
+"$MTLSPROXY" explain -c "$TMPDIR/crl.yaml" --listener pinned --cert "$PKI/revoked.pem" >"$TMPDIR/explain-pin.out" 2>&1
+tail -n 1 "$TMPDIR/explain-pin.out" | grep -q '^DENY .*code=revoked' ||
+    fail "pinned: explain does not deny the revoked pinned certificate: $(tail -n 3 "$TMPDIR/explain-pin.out")"
+pass "a pinned certificate its CA's CRL revokes: code=revoked (daemon and explain); a pinned self-signed one gets in"
 
 # --- an expired CRL fails closed, and says so
 EXPIRED_LINES=()
