@@ -459,7 +459,7 @@ metrics_render(const struct runtime *rt, size_t *len)
 		    NULL, NULL, GET(&mx[i].backend_fail));
 	mb_family(&b, "backend_up", "gauge", "1 when the admin endpoint's last "
 	    "probe reached at least one backend address of the listener, else "
-	    "0 (absent before the first probe or without admin.listen).");
+	    "0; absent until the first probe has finished.");
 	for (i = 0; i < mx_n; i++)
 		if (GET(&mx[i].backend_up) >= 0)
 			mb_sample(&b, "backend_up", mx_names[i], NULL, NULL,

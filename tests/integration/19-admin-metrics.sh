@@ -161,6 +161,11 @@ done
 for l in echo web; do
 	[ "$(need "mtlsproxy_backend_up{listener=\"$l\"}")" = 1 ] || fail "backend_up{$l} is not 1"
 done
+# backend_up is the one series that is not there from the start (the unit
+# test checks it is absent before the first probe): its HELP says so, as
+# docs/operations.md does.
+grep -q -x '# HELP mtlsproxy_backend_up 1 when the admin endpoint.s last probe reached at least one backend address of the listener, else 0; absent until the first probe has finished.' "$TMPDIR/metrics.txt" ||
+    fail "backend_up HELP: $(grep '^# HELP mtlsproxy_backend_up' "$TMPDIR/metrics.txt")"
 [ "$(need 'mtlsproxy_reloads_total{result="ok"}')" = 0 ] || fail "reloads ok is not 0"
 [ "$(need 'mtlsproxy_reloads_total{result="failed"}')" = 0 ] || fail "reloads failed is not 0"
 start=$(need mtlsproxy_process_start_time_seconds)
