@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,9 +49,30 @@ usage(FILE *fp)
 	    "  explain   why a client certificate is allowed or refused, by\n"
 	    "            the daemon's own checks, offline; see explain --help\n"
 	    "\n"
+	    "Exit status: 0 ok, 1 a configuration error or a failed start,\n"
+	    "2 a usage error.\n"
+	    "\n"
 	    "Signals: SIGTERM or SIGINT stop accepting, let open connections\n"
 	    "finish up to drain_timeout, then exit 0.\n",
 	    MTLSPROXY_CONFIG);
+}
+
+/*
+ * A usage error of the main command: one line saying what is wrong, and
+ * where to look, instead of the whole help; exit status 2, apart from the
+ * 1 of a configuration error.
+ */
+static int PRINTF_LIKE(1, 2)
+usage_error(const char *fmt, ...)
+{
+	va_list	ap;
+
+	fprintf(stderr, "mtlsproxy: ");
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "\ntry 'mtlsproxy --help'\n");
+	return 2;
 }
 
 static void
@@ -309,8 +331,9 @@ main(int argc, char *argv[])
 {
 	struct event	*sigterm, *sigint, *sighup;
 	struct runtime	*rt;
-	const char	*path = MTLSPROXY_CONFIG;
-	bool		 test = false, watching = false;
+	const char	*path = MTLSPROXY_CONFIG, *arg;
+	bool		 test = false, watching = false, help = false;
+	bool		 show_version = false;
 	int		 ch;
 
 	if (argc > 1 && strcmp(argv[1], "check") == 0)
@@ -325,30 +348,53 @@ main(int argc, char *argv[])
 		{ NULL, 0, NULL, 0 }
 	};
 
-	while ((ch = getopt_long(argc, argv, "c:thV", longopts, NULL)) != -1) {
+	/* Usage errors are ours to word (exit 2), not getopt's. */
+	opterr = 0;
+	while ((ch = getopt_long(argc, argv, ":c:thV", longopts, NULL)) !=
+	    -1) {
 		switch (ch) {
 		case 'c':
+			if (*optarg == '\0')
+				return usage_error("option \"-c\" needs a "
+				    "file name, got an empty one");
 			path = optarg;
 			break;
 		case 't':
 			test = true;
 			break;
 		case 'V':
-			version();
-			return 0;
+			show_version = true;
+			break;
 		case 'h':
-			usage(stdout);
-			return 0;
+			help = true;
+			break;
+		case ':':
+			arg = argv[optind - 1];
+			return usage_error("option \"%s\" needs an argument "
+			    "(the configuration file)",
+			    strncmp(arg, "--", 2) == 0 ? arg : "-c");
 		default:
-			usage(stderr);
-			return 1;
+			arg = argv[optind - 1];
+			if (strncmp(arg, "--", 2) != 0)
+				return usage_error("unknown option \"-%c\"",
+				    optopt);
+			/* optopt is set for --help=x, 0 for --bogus */
+			if (optopt != 0 && strchr(arg, '=') != NULL)
+				return usage_error("option \"%.*s\" takes no "
+				    "argument", (int)strcspn(arg, "="), arg);
+			return usage_error("unknown option \"%s\"", arg);
 		}
 	}
-	if (optind != argc) {
-		fprintf(stderr, "mtlsproxy: unexpected argument \"%s\"\n",
+	if (optind != argc)
+		return usage_error("unexpected argument \"%s\"",
 		    argv[optind]);
-		usage(stderr);
-		return 1;
+	if (help) {
+		usage(stdout);
+		return 0;
+	}
+	if (show_version) {
+		version();
+		return 0;
 	}
 	if (tls_init() == -1) {
 		fprintf(stderr, "mtlsproxy: cannot initialise OpenSSL\n");

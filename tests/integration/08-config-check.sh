@@ -193,11 +193,27 @@ if [ -n "$want" ]; then
 fi
 pass "-h, -V: $(head -n 1 "$TMPDIR/v.out")"
 
-# An unknown option is a usage error.
-"$MTLSPROXY" --no-such-option >"$TMPDIR/bad.out" 2>&1
-rc=$?
-[ "$rc" -ne 0 ] || fail "an unknown option exited 0"
-pass "unknown option exits $rc"
+# A usage error exits 2 (a configuration error exits 1) with one line
+# saying what is wrong and where to look, not the whole help.
+# usage_fails WHAT ARGS...: exit 2, stderr is exactly WHAT and the hint
+usage_fails() {
+	local want=$1
+	shift
+	"$MTLSPROXY" "$@" >"$TMPDIR/usage.out" 2>"$TMPDIR/usage.err"
+	rc=$?
+	[ "$rc" -eq 2 ] || fail "mtlsproxy $*: exited $rc, want 2: $(cat "$TMPDIR/usage.err")"
+	[ ! -s "$TMPDIR/usage.out" ] || fail "mtlsproxy $*: wrote to stdout: $(cat "$TMPDIR/usage.out")"
+	printf 'mtlsproxy: %s\ntry '"'"'mtlsproxy --help'"'"'\n' "$want" | cmp -s - "$TMPDIR/usage.err" ||
+	    fail "mtlsproxy $*: stderr is not 'mtlsproxy: $want' and the --help hint: $(cat "$TMPDIR/usage.err")"
+	pass "mtlsproxy $*: exit 2, $want"
+}
+usage_fails 'unknown option "--no-such-option"' --no-such-option
+usage_fails 'unknown option "-x"' -t -x
+usage_fails 'option "-c" needs an argument (the configuration file)' -c
+usage_fails 'option "--config" needs an argument (the configuration file)' --config
+usage_fails 'unexpected argument "extra"' -t -c "$TMPDIR/good.yaml" extra
+usage_fails 'unexpected argument "extra"' -V extra
+usage_fails 'option "--help" takes no argument' --help=1
 
 # What a start checks after loading must fail -t and check as well: an
 # unknown user or group, "group" without "user", an admin endpoint on a
