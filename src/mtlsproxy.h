@@ -361,6 +361,7 @@ SSL	*tls_ssl_new(const struct tls_server *, struct tls_verdict *);
 void	 tls_verdict_clear(struct tls_verdict *);
 void	 tls_verdict_from_errors(struct tls_verdict *, SSL *, unsigned long);
 char	*tls_time_str(const ASN1_TIME *, char *, size_t);
+char	*tls_key_str(X509 *, char *, size_t);
 char	*tls_ku_str(X509 *, char *, size_t);
 char	*tls_eku_str(X509 *, char *, size_t);
 char	*tls_purpose_why(X509 *, bool, char *, size_t);

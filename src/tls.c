@@ -720,6 +720,85 @@ tls_explain_pinned(struct tls_verdict *v, X509_STORE_CTX *xs,
 	return true;
 }
 
+/* The bits of security OpenSSL's security level asks of keys. */
+static int
+tls_level_bits(int level)
+{
+	static const int bits[] = { 0, 80, 112, 128, 192, 256 };
+
+	return level >= 0 && level <= 5 ? bits[level] : 256;
+}
+
+/* Keys that are strong enough at a security level, for a message. */
+static const char *
+tls_level_keys(int level)
+{
+	static const char *const keys[] = {
+		"any", "RSA 1024 bits, EC P-192", "RSA 2048 bits, EC P-256",
+		"RSA 3072 bits, EC P-256", "RSA 7680 bits, EC P-384",
+		"RSA 15360 bits, EC P-521"
+	};
+
+	return keys[level >= 0 && level <= 5 ? level : 5];
+}
+
+/* Whether x is one of client_auth.ca's certificates. */
+static bool
+tls_is_ca_cert(const struct tls_server *srv, X509 *x)
+{
+	int	i;
+
+	for (i = 0; x != NULL && i < sk_X509_num(srv->cas); i++)
+		if (X509_cmp(x, sk_X509_value(srv->cas, i)) == 0)
+			return true;
+	return false;
+}
+
+/*
+ * Whether the chain built so far holds a certificate of client_auth.ca
+ * that is not self-signed, with partial_chain off: it is no trust anchor,
+ * which is worth saying when its issuer is missing.
+ */
+static bool
+tls_chain_has_ca_anchor(const struct tls_server *srv, X509_STORE_CTX *xs)
+{
+	STACK_OF(X509)	*chain = X509_STORE_CTX_get0_chain(xs);
+	X509		*x;
+	int		 i;
+
+	if (srv->cfg->client_auth.partial_chain)
+		return false;
+	for (i = 0; i < sk_X509_num(chain); i++) {
+		x = sk_X509_value(chain, i);
+		if ((X509_get_extension_flags(x) & EXFLAG_SS) == 0 &&
+		    tls_is_ca_cert(srv, x))
+			return true;
+	}
+	return false;
+}
+
+/* A certificate's key in words: "RSA 1024 bits", "EC prime192v1". */
+char *
+tls_key_str(X509 *x, char *buf, size_t len)
+{
+	EVP_PKEY	*pk = x != NULL ? X509_get0_pubkey(x) : NULL;
+	char		 group[64];
+	size_t		 glen = 0;
+
+	if (pk == NULL)
+		snprintf(buf, len, "unreadable key");
+	else if (EVP_PKEY_is_a(pk, "RSA") || EVP_PKEY_is_a(pk, "RSA-PSS") ||
+	    EVP_PKEY_is_a(pk, "DSA") || EVP_PKEY_is_a(pk, "DH"))
+		snprintf(buf, len, "%s %d bits", EVP_PKEY_get0_type_name(pk),
+		    EVP_PKEY_get_bits(pk));
+	else if (EVP_PKEY_get_group_name(pk, group, sizeof(group), &glen) == 1)
+		snprintf(buf, len, "%s %s", EVP_PKEY_get0_type_name(pk), group);
+	else
+		snprintf(buf, len, "%s", EVP_PKEY_get0_type_name(pk));
+	ERR_clear_error();
+	return buf;
+}
+
 /* Put a chain verification failure into words. */
 static void
 tls_explain(struct tls_verdict *v, X509_STORE_CTX *xs,
@@ -728,7 +807,7 @@ tls_explain(struct tls_verdict *v, X509_STORE_CTX *xs,
 	X509		*cur = X509_STORE_CTX_get_current_cert(xs);
 	int		 err = X509_STORE_CTX_get_error(xs);
 	int		 depth = X509_STORE_CTX_get_error_depth(xs);
-	char		 when[64], *name = NULL, whose[600];
+	char		 when[64], *name = NULL, whose[600], crl_for[600];
 	/* Where trust comes from: a listener may have trusted_certs only. */
 	const char	*anchors = srv->cfg->client_auth.ca.path != NULL ?
 	    "client_auth.ca" : "client_auth.trusted_certs";
@@ -740,6 +819,9 @@ tls_explain(struct tls_verdict *v, X509_STORE_CTX *xs,
 		    name);
 	else
 		snprintf(whose, sizeof(whose), "certificate");
+	/* Who a CRL is for: "certificate" alone reads oddly in brackets. */
+	snprintf(crl_for, sizeof(crl_for), "%s", depth > 0 && name != NULL ?
+	    whose : "the client certificate");
 	if ((err == X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT ||
 	    err == X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY ||
 	    err == X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE ||
@@ -756,9 +838,25 @@ tls_explain(struct tls_verdict *v, X509_STORE_CTX *xs,
 		char *iss = cur ? x509_name_rfc4514(X509_get_issuer_name(cur)) :
 		    NULL;
 
-		set_reason(v, "unknown_ca", "unknown issuer: no certificate in "
-		    "%s issued \"%s\"", anchors, iss ? iss : v->issuer ?
-		    v->issuer : "?");
+		if (srv->cfg->client_auth.ca.path == NULL) {
+			set_reason(v, "unknown_ca", "unknown issuer: %s is not "
+			    "one of client_auth.trusted_certs (issued by "
+			    "\"%s\"; client_auth.ca is not set, so no CA is "
+			    "trusted)", depth > 0 ? "the chain" : "the client "
+			    "certificate", iss ? iss : v->issuer ? v->issuer :
+			    "?");
+			free(iss);
+			break;
+		}
+		set_reason(v, "unknown_ca", "unknown issuer: \"%s\", which "
+		    "issued %s%s%s, is not in %s%s%s", iss ? iss : v->issuer ?
+		    v->issuer : "?", depth > 0 && name != NULL ? "\"" : "the "
+		    "client certificate", depth > 0 && name != NULL ? name :
+		    "", depth > 0 && name != NULL ? "\"" : "", anchors,
+		    tls_is_ca_cert(srv, cur) ? "" : " and the client did not "
+		    "send it", tls_chain_has_ca_anchor(srv, xs) ? " (a CA "
+		    "certificate in client_auth.ca is a trust anchor only when "
+		    "self-signed, unless partial_chain: true)" : "");
 		free(iss);
 		break;
 	}
@@ -797,12 +895,12 @@ tls_explain(struct tls_verdict *v, X509_STORE_CTX *xs,
 		set_reason(v, "crl_expired", "CRL expired: the CRL from \"%s\" "
 		    "(for %s) passed its nextUpdate on %s; publish a fresh CRL "
 		    "to client_auth.crl", v->crl_issuer[0] ? v->crl_issuer : "?",
-		    whose, v->crl_when[0] ? v->crl_when : "(unknown date)");
+		    crl_for, v->crl_when[0] ? v->crl_when : "(unknown date)");
 		break;
 	case X509_V_ERR_CRL_NOT_YET_VALID:
 		set_reason(v, "crl_not_yet_valid", "CRL not yet valid: the CRL "
 		    "from \"%s\" (for %s) has its lastUpdate on %s (check the "
-		    "clock)", v->crl_issuer[0] ? v->crl_issuer : "?", whose,
+		    "clock)", v->crl_issuer[0] ? v->crl_issuer : "?", crl_for,
 		    v->crl_when[0] ? v->crl_when : "(unknown date)");
 		break;
 	case X509_V_ERR_UNABLE_TO_GET_CRL: {
@@ -842,10 +940,17 @@ tls_explain(struct tls_verdict *v, X509_STORE_CTX *xs,
 		    srv->cfg->client_auth.verify_depth);
 		break;
 	case X509_V_ERR_EE_KEY_TOO_SMALL:
-	case X509_V_ERR_CA_KEY_TOO_SMALL:
-		set_reason(v, "weak_crypto", "weak key in %s (RSA under 2048 "
-		    "bits is refused)", whose);
+	case X509_V_ERR_CA_KEY_TOO_SMALL: {
+		char key[128];
+		int level = SSL_CTX_get_security_level(srv->ctx);
+
+		set_reason(v, "weak_crypto", "weak key in %s: %s, %d-bit "
+		    "security; security level %d needs %d (%s)", whose,
+		    tls_key_str(cur, key, sizeof(key)), cur != NULL ?
+		    EVP_PKEY_get_security_bits(X509_get0_pubkey(cur)) : 0,
+		    level, tls_level_bits(level), tls_level_keys(level));
 		break;
+	}
 	case X509_V_ERR_CA_MD_TOO_WEAK:
 		set_reason(v, "weak_crypto", "weak signature on %s (SHA-1 or "
 		    "MD5 is refused)", whose);
@@ -854,8 +959,21 @@ tls_explain(struct tls_verdict *v, X509_STORE_CTX *xs,
 		set_reason(v, "bad_signature", "bad signature on %s", whose);
 		break;
 	case X509_V_ERR_INVALID_CA:
-		set_reason(v, "invalid_ca", "%s is not a CA certificate but "
-		    "signed another certificate in the chain", whose);
+		if (cur != NULL && X509_get_version(cur) == X509_VERSION_1)
+			set_reason(v, "invalid_ca", "%s is a version 1 "
+			    "certificate (no extensions, as \"openssl x509 "
+			    "-req\" makes without -extfile) but signed another "
+			    "certificate in the chain: only a self-signed v1 "
+			    "root counts as a CA; issue it again with "
+			    "basicConstraints=critical,CA:TRUE", whose);
+		else
+			set_reason(v, "invalid_ca", "%s is not a CA certificate "
+			    "(%s) but signed another certificate in the chain",
+			    whose, cur != NULL && (X509_get_extension_flags(cur)
+			    & EXFLAG_BCONS) == 0 ? "no basicConstraints" :
+			    cur != NULL && (X509_get_extension_flags(cur) &
+			    EXFLAG_CA) == 0 ? "basicConstraints CA:FALSE" :
+			    "its keyUsage leaves out keyCertSign");
 		break;
 	default:
 		set_reason(v, "verify_failed", "verification failed for %s: %s",

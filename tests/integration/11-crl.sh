@@ -280,7 +280,7 @@ pass "the crl_expired reason gives the nextUpdate date"
 # --- ... and whose CRL it is: the CRL's issuer, which is what gets a
 # fresh CRL; explain gives the same reason and its revocation line agrees.
 for line in "${EXPIRED_LINES[@]}"; do
-	reason_has "$line" 'CRL expired: the CRL from \"CN=Demo Intermediate CA,O=Demo Corp\" (for certificate) passed its nextUpdate on 2024-02-01 00:00:00 UTC' ||
+	reason_has "$line" 'CRL expired: the CRL from \"CN=Demo Intermediate CA,O=Demo Corp\" (for the client certificate) passed its nextUpdate on 2024-02-01 00:00:00 UTC' ||
 	    fail "expired CRL: the reason does not name the CRL's issuer and nextUpdate: $line"
 done
 "$MTLSPROXY" explain -c "$TMPDIR/crl.yaml" --listener expired --cert "$PKI/orders.pem" >"$TMPDIR/explain.out" 2>&1

@@ -14,7 +14,14 @@
 #    and the reason says that the pinned certificate is there but is
 #    trusted as itself only, never as an issuer (not that it is missing):
 #    the leaf alone, the leaf with the pinned certificate, on a
-#    trusted_certs-only listener and on one with ca as well.
+#    trusted_certs-only listener and on one with ca as well;
+#  - classic version 1 certificates (`openssl x509 -req` without -extfile):
+#    a v1 intermediate is refused as invalid_ca, and the reason says it is
+#    a v1 certificate and how to issue it again;
+#  - client_auth.ca with only the intermediate (partial_chain false): the
+#    unknown_ca reason names the missing issuer and says that a CA in
+#    client_auth.ca is an anchor only when self-signed;
+#  - a weak EC key (P-192) is named as such, not as a short RSA key.
 . "$(dirname -- "$0")/lib.sh"
 
 C=$TMPDIR/certs
@@ -78,6 +85,26 @@ issue srvca-leaf "/O=QA/CN=under-server-ca" "$C/srvca.crt" "$C/srvca.key" client
 # signed by the pinned partner certificate's key
 issue partner-child "/O=Partner Ltd/CN=partner-child" "$PKI/partner.crt" "$PKI/partner.key" client_ext
 
+# Version 1 certificates, made the classic way: a self-signed root
+# (-signkey), an intermediate and a leaf from "openssl x509 -req -CA".
+ossl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$C/v1root.key"
+ossl req -new -config "$CNF" -key "$C/v1root.key" -subj "/O=Classic/CN=Classic Root" -out "$C/v1root.csr"
+ossl x509 -req -in "$C/v1root.csr" -signkey "$C/v1root.key" -days 30 -sha256 -out "$C/v1root.crt"
+for n in v1int v1leaf; do
+	ossl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$C/$n.key"
+done
+ossl req -new -config "$CNF" -key "$C/v1int.key" -subj "/O=Classic/CN=Classic Int" -out "$C/v1int.csr"
+ossl x509 -req -in "$C/v1int.csr" -CA "$C/v1root.crt" -CAkey "$C/v1root.key" -CAcreateserial -days 30 -sha256 -out "$C/v1int.crt"
+ossl req -new -config "$CNF" -key "$C/v1leaf.key" -subj "/O=Classic/CN=classic" -out "$C/v1leaf.csr"
+ossl x509 -req -in "$C/v1leaf.csr" -CA "$C/v1int.crt" -CAkey "$C/v1int.key" -CAcreateserial -days 30 -sha256 -out "$C/v1leaf.crt"
+openssl x509 -in "$C/v1int.crt" -noout -text | grep -q 'Version: 1 ' || fail "test setup: v1int.crt is not a v1 certificate"
+cat "$C/v1root.crt" "$C/v1int.crt" >"$C/v1bundle.crt"
+# A client key on P-192 (80-bit security), made by the demo intermediate.
+ossl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:prime192v1 -out "$C/p192.key"
+ossl req -new -config "$CNF" -key "$C/p192.key" -subj "/O=QA/CN=p192" -out "$C/p192.csr"
+ossl x509 -req -in "$C/p192.csr" -CA "$PKI/intermediate-ca.crt" -CAkey "$PKI/intermediate-ca.key" \
+    -set_serial "0x$(openssl rand -hex 12)" -days 30 -sha256 -extfile "$CNF" -extensions client_ext -out "$C/p192.crt"
+
 # ------------------------------------------------------------------ config
 ECHO_PORT=$(free_port)
 start_echo "$ECHO_PORT"
@@ -85,6 +112,8 @@ P_ROOT=$(free_port)
 P_DEMO=$(free_port)
 P_PINNED=$(free_port)
 P_MIXED=$(free_port)
+P_V1=$(free_port)
+P_INTONLY=$(free_port)
 {
 	config_head
 	config_listener demo "$P_DEMO" "\"127.0.0.1:$ECHO_PORT\""
@@ -94,11 +123,15 @@ P_MIXED=$(free_port)
 	    sed "s|ca: $PKI/client-ca.pem|trusted_certs: [$PKI/partner.crt, $C/subca.crt]|"
 	config_listener mixed "$P_MIXED" "\"127.0.0.1:$ECHO_PORT\"" \
 	    "      trusted_certs: [$PKI/partner.crt]"
+	config_listener v1 "$P_V1" "\"127.0.0.1:$ECHO_PORT\"" |
+	    sed "s|ca: $PKI/client-ca.pem|ca: $C/v1bundle.crt|"
+	config_listener intonly "$P_INTONLY" "\"127.0.0.1:$ECHO_PORT\"" |
+	    sed "s|ca: $PKI/client-ca.pem|ca: $PKI/intermediate-ca.crt|"
 } >"$TMPDIR/reasons.yaml"
 "$MTLSPROXY" -t -c "$TMPDIR/reasons.yaml" >"$TMPDIR/t.out" 2>&1 ||
     fail "mtlsproxy -t rejects the config: $(cat "$TMPDIR/t.out")"
 start_proxy "$TMPDIR/reasons.yaml" "$P_ROOT"
-for p in "$P_DEMO" "$P_PINNED" "$P_MIXED"; do
+for p in "$P_DEMO" "$P_PINNED" "$P_MIXED" "$P_V1" "$P_INTONLY"; do
 	wait_port "$p" "$PROXY_PID" 5 || fail "listener on 127.0.0.1:$p is not up"
 done
 
@@ -108,6 +141,8 @@ port_of() {
 	demo) echo "$P_DEMO" ;;
 	pinned) echo "$P_PINNED" ;;
 	mixed) echo "$P_MIXED" ;;
+	v1) echo "$P_V1" ;;
+	intonly) echo "$P_INTONLY" ;;
 	esac
 }
 
@@ -203,9 +238,31 @@ deny pinned-mixed mixed unknown_ca "issued by \\\\\"CN=partner,O=Partner Ltd\\\\
     "$C/partner-child.crt" "$C/partner-child.key" "$PKI/partner.crt"
 explain_has pinned-mixed "^  FAIL  chain +unknown issuer: issued by \"CN=partner,O=Partner Ltd\", $PIN"
 # a client that is not related to a pinned certificate keeps the old words
-deny pinned-stranger pinned unknown_ca 'no certificate in client_auth\.trusted_certs issued \\"CN=Unknown CA,O=Stranger Inc\\"' \
+deny pinned-stranger pinned unknown_ca 'the client certificate is not one of client_auth\.trusted_certs \(issued by \\"CN=Unknown CA,O=Stranger Inc\\"; client_auth\.ca is not set, so no CA is trusted\)' \
     "$PKI/stranger.crt" "$PKI/stranger.key"
 pass "issued by a pinned trusted_certs certificate: unknown_ca that says it is pinned, not missing"
+
+# --- classic v1 certificates: the v1 intermediate is no CA, and the
+# reason says why and what to do
+deny v1int v1 invalid_ca \
+    'reason="issuing CA certificate \\"CN=Classic Int,O=Classic\\" is a version 1 certificate \(no extensions, as \\"openssl x509 -req\\" makes without -extfile\) but signed another certificate in the chain: only a self-signed v1 root counts as a CA; issue it again with basicConstraints=critical,CA:TRUE"' \
+    "$C/v1leaf.crt" "$C/v1leaf.key"
+pass "a v1 intermediate: invalid_ca, saying it is version 1 and how to issue it again"
+
+# --- only the intermediate in client_auth.ca, partial_chain false
+deny intonly intonly unknown_ca \
+    'reason="unknown issuer: \\"CN=Demo Root CA,O=Demo Corp\\", which issued \\"CN=Demo Intermediate CA,O=Demo Corp\\", is not in client_auth.ca \(a CA certificate in client_auth.ca is a trust anchor only when self-signed, unless partial_chain: true\)"' \
+    "$PKI/orders.crt" "$PKI/orders.key"
+deny stranger demo unknown_ca \
+    'reason="unknown issuer: \\"CN=Unknown CA,O=Stranger Inc\\", which issued the client certificate, is not in client_auth.ca and the client did not send it"' \
+    "$PKI/stranger.crt" "$PKI/stranger.key"
+pass "unknown_ca names the missing issuer, and says when a CA in client_auth.ca is no anchor"
+
+# --- a weak EC key is named (explain; OpenSSL clients refuse to send it)
+"$MTLSPROXY" explain -c "$TMPDIR/reasons.yaml" --listener demo --cert "$C/p192.crt" >"$TMPDIR/explain-p192.out" 2>&1
+tail -n 1 "$TMPDIR/explain-p192.out" | grep -q -F 'DENY code=weak_crypto reason="weak key in certificate: EC prime192v1, 80-bit security; security level 2 needs 112 (RSA 2048 bits, EC P-256)"' ||
+    fail "p192: explain: $(tail -n 1 "$TMPDIR/explain-p192.out")"
+pass "a P-192 client key: weak_crypto naming the curve and its security"
 
 kill -0 "$PROXY_PID" 2>/dev/null || fail "mtlsproxy died"
 stop_proxy
