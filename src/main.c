@@ -265,6 +265,22 @@ reload(const char *why)
 	return 0;
 }
 
+/*
+ * SIGUSR1 and SIGUSR2 would end the process by default.  Tools send them
+ * to daemons that reopen a log file (nginx, logrotate scripts): there is
+ * none here, so they are ignored, but said, so the sender learns what to
+ * send instead.
+ */
+static void
+signal_usr_cb(evutil_socket_t sig, short what, void *arg)
+{
+	(void)what;
+	(void)arg;
+	log_info("%s ignored: mtlsproxy logs to stderr (the journal), so "
+	    "there is no log file to reopen; reload is SIGHUP",
+	    sig == SIGUSR1 ? "SIGUSR1" : "SIGUSR2");
+}
+
 static void
 signal_hup_cb(evutil_socket_t sig, short what, void *arg)
 {
@@ -329,7 +345,7 @@ signal_stop_cb(evutil_socket_t sig, short what, void *arg)
 int
 main(int argc, char *argv[])
 {
-	struct event	*sigterm, *sigint, *sighup;
+	struct event	*sigterm, *sigint, *sighup, *sigusr1, *sigusr2;
 	struct runtime	*rt;
 	const char	*path = MTLSPROXY_CONFIG, *arg;
 	bool		 test = false, watching = false, help = false;
@@ -412,6 +428,9 @@ main(int argc, char *argv[])
 	log_init(rt->cfg->log_level, rt->cfg->log_format);
 	listener_fd_limit(rt->cfg);
 	signal(SIGPIPE, SIG_IGN);
+	/* Until the event loop takes them over (signal_usr_cb). */
+	signal(SIGUSR1, SIG_IGN);
+	signal(SIGUSR2, SIG_IGN);
 	if (evthread_use_pthreads() == -1)
 		fatalx("libevent has no thread support");
 	runtime_set_current(runtime_ref(rt));
@@ -437,13 +456,18 @@ main(int argc, char *argv[])
 	sigterm = evsignal_new(main_base, SIGTERM, signal_stop_cb, NULL);
 	sigint = evsignal_new(main_base, SIGINT, signal_stop_cb, NULL);
 	sighup = evsignal_new(main_base, SIGHUP, signal_hup_cb, NULL);
+	sigusr1 = evsignal_new(main_base, SIGUSR1, signal_usr_cb, NULL);
+	sigusr2 = evsignal_new(main_base, SIGUSR2, signal_usr_cb, NULL);
 	drain_ev = evtimer_new(main_base, drain_deadline_cb, NULL);
 	poll_ev = evtimer_new(main_base, poll_cb, NULL);
 	if (sigterm == NULL || sigint == NULL || sighup == NULL ||
+	    sigusr1 == NULL || sigusr2 == NULL ||
 	    drain_ev == NULL || poll_ev == NULL ||
 	    evsignal_add(sigterm, NULL) == -1 ||
 	    evsignal_add(sigint, NULL) == -1 ||
-	    evsignal_add(sighup, NULL) == -1)
+	    evsignal_add(sighup, NULL) == -1 ||
+	    evsignal_add(sigusr1, NULL) == -1 ||
+	    evsignal_add(sigusr2, NULL) == -1)
 		fatalx("cannot set up signal handling");
 	if (rt->cfg->reload == RELOAD_WATCH)
 		watching = watch_start(main_base, rt->cfg, files_changed) == 0;
@@ -470,6 +494,8 @@ main(int argc, char *argv[])
 	event_free(sigterm);
 	event_free(sigint);
 	event_free(sighup);
+	event_free(sigusr1);
+	event_free(sigusr2);
 	event_free(drain_ev);
 	event_free(poll_ev);
 	sd_end();
