@@ -53,7 +53,11 @@ usage(FILE *fp)
 	    "2 a usage error.\n"
 	    "\n"
 	    "Signals: SIGTERM or SIGINT stop accepting, let open connections\n"
-	    "finish up to drain_timeout, then exit 0.\n",
+	    "finish up to drain_timeout, then exit 0 (a second one closes\n"
+	    "them at once). SIGHUP reloads the configuration and every file\n"
+	    "it names; on an error the running configuration stays.\n"
+	    "SIGUSR1 and SIGUSR2 are ignored (logged: there is no log file\n"
+	    "to reopen).\n",
 	    MTLSPROXY_CONFIG);
 }
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # SIGUSR1 and SIGUSR2 (what log rotation sends to daemons with a log file)
 # neither stop nor reload the proxy: each is logged at info with what to do
-# instead, and the proxy goes on serving.
+# instead, and the proxy goes on serving. The signals the proxy acts on
+# are in its --help.
 . "$(dirname -- "$0")/lib.sh"
 
 ECHO_PORT=$(free_port)
@@ -30,3 +31,9 @@ stop_proxy
 [ "$PROXY_RC" -eq 0 ] || fail "mtlsproxy exited $PROXY_RC on SIGTERM after the USR signals"
 pass "SIGTERM after them: exit 0"
 
+"$MTLSPROXY" --help >"$TMPDIR/help.out" 2>&1 || fail "--help exited $?"
+for sig in SIGTERM SIGINT SIGHUP SIGUSR1 SIGUSR2; do
+	grep -q -w "$sig" "$TMPDIR/help.out" || fail "--help does not mention $sig: $(cat "$TMPDIR/help.out")"
+done
+grep -q 'SIGHUP reloads' "$TMPDIR/help.out" || fail "--help does not say what SIGHUP does"
+pass "--help lists SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGUSR2"
