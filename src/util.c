@@ -213,18 +213,29 @@ duration_parse(const char *s, uint64_t *ms, const char **why)
 	return 0;
 }
 
+/*
+ * A port from 1 to 65535.  Port 0 asks the kernel for any free port: a
+ * listener would bind a different random port in each worker, a backend
+ * cannot be reached there.
+ */
 static int
-port_parse(const char *s, in_port_t *port)
+port_parse(const char *s, in_port_t *port, const char **why)
 {
 	unsigned long	 v;
 	char		*end;
 
+	*why = "port must be a number from 1 to 65535";
 	if (*s == '\0' || !isdigit((unsigned char)*s))
 		return -1;
 	errno = 0;
 	v = strtoul(s, &end, 10);
 	if (errno != 0 || *end != '\0' || v > 65535)
 		return -1;
+	if (v == 0) {
+		*why = "port 0 is not allowed (it means any free port); "
+		    "ports go from 1 to 65535";
+		return -1;
+	}
 	*port = htons((in_port_t)v);
 	return 0;
 }
@@ -314,10 +325,8 @@ addr_parse(const char *s, int flags, struct addr *a, const char **why)
 		host[hlen] = '\0';
 		portstr = colon + 1;
 	}
-	if (port_parse(portstr, &port) == -1) {
-		*why = "port must be a number from 0 to 65535";
+	if (port_parse(portstr, &port, why) == -1)
 		return -1;
-	}
 	memset(&hints, 0, sizeof(hints));
 	hints.ai_family = AF_UNSPEC;
 	hints.ai_socktype = SOCK_STREAM;

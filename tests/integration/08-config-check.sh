@@ -266,3 +266,13 @@ admin:
 "$MTLSPROXY" -t -c "$TMPDIR/fine.yaml" >"$TMPDIR/fine.out" 2>&1 ||
     fail "-t on a config with an existing user and an admin endpoint on 127.0.0.2:$P1: $(cat "$TMPDIR/fine.out")"
 pass "-t: an existing user, an admin endpoint on the listener's port of another address: valid"
+
+# Port 0 (any free port) is refused for a listener, a backend and the
+# admin endpoint: with 2 workers a listener would bind two random ports.
+sed -e "s|listen: \"127.0.0.1:$P1\"|listen: \"127.0.0.1:0\"|" "$TMPDIR/base.yaml" >"$TMPDIR/port0.yaml"
+t_fails port0 6:13 'invalid listen address "127.0.0.1:0": port 0 is not allowed (it means any free port); ports go from 1 to 65535'
+sed -e "s|address: \"127.0.0.1:$B\"|address: \"127.0.0.1:0\"|" "$TMPDIR/base.yaml" >"$TMPDIR/bport0.yaml"
+t_fails bport0 14:16 'invalid backend address "127.0.0.1:0": port 0 is not allowed'
+variant aport0 'admin:
+  listen: "127.0.0.1:0"'
+t_fails aport0 3:11 'invalid admin listen address "127.0.0.1:0": port 0 is not allowed'

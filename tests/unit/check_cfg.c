@@ -840,6 +840,29 @@ START_TEST(test_bad_address)
 }
 END_TEST
 
+/* Port 0 would bind a random port (one per worker), or connect nowhere. */
+START_TEST(test_port_zero)
+{
+	EXPECT("data/port_zero.yaml",
+	    "data/port_zero.yaml:2:11: invalid admin listen address "
+	    "\"127.0.0.1:0\": port 0 is not allowed (it means any free "
+	    "port); ports go from 1 to 65535 (use e.g. \"127.0.0.1:9901\" "
+	    "or \"unix:/run/mtlsproxy/admin.sock\")",
+	    "data/port_zero.yaml:5:13: invalid listen address "
+	    "\"127.0.0.1:0\": port 0 is not allowed (it means any free "
+	    "port); ports go from 1 to 65535 (use e.g. \"0.0.0.0:8443\", "
+	    "\"[::]:8443\" or \"systemd:NAME\")",
+	    "data/port_zero.yaml:12:35: invalid backend address "
+	    "\"127.0.0.1:0\": port 0 is not allowed (it means any free "
+	    "port); ports go from 1 to 65535 (use e.g. \"127.0.0.1:8080\", "
+	    "\"[::1]:8080\" or \"unix:/run/app.sock\")",
+	    "data/port_zero.yaml:12:50: invalid backend address "
+	    "\"127.0.0.1:65536\": port must be a number from 1 to 65535 "
+	    "(use e.g. \"127.0.0.1:8080\", \"[::1]:8080\" or "
+	    "\"unix:/run/app.sock\")");
+}
+END_TEST
+
 START_TEST(test_backend_not_local)
 {
 	EXPECT("data/backend_not_local.yaml",
@@ -973,6 +996,7 @@ cfg_suite(void)
 	tcase_add_test(bad, test_bad_sizes);
 	tcase_add_test(bad, test_bad_duration);
 	tcase_add_test(bad, test_bad_address);
+	tcase_add_test(bad, test_port_zero);
 	tcase_add_test(bad, test_backend_not_local);
 	tcase_add_test(bad, test_backend_not_local_list);
 	tcase_add_test(bad, test_bad_allow);

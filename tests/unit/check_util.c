@@ -146,8 +146,12 @@ START_TEST(test_addr_errors)
 	ck_assert_int_eq(addr_parse("127.0.0.1", 0, &a, &why), -1);
 	ck_assert_str_eq(why, "expected host:port");
 	ck_assert_int_eq(addr_parse("127.0.0.1:http", 0, &a, &why), -1);
-	ck_assert_str_eq(why, "port must be a number from 0 to 65535");
+	ck_assert_str_eq(why, "port must be a number from 1 to 65535");
 	ck_assert_int_eq(addr_parse("127.0.0.1:70000", 0, &a, &why), -1);
+	ck_assert_str_eq(why, "port must be a number from 1 to 65535");
+	ck_assert_int_eq(addr_parse("127.0.0.1:0", 0, &a, &why), -1);
+	ck_assert_str_eq(why, "port 0 is not allowed (it means any free "
+	    "port); ports go from 1 to 65535");
 	ck_assert_int_eq(addr_parse(":80", 0, &a, &why), -1);
 	ck_assert_str_eq(why, "missing host before the port");
 }
