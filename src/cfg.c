@@ -1637,27 +1637,31 @@ cfg_addr_any(const struct addr *a)
 }
 
 /*
- * The admin endpoint would not bind beside this listener: the same port of
- * the same family, on the same address or with either on the any address.
+ * Two sockets that would not both bind: the same port of the same family,
+ * on the same address or with either on the any address (which takes the
+ * port on every address of its family).  IPv6 sockets are bound v6only
+ * (listener.c, admin.c), so [::] and 0.0.0.0 do not clash.  For listeners
+ * and the admin endpoint alike.
  */
 static bool
-cfg_addr_clash(const struct addr *admin, const struct addr *l)
+cfg_addr_clash(const struct addr *a, const struct addr *b)
 {
-	in_port_t	pa, pl;
+	in_port_t	pa, pb;
 
-	if (admin->text == NULL || l->text == NULL ||
-	    admin->kind != ADDR_INET || l->kind != ADDR_INET ||
-	    admin->ss.ss_family != l->ss.ss_family)
+	if (cfg_addr_same(a, b))
+		return true;
+	if (a->text == NULL || b->text == NULL ||
+	    a->kind != ADDR_INET || b->kind != ADDR_INET ||
+	    a->ss.ss_family != b->ss.ss_family)
 		return false;
-	if (admin->ss.ss_family == AF_INET) {
-		pa = ((const struct sockaddr_in *)&admin->ss)->sin_port;
-		pl = ((const struct sockaddr_in *)&l->ss)->sin_port;
+	if (a->ss.ss_family == AF_INET) {
+		pa = ((const struct sockaddr_in *)&a->ss)->sin_port;
+		pb = ((const struct sockaddr_in *)&b->ss)->sin_port;
 	} else {
-		pa = ((const struct sockaddr_in6 *)&admin->ss)->sin6_port;
-		pl = ((const struct sockaddr_in6 *)&l->ss)->sin6_port;
+		pa = ((const struct sockaddr_in6 *)&a->ss)->sin6_port;
+		pb = ((const struct sockaddr_in6 *)&b->ss)->sin6_port;
 	}
-	return pa == pl && (cfg_addr_same(admin, l) || cfg_addr_any(admin) ||
-	    cfg_addr_any(l));
+	return pa == pb && (cfg_addr_any(a) || cfg_addr_any(b));
 }
 
 /* Checks across keys, once the whole tree is read. */
@@ -1743,6 +1747,18 @@ cfg_listener(struct cfg_parser *p, yaml_node_t *n, size_t idx)
 			    "address \"%s\" is already used by the listener "
 			    "at line %u; each listener needs its own",
 			    l->listen.text, o->loc.line);
+		else if (cfg_addr_clash(&l->listen, &o->listen)) {
+			if (o->name != NULL)
+				(void)snprintf(buf, sizeof(buf), "\"%s\"",
+				    o->name);
+			else
+				(void)snprintf(buf, sizeof(buf), "#%zu", i + 1);
+			cfg_error(p->errs, p->cfg, l->listen_loc, "listen "
+			    "address \"%s\" overlaps the listener %s at line "
+			    "%u (\"%s\"): a wildcard address takes the port on "
+			    "every address; give one of them another port",
+			    l->listen.text, buf, o->loc.line, o->listen.text);
+		}
 	}
 }
 

@@ -276,3 +276,19 @@ t_fails bport0 14:16 'invalid backend address "127.0.0.1:0": port 0 is not allow
 variant aport0 'admin:
   listen: "127.0.0.1:0"'
 t_fails aport0 3:11 'invalid admin listen address "127.0.0.1:0": port 0 is not allowed'
+
+# Two listeners on one port, one of them on the wildcard address: the second
+# bind would fail at start ("Address already in use"), so -t, check and a
+# start refuse it at the second listener's listen, naming the first.
+# [::] beside 0.0.0.0 is fine: IPv6 sockets are bound v6only.
+second_listener() {
+	cat "$TMPDIR/base.yaml"
+	sed -n '/^  - name: api$/,$p' "$TMPDIR/base.yaml" |
+	    sed -e 's/name: api/name: web/' -e "s|listen: \"127.0.0.1:$P1\"|listen: \"$1\"|"
+}
+second_listener "0.0.0.0:$P1" >"$TMPDIR/overlap.yaml"
+t_fails overlap 17:13 "listen address \"0.0.0.0:$P1\" overlaps the listener \"api\" at line 5 (\"127.0.0.1:$P1\"): a wildcard address takes the port on every address; give one of them another port"
+second_listener "[::]:$P1" >"$TMPDIR/v6any.yaml"
+"$MTLSPROXY" -t -c "$TMPDIR/v6any.yaml" >"$TMPDIR/v6any.out" 2>&1 ||
+    fail "-t on listeners 127.0.0.1:$P1 and [::]:$P1: $(cat "$TMPDIR/v6any.out")"
+pass "-t: 127.0.0.1:$P1 beside [::]:$P1 is valid (v6only)"

@@ -665,6 +665,25 @@ START_TEST(test_duplicate_listen)
 }
 END_TEST
 
+/*
+ * A wildcard address takes its port on every address of its family, so the
+ * second bind would fail at start.  IPv6 sockets are v6only: [::] and
+ * 0.0.0.0 on one port are two sockets that both bind.
+ */
+START_TEST(test_overlap_listen)
+{
+	EXPECT("data/overlap_listen.yaml",
+	    "data/overlap_listen.yaml:12:13: listen address \"0.0.0.0:8443\" "
+	    "overlaps the listener \"api\" at line 2 (\"127.0.0.1:8443\"): a "
+	    "wildcard address takes the port on every address; give one of "
+	    "them another port",
+	    "data/overlap_listen.yaml:30:13: listen address \"[::1]:8443\" "
+	    "overlaps the listener \"v6\" at line 20 (\"[::]:8443\"): a "
+	    "wildcard address takes the port on every address; give one of "
+	    "them another port");
+}
+END_TEST
+
 START_TEST(test_tls_both)
 {
 	EXPECT("data/tls_both.yaml",
@@ -997,6 +1016,7 @@ cfg_suite(void)
 	tcase_add_test(bad, test_bad_duration);
 	tcase_add_test(bad, test_bad_address);
 	tcase_add_test(bad, test_port_zero);
+	tcase_add_test(bad, test_overlap_listen);
 	tcase_add_test(bad, test_backend_not_local);
 	tcase_add_test(bad, test_backend_not_local_list);
 	tcase_add_test(bad, test_bad_allow);
