@@ -1457,9 +1457,10 @@ cfg_backend(struct cfg_parser *p, const struct cfg_key *k, yaml_node_t *n,
 		item = an;
 		if (an->type == YAML_SEQUENCE_NODE)
 			item = cfg_node(p, an->data.sequence.items.start[i]);
-		cfg_err(p, item, "backend \"%s\" is not on this host: traffic "
-		    "to it would leave the machine unencrypted; set \"remote: "
-		    "true\" in backend to allow it", b->addrs[i].text);
+		cfg_err(p, item, "backend \"%s\" is not a loopback address or "
+		    "a unix socket: the plaintext traffic to it can leave the "
+		    "machine unencrypted; set \"remote: true\" in backend to "
+		    "allow it", b->addrs[i].text);
 	}
 }
 

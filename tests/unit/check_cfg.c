@@ -886,8 +886,9 @@ START_TEST(test_backend_not_local)
 {
 	EXPECT("data/backend_not_local.yaml",
 	    "data/backend_not_local.yaml:10:16: backend \"10.0.0.5:8080\" is "
-	    "not on this host: traffic to it would leave the machine "
-	    "unencrypted; set \"remote: true\" in backend to allow it");
+	    "not a loopback address or a unix socket: the plaintext traffic "
+	    "to it can leave the machine unencrypted; set \"remote: true\" "
+	    "in backend to allow it");
 }
 END_TEST
 
@@ -895,9 +896,9 @@ START_TEST(test_backend_not_local_list)
 {
 	EXPECT("data/backend_not_local_list.yaml",
 	    "data/backend_not_local_list.yaml:12:11: backend "
-	    "\"192.0.2.7:8080\" is not on this host: traffic to it would leave "
-	    "the machine unencrypted; set \"remote: true\" in backend to allow "
-	    "it");
+	    "\"192.0.2.7:8080\" is not a loopback address or a unix socket: "
+	    "the plaintext traffic to it can leave the machine unencrypted; "
+	    "set \"remote: true\" in backend to allow it");
 }
 END_TEST
 
@@ -932,9 +933,10 @@ START_TEST(test_many_errors)
 	    "but no \"key\"; add \"key\" (the certificate's private key file)",
 	    "data/many_errors.yaml:12:21: \"verify_depth\" must be an integer "
 	    "from 0 to 100, got \"-1\"",
-	    "data/many_errors.yaml:14:16: backend \"10.1.2.3:80\" is not on "
-	    "this host: traffic to it would leave the machine unencrypted; set "
-	    "\"remote: true\" in backend to allow it",
+	    "data/many_errors.yaml:14:16: backend \"10.1.2.3:80\" is not a "
+	    "loopback address or a unix socket: the plaintext traffic to it "
+	    "can leave the machine unencrypted; set \"remote: true\" in "
+	    "backend to allow it",
 	    "data/many_errors.yaml:16:7: unknown key \"idel\" in \"timeouts\" "
 	    "of listener \"api\" (did you mean \"idle\"?)",
 	    "data/many_errors.yaml:18:5: unknown key \"lissten\" in listener "
