@@ -931,7 +931,8 @@ cfg_where(struct cfg_parser *p, const char *section, char *buf, size_t len)
 		(void)snprintf(buf, len, " at top level");
 }
 
-static void
+/* Report an unknown key; returns the key suggested instead, or NULL. */
+static const char *
 cfg_err_unknown(struct cfg_parser *p, yaml_node_t *kn, const char *section,
     const struct cfg_key *keys)
 {
@@ -944,7 +945,7 @@ cfg_err_unknown(struct cfg_parser *p, yaml_node_t *kn, const char *section,
 	if ((sugg = cfg_suggest(name, keys)) != NULL) {
 		cfg_err(p, kn, "unknown key \"%s\"%s (did you mean \"%s\"?)",
 		    name, where, sugg);
-		return;
+		return sugg;
 	}
 	valid[0] = '\0';
 	for (k = keys; k->name != NULL; k++) {
@@ -956,6 +957,7 @@ cfg_err_unknown(struct cfg_parser *p, yaml_node_t *kn, const char *section,
 	}
 	cfg_err(p, kn, "unknown key \"%s\"%s; valid keys are: %s", name,
 	    where, valid);
+	return NULL;
 }
 
 /* The value of key in a mapping, or NULL. */
@@ -1003,9 +1005,10 @@ cfg_map(struct cfg_parser *p, yaml_node_t *node, const char *name,
 	yaml_node_pair_t	*pair;
 	yaml_node_t		*kn, *vn;
 	struct cfg_loc		 first[CFG_MAX_KEYS];
-	const char		*ks;
+	const char		*ks, *sugg;
 	char			 buf[256];
 	size_t			 i;
+	uint64_t		 typo = 0;	/* keys a typo stands for */
 
 	*seen = 0;
 	if (node->type != YAML_MAPPING_NODE) {
@@ -1028,7 +1031,16 @@ cfg_map(struct cfg_parser *p, yaml_node_t *node, const char *name,
 			if (strcmp(keys[i].name, ks) == 0)
 				break;
 		if (keys[i].name == NULL) {
-			cfg_err_unknown(p, kn, section, keys);
+			/*
+			 * "lisen" for "listen": the typo's line says it all,
+			 * so the key it stands for is not also reported as
+			 * missing.
+			 */
+			if ((sugg = cfg_err_unknown(p, kn, section, keys)) !=
+			    NULL)
+				for (i = 0; keys[i].name != NULL; i++)
+					if (keys[i].name == sugg)
+						typo |= UINT64_C(1) << i;
 			continue;
 		}
 		if (keys[i].type == CFG_T_UNAVAILABLE) {
@@ -1047,7 +1059,7 @@ cfg_map(struct cfg_parser *p, yaml_node_t *node, const char *name,
 	}
 	for (i = 0; keys[i].name != NULL; i++) {
 		if (!(keys[i].flags & CFG_REQUIRED) ||
-		    (*seen & (UINT64_C(1) << i)))
+		    ((*seen | typo) & (UINT64_C(1) << i)))
 			continue;
 		if (p->label != NULL && section != NULL)
 			cfg_err(p, node, "%s: missing required key \"%s\" in "

@@ -129,11 +129,20 @@ grep -q -E "^$TMPDIR/both\.yaml:$lisen:5: unknown key \"lisen\" in listener \"ap
     fail "-t: the typo is not reported at line $lisen: $(cat "$TMPDIR/both.out")"
 grep -q -E "^$TMPDIR/both\.yaml:$kpf:[0-9]+: cannot decrypt key file $PKI/server-enc\.key: wrong passphrase in $TMPDIR/wrong\.pass" "$TMPDIR/both.out" ||
     fail "-t: the wrong passphrase is not reported beside the typo: $(cat "$TMPDIR/both.out")"
+# The typo's "did you mean" says it all: "listen" is not reported missing.
+grep -q -F 'missing required key' "$TMPDIR/both.out" &&
+    fail "-t: the typo is also reported as a missing key: $(cat "$TMPDIR/both.out")"
+[ "$(wc -l <"$TMPDIR/both.out")" -eq 3 ] ||
+    fail "-t: want the typo, the passphrase and the summary, got: $(cat "$TMPDIR/both.out")"
+tail -n 1 "$TMPDIR/both.out" | grep -q -x -F "mtlsproxy: 2 errors in $TMPDIR/both.yaml" ||
+    fail "-t: the summary is not '2 errors': $(tail -n 1 "$TMPDIR/both.out")"
 "$MTLSPROXY" check -c "$TMPDIR/both.yaml" >"$TMPDIR/both-check.out" 2>&1
 rc=$?
 [ "$rc" -eq 1 ] || fail "check on a config with a typo and a wrong passphrase exited $rc, want 1"
 grep -q -F 'wrong passphrase' "$TMPDIR/both-check.out" && grep -q -F 'unknown key "lisen"' "$TMPDIR/both-check.out" ||
     fail "check does not report both the typo and the wrong passphrase: $(cat "$TMPDIR/both-check.out")"
+grep -q -F 'missing required key' "$TMPDIR/both-check.out" &&
+    fail "check: the typo is also reported as a missing key: $(cat "$TMPDIR/both-check.out")"
 pass "a typo and a wrong key passphrase reported in one run, by -t and by check"
 
 # The same inside one listener: a typo in its client_auth section and a
