@@ -873,39 +873,135 @@ check_allow_syntax(struct check *c, const struct cfg_allow *a,
 }
 
 /*
+ * Why the daemon refuses x as a client certificate whatever the allow
+ * lists say (code=wrong_purpose), or NULL; eku_only: client_eku: required
+ * is the only reason.  The same checks as a handshake: OpenSSL's TLS
+ * client purpose, then client_eku with the daemon's policy code.
+ */
+static const char *
+check_client_purpose(const struct cfg_client_auth *ca, X509 *x, char *buf,
+    size_t len, bool *eku_only)
+{
+	struct cfg_allow	 none;
+	struct policy		*p;
+	char			 why[256];
+	int			 r;
+
+	*eku_only = false;
+	if (X509_check_purpose(x, X509_PURPOSE_SSL_CLIENT, 0) == 0) {
+		ERR_clear_error();
+		return tls_purpose_why(x, false, buf, len);
+	}
+	ERR_clear_error();
+	memset(&none, 0, sizeof(none));
+	p = policy_new(&none, ca->client_eku);
+	r = policy_check(p, x, why, sizeof(why));
+	policy_free(p);
+	if (r == 0)
+		return NULL;
+	*eku_only = true;
+	snprintf(buf, len, "it has no extendedKeyUsage clientAuth, and "
+	    "client_eku: required refuses a certificate without it");
+	return buf;
+}
+
+/*
+ * A trusted certificate the purpose checks refuse can never connect.
  * Without client_auth.ca only the trusted_certs can connect: allow
  * entries that none of them matches are dead, and if no trusted
- * certificate passes the whole policy, every client is refused.
+ * certificate passes the purpose checks and the whole policy, every
+ * client is refused.  Each finding names its real cause.
  */
 static void
 check_allow_trusted(struct check *c, const struct cfg_client_auth *ca,
     const char *label)
 {
 	const struct cfg_allow	*a = &ca->allow;
-	STACK_OF(X509)		*tr, *all;
+	STACK_OF(X509)		*tr, *all, *fit;
 	struct policy		*p;
 	char			 why[512], first[512], val[128], *name = NULL;
-	size_t			 j, k, live;
+	size_t			 j, k, live, nlists = 0, *from = NULL;
+	size_t			 nunfit = 0, neku = 0;
 	int			 f, i;
-	bool			 dead_field = false;
+	bool			 dead_field = false, eku_only, only_ca;
 
-	if (ca->ca.path != NULL || ca->n_trusted_certs == 0 ||
-	    !allow_any(a))
+	if (ca->n_trusted_certs == 0)
 		return;
+	/* Without client_auth.ca these are the only way in. */
+	only_ca = ca->ca.path == NULL;
 	all = sk_X509_new_null();
+	fit = sk_X509_new_null();
 	for (k = 0; k < ca->n_trusted_certs; k++) {
 		tr = explain_read_certs(ca->trusted_certs[k].path);
-		while (tr != NULL && sk_X509_num(tr) > 0)
+		while (tr != NULL && sk_X509_num(tr) > 0) {
+			from = xreallocarray(from, sk_X509_num(all) + 1,
+			    sizeof(*from));
+			from[sk_X509_num(all)] = k;
 			sk_X509_push(all, sk_X509_shift(tr));
+		}
 		explain_free_certs(tr);
 	}
 	if (sk_X509_num(all) == 0)
+		goto done;
+	for (i = 0; i < sk_X509_num(all); i++) {
+		if (check_client_purpose(ca, sk_X509_value(all, i), why,
+		    sizeof(why), &eku_only) == NULL)
+			sk_X509_push(fit, sk_X509_value(all, i));
+		else {
+			nunfit++;
+			neku += eku_only;
+		}
+	}
+	if (only_ca && sk_X509_num(fit) == 0) {
+		/* One finding for the listener, not one per certificate. */
+		name = explain_name(X509_get_subject_name(
+		    sk_X509_value(all, 0)));
+		(void)check_client_purpose(ca, sk_X509_value(all, 0), first,
+		    sizeof(first), &eku_only);
+		if (neku == nunfit)
+			check_report(c, false, ca->trusted_certs[0].loc, "%s: "
+			    "client_eku: required, and none of the "
+			    "certificates in client_auth.trusted_certs carries "
+			    "the extendedKeyUsage clientAuth; without "
+			    "client_auth.ca only those certificates are "
+			    "accepted: every client is refused with "
+			    "code=wrong_purpose; set client_eku: if_present, "
+			    "or issue them again with extendedKeyUsage = "
+			    "clientAuth", label);
+		else
+			check_report(c, false, ca->trusted_certs[0].loc, "%s: "
+			    "no certificate in client_auth.trusted_certs is "
+			    "fit for TLS client authentication (for \"%s\": "
+			    "%s), and without client_auth.ca only those "
+			    "certificates are accepted: every client is "
+			    "refused with code=wrong_purpose", label, name,
+			    first);
+		free(name);
+		name = NULL;
+	} else {
+		for (i = 0; nunfit > 0 && i < sk_X509_num(all); i++) {
+			X509 *x = sk_X509_value(all, i);
+
+			if (check_client_purpose(ca, x, why, sizeof(why),
+			    &eku_only) == NULL)
+				continue;
+			name = explain_name(X509_get_subject_name(x));
+			check_report(c, false, ca->trusted_certs[from[i]].loc,
+			    "%s: trusted certificate \"%s\" in %s can never "
+			    "connect: %s (code=wrong_purpose)", label, name,
+			    ca->trusted_certs[from[i]].path, why);
+			free(name);
+			name = NULL;
+		}
+	}
+	if (!only_ca || !allow_any(a))
 		goto done;
 	for (f = 0; f < AF_COUNT; f++) {
 		bool *ok;
 
 		if (allow_count(a, f) == 0)
 			continue;
+		nlists++;
 		ok = xcalloc(allow_count(a, f), sizeof(*ok));
 		for (live = 0, j = 0; j < allow_count(a, f); j++) {
 			for (i = 0; i < sk_X509_num(all) && !ok[j]; i++)
@@ -936,31 +1032,51 @@ check_allow_trusted(struct check *c, const struct cfg_client_auth *ca,
 		}
 		free(ok);
 	}
-	if (dead_field)
+	/* A dead list or no fit certificate: already said, and why. */
+	if (dead_field || sk_X509_num(fit) == 0)
 		goto done;
-	/* Each list matches some certificate; does one match them all? */
+	/* Each list matches some certificate; does a fit one match them all? */
 	p = policy_new(a, ca->client_eku);
-	first[0] = '\0';
-	for (i = 0; i < sk_X509_num(all); i++) {
+	for (i = 0; i < sk_X509_num(fit); i++)
+		if (policy_check(p, sk_X509_value(fit, i), why,
+		    sizeof(why)) == 0)
+			break;
+	policy_free(p);
+	if (i < sk_X509_num(fit))
+		goto done;
+	/* None does: is it the lists, or do only refused ones pass? */
+	p = policy_new(a, CLIENT_EKU_IF_PRESENT);
+	for (i = 0; i < sk_X509_num(all); i++)
 		if (policy_check(p, sk_X509_value(all, i), why,
 		    sizeof(why)) == 0)
 			break;
-		if (i == 0) {
-			snprintf(first, sizeof(first), "%s", why);
-			name = explain_name(X509_get_subject_name(
-			    sk_X509_value(all, 0)));
-		}
-	}
-	policy_free(p);
-	if (i == sk_X509_num(all))
+	if (i < sk_X509_num(all)) {
+		name = explain_name(X509_get_subject_name(
+		    sk_X509_value(all, i)));
+		(void)check_client_purpose(ca, sk_X509_value(all, i), first,
+		    sizeof(first), &eku_only);
+		check_report(c, false, a->loc, "%s: no certificate in "
+		    "client_auth.trusted_certs both passes client_auth.allow "
+		    "and can connect (\"%s\" passes allow, but %s), and "
+		    "without client_auth.ca only those certificates are "
+		    "accepted: every client is refused", label, name, first);
+	} else {
+		(void)policy_check(p, sk_X509_value(fit, 0), first,
+		    sizeof(first));
+		name = explain_name(X509_get_subject_name(
+		    sk_X509_value(fit, 0)));
 		check_report(c, false, a->loc, "%s: no certificate in "
 		    "client_auth.trusted_certs passes client_auth.allow "
-		    "(each list matches a different certificate; for \"%s\": "
-		    "%s), and without client_auth.ca only those certificates "
-		    "are accepted: every client is refused", label,
-		    name ? name : "?", first);
+		    "(%sfor \"%s\": %s), and without client_auth.ca only "
+		    "those certificates are accepted: every client is "
+		    "refused", label, nlists > 1 ? "each list matches a "
+		    "different certificate; " : "", name, first);
+	}
+	policy_free(p);
 	free(name);
  done:
+	free(from);
+	sk_X509_free(fit);
 	explain_free_certs(all);
 }
 

@@ -1,0 +1,150 @@
+#!/usr/bin/env bash
+# `mtlsproxy check` on certificate and CRL set-ups that `check` used to
+# misjudge (each made here with the openssl CLI):
+#  1. trusted_certs without the clientAuth EKU and client_eku: required:
+#     every client is refused, and check says so and why (not "each allow
+#     list matches a different certificate");
+# Every expectation is checked and reported, then the test fails once at
+# the end, so that one run against an old binary shows each defect.
+. "$(dirname -- "$0")/lib.sh"
+
+C=$TMPDIR/certs
+mkdir -p "$C"
+OSSL_LOG=$TMPDIR/openssl.log
+BAD=()
+
+ossl() {
+	openssl "$@" >>"$OSSL_LOG" 2>&1 || fail "openssl $*: $(tail -n 5 "$OSSL_LOG")"
+}
+
+# bad MSG: a failed expectation; the test goes on and fails at the end.
+bad() {
+	printf 'FAIL: %s\n' "$*"
+	BAD+=("$*")
+}
+
+# passed MSG: pass MSG if no expectation failed since the last passed.
+NBAD=0
+passed() {
+	[ ${#BAD[@]} -eq "$NBAD" ] && pass "$*"
+	NBAD=${#BAD[@]}
+}
+
+PORT=$(free_port)
+BACKEND_PORT=$(free_port)
+
+# write_config NAME CLIENT_AUTH_LINES [SERVER_CERT]: $TMPDIR/NAME.yaml
+# with one listener; CLIENT_AUTH_LINES are indented by 6.
+write_config() {
+	cat >"$TMPDIR/$1.yaml" <<YAML
+log:
+  level: info
+listeners:
+  - name: api
+    listen: "127.0.0.1:$PORT"
+    tls:
+      cert: ${3:-$PKI/server-fullchain.crt}
+      key: $PKI/server.key
+    client_auth:
+$2
+    backend:
+      address: "127.0.0.1:$BACKEND_PORT"
+      mode: tcp
+YAML
+}
+
+# run_check NAME [options]: mtlsproxy check -c $TMPDIR/NAME.yaml; sets
+# CHECK_OUT (stdout and stderr) and CHECK_RC.
+run_check() {
+	local name=$1
+	shift
+	CHECK_OUT=$TMPDIR/check-$name.out
+	"$MTLSPROXY" check -c "$TMPDIR/$name.yaml" "$@" >"$CHECK_OUT" 2>&1
+	CHECK_RC=$?
+}
+
+# run_explain NAME CERT: explain CERT on $TMPDIR/NAME.yaml; sets EX_OUT,
+# EX_RC and EX_LAST (the verdict line).
+run_explain() {
+	EX_OUT=$TMPDIR/explain-$1-$(basename -- "$2").out
+	"$MTLSPROXY" explain -c "$TMPDIR/$1.yaml" --cert "$2" >"$EX_OUT" 2>&1
+	EX_RC=$?
+	EX_LAST=$(tail -n 1 "$EX_OUT")
+}
+
+# summary WANT: the check's summary line says WANT ("0 errors, 1 warning").
+summary() {
+	grep -q -F "configuration $TMPDIR/$(basename -- "$CHECK_OUT" .out | sed 's/^check-//').yaml: $1" "$CHECK_OUT"
+}
+
+# ======================================= 1. trusted_certs and client_eku
+
+for p in 1 2; do
+	ossl req -x509 -newkey rsa:2048 -nodes -days 365 -keyout "$C/p$p.key" \
+	    -out "$C/p$p.crt" -subj "/CN=partner$p/O=Partner"
+done
+# partner3 carries clientAuth: it alone can connect with client_eku: required
+printf 'extendedKeyUsage = clientAuth\n' >"$C/p3.ext"
+ossl req -x509 -newkey rsa:2048 -nodes -days 365 -keyout "$C/p3.key" \
+    -out "$C/p3.crt" -subj "/CN=partner3/O=Partner" -addext "extendedKeyUsage = clientAuth"
+cat "$C/p1.key" "$C/p1.crt" >"$C/p1.pem"
+
+write_config eku "      trusted_certs: [$C/p1.crt, $C/p2.crt]
+      client_eku: required"
+run_explain eku "$C/p1.pem"
+case $EX_LAST in
+"DENY code=wrong_purpose "*"client_eku: required"*) ;;
+*) fail "explain partner1 with client_eku: required: [$EX_LAST], want DENY code=wrong_purpose" ;;
+esac
+run_check eku
+grep -q -E "^$TMPDIR/eku\.yaml:[0-9]+:[0-9]+: warning: listener \"api\": client_eku: required, and none of the certificates in client_auth.trusted_certs carries the extendedKeyUsage clientAuth.*every client is refused with code=wrong_purpose" "$CHECK_OUT" ||
+    bad "1: no warning that client_eku: required refuses every trusted certificate: $(cat "$CHECK_OUT")"
+summary "0 errors, 1 warning" || bad "1: want exactly 1 warning: $(cat "$CHECK_OUT")"
+passed "1: trusted_certs without clientAuth and client_eku: required: $(grep -m1 -o 'client_eku: required, and none[^;]*' "$CHECK_OUT")"
+
+# With an allow list that matches: the cause is still client_eku.
+write_config eku-allow "      trusted_certs: [$C/p1.crt, $C/p2.crt]
+      client_eku: required
+      allow:
+        subject_cn: [partner1]"
+run_check eku-allow
+grep -q -E "warning: listener \"api\": client_eku: required, and none of the certificates in client_auth.trusted_certs carries the extendedKeyUsage clientAuth" "$CHECK_OUT" ||
+    bad "1: with allow.subject_cn [partner1], no client_eku warning: $(cat "$CHECK_OUT")"
+grep -q -F 'each list matches a different certificate' "$CHECK_OUT" &&
+    bad "1: one allow list that matches is blamed: $(cat "$CHECK_OUT")"
+summary "0 errors, 1 warning" || bad "1: with allow, want exactly 1 warning: $(cat "$CHECK_OUT")"
+passed "1: with allow.subject_cn [partner1] the warning names client_eku"
+
+# partner3 has clientAuth but the allow list names partner1 only: each
+# certificate that can never connect is named, and the policy finding says
+# that the allow list passes only such a one.
+write_config eku-mixed "      trusted_certs: [$C/p1.crt, $C/p2.crt, $C/p3.crt]
+      client_eku: required
+      allow:
+        subject_cn: [partner1]"
+run_check eku-mixed
+for p in 1 2; do
+	grep -q -E "warning: listener \"api\": trusted certificate \"O=Partner,CN=partner$p\" in .*p$p\.crt can never connect: it has no extendedKeyUsage clientAuth, and client_eku: required" "$CHECK_OUT" ||
+	    bad "1: no warning that partner$p can never connect: $(cat "$CHECK_OUT")"
+done
+grep -q -E "warning: listener \"api\": no certificate in client_auth.trusted_certs both passes client_auth.allow and can connect \(\"O=Partner,CN=partner1\" passes allow, but it has no extendedKeyUsage clientAuth" "$CHECK_OUT" ||
+    bad "1: the policy finding does not name client_eku: $(cat "$CHECK_OUT")"
+grep -q -F 'each list matches a different certificate' "$CHECK_OUT" &&
+    bad "1: one allow list is blamed for client_eku: $(cat "$CHECK_OUT")"
+summary "0 errors, 3 warnings" || bad "1: mixed, want exactly 3 warnings: $(cat "$CHECK_OUT")"
+passed "1: partner1 and partner2 unfit, partner3 not allowed: 3 warnings"
+
+# client_eku: if_present lets partner1 and partner2 in: nothing to say.
+write_config eku-ok "      trusted_certs: [$C/p1.crt, $C/p2.crt]
+      allow:
+        subject_cn: [partner1]"
+run_check eku-ok
+summary "0 errors, 0 warnings" || bad "1: client_eku: if_present, want no warning: $(cat "$CHECK_OUT")"
+passed "1: client_eku: if_present: no warning"
+
+# Builds with SANITIZE=...: neither command may leak or misbehave.
+if grep -l -E 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$TMPDIR"/*.out >/dev/null 2>&1; then
+	fail "sanitizer report in $(grep -l -E 'Sanitizer|runtime error:' "$TMPDIR"/*.out | head -n 1)"
+fi
+[ ${#BAD[@]} -eq 0 ] || fail "${#BAD[@]} expectation(s) failed (see FAIL lines above)"
+pass "no sanitizer report"
