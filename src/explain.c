@@ -584,6 +584,62 @@ check_crl_of(STACK_OF(X509_CRL) *crls, X509 *x)
 	return NULL;
 }
 
+/*
+ * With partial_chain: false only a self-signed root is a trust anchor: a
+ * CA of client_auth.ca whose issuer is not in the file can anchor no
+ * chain (the root a client sends is not trusted).  Reported once, at the
+ * top: the CAs it issued chain up to it and fail with it.
+ */
+static void
+check_ca_roots(struct check *c, const struct cfg_client_auth *ca,
+    STACK_OF(X509) *cas, const char *label)
+{
+	X509	*x;
+	char	*name, *iname;
+	int	 i, j, nroots = 0;
+
+	if (ca->partial_chain)
+		return;
+	for (i = 0; i < sk_X509_num(cas); i++)
+		if (explain_self_signed(sk_X509_value(cas, i)) &&
+		    X509_check_ca(sk_X509_value(cas, i)) != 0)
+			nroots++;
+	for (i = 0; i < sk_X509_num(cas); i++) {
+		x = sk_X509_value(cas, i);
+		if (explain_self_signed(x) || X509_check_ca(x) == 0)
+			continue;
+		/* Its issuer, or a self-signed twin (a cross-signed root). */
+		for (j = 0; j < sk_X509_num(cas); j++) {
+			X509 *y = sk_X509_value(cas, j);
+
+			if (j != i && (X509_check_issued(y, x) == X509_V_OK ||
+			    (explain_self_signed(y) && X509_NAME_cmp(
+			    X509_get_subject_name(y), X509_get_subject_name(x))
+			    == 0 && EVP_PKEY_eq(X509_get0_pubkey(y),
+			    X509_get0_pubkey(x)) == 1)))
+				break;
+		}
+		if (j < sk_X509_num(cas))
+			continue;
+		name = explain_name(X509_get_subject_name(x));
+		iname = explain_name(X509_get_issuer_name(x));
+		check_report(c, false, ca->ca.loc, "%s: CA certificate \"%s\" "
+		    "in %s is not a root (its issuer is \"%s\"), and with "
+		    "partial_chain: false (the default) only a self-signed "
+		    "root is a trust anchor: clients whose chain goes through "
+		    "it are refused with code=unknown_ca%s; add its root "
+		    "\"%s\" to client_auth.ca, or set partial_chain: true to "
+		    "trust the intermediate as an anchor", label, name,
+		    ca->ca.path, iname, nroots == 0 &&
+		    ca->n_trusted_certs == 0 ?
+		    " (client_auth.ca holds no root: every client is "
+		    "refused)" : "", iname);
+		free(name);
+		free(iname);
+	}
+	ERR_clear_error();
+}
+
 /* CA and trusted certificates, CRL dates, CRL coverage. */
 static void
 check_client_auth(struct check *c, const struct cfg_client_auth *ca,
@@ -616,6 +672,8 @@ check_client_auth(struct check *c, const struct cfg_client_auth *ca,
 			free(name);
 		}
 	}
+	if (cas != NULL)
+		check_ca_roots(c, ca, cas, label);
 	for (k = 0; k < ca->n_trusted_certs; k++) {
 		tr = explain_read_certs(ca->trusted_certs[k].path);
 		for (i = 0; tr != NULL && i < sk_X509_num(tr); i++)
@@ -1536,6 +1594,35 @@ explain_origin(struct explain *e, X509 *x, int depth, char *buf, size_t len)
 	return sent ? "sent by the client" : "(unknown)";
 }
 
+/*
+ * Does the chain end at a trust anchor?  A certificate of client_auth.ca
+ * is one when it is self-signed, or with partial_chain: true (OpenSSL
+ * takes nothing else from the store as an anchor); an exact trusted_certs
+ * match is its own anchor.
+ */
+static bool
+explain_anchored(struct explain *e, STACK_OF(X509) *chain)
+{
+	X509	*top;
+
+	if (e->trusted_leaf)
+		return true;
+	if (chain == NULL || sk_X509_num(chain) == 0)
+		return false;
+	top = sk_X509_value(chain, sk_X509_num(chain) - 1);
+	return explain_has_cert(e->ca_certs, top) &&
+	    (e->l->client_auth.partial_chain || explain_self_signed(top));
+}
+
+/* The chain ends at a CA of client_auth.ca that is not an anchor. */
+static bool
+explain_stops_at_ca(struct explain *e, STACK_OF(X509) *chain)
+{
+	return chain != NULL && sk_X509_num(chain) > 0 &&
+	    !explain_anchored(e, chain) && explain_has_cert(e->ca_certs,
+	    sk_X509_value(chain, sk_X509_num(chain) - 1));
+}
+
 static void
 explain_print_chain(struct explain *e, const struct trace *t)
 {
@@ -1545,7 +1632,9 @@ explain_print_chain(struct explain *e, const struct trace *t)
 	int		 d, n;
 
 	n = chain != NULL ? sk_X509_num(chain) : 0;
-	printf("\nchain built by OpenSSL%s:\n", n <= 1 && !e->trusted_leaf ?
+	printf("\nchain built by OpenSSL%s:\n", explain_stops_at_ca(e, chain) ?
+	    " (incomplete: it ends at a CA of client_auth.ca that is not a "
+	    "trust anchor)" : n <= 1 && !explain_anchored(e, chain) ?
 	    " (incomplete: no trusted issuer found)" : "");
 	if (n == 0) {
 		s = explain_name(X509_get_subject_name(e->leaf));
@@ -1862,7 +1951,7 @@ explain_checks(struct explain *e, int ok, const struct tls_verdict *v)
 	}
 	n = sk_X509_num(chain);
 	top = sk_X509_value(chain, n - 1);
-	anchored = e->trusted_leaf || explain_has_cert(e->ca_certs, top);
+	anchored = explain_anchored(e, chain);
 	puts("\nchecks:");
 	if (!ok && cat == EC_CHAIN && e->l->client_auth.ca.path == NULL)
 		explain_check(e, EC_CHAIN, "FAIL", "not one of "
@@ -1873,7 +1962,7 @@ explain_checks(struct explain *e, int ok, const struct tls_verdict *v)
 	else if (e->trusted_leaf)
 		explain_check(e, EC_CHAIN, "ok", "an exact match of a "
 		    "certificate in client_auth.trusted_certs");
-	else if (explain_has_cert(e->ca_certs, top)) {
+	else if (anchored) {
 		s = explain_name(X509_get_subject_name(top));
 		explain_check(e, EC_CHAIN, "ok", "ends at %s \"%s\" in "
 		    "client_auth.ca", explain_self_signed(top) ? "the root" :
@@ -1892,13 +1981,19 @@ explain_checks(struct explain *e, int ok, const struct tls_verdict *v)
 	if (e->trusted_leaf)
 		explain_check(e, EC_DEPTH, "ok", "no CA: an exact trusted "
 		    "certificate");
-	else if (n >= 2 && explain_has_cert(e->ca_certs, top))
+	else if (n >= 2 && anchored)
 		explain_check(e, EC_DEPTH, n - 2 <= e->l->client_auth.
 		    verify_depth ? "ok" : "FAIL", "%d intermediate CA%s "
 		    "between the leaf and the trust anchor; verify_depth %d",
 		    n - 2, n - 2 == 1 ? "" : "s",
 		    e->l->client_auth.verify_depth);
-	else
+	else if (explain_stops_at_ca(e, chain)) {
+		s = explain_name(X509_get_subject_name(top));
+		explain_check(e, EC_DEPTH, "?", "the chain ends at \"%s\" "
+		    "in client_auth.ca, which is not a trust anchor (not "
+		    "self-signed, and partial_chain: false)", s);
+		free(s);
+	} else
 		explain_check(e, EC_DEPTH, "?", "the chain is incomplete");
 	explain_check_allow(e);
 	/* The verdict decides; make sure its reason has a line. */

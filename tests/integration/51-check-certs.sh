@@ -4,6 +4,9 @@
 #  1. trusted_certs without the clientAuth EKU and client_eku: required:
 #     every client is refused, and check says so and why (not "each allow
 #     list matches a different certificate");
+#  2. client_auth.ca holding an intermediate without its root and
+#     partial_chain: false: check warns; explain does not call the
+#     intermediate a trust anchor;
 # Every expectation is checked and reported, then the test fails once at
 # the end, so that one run against an old binary shows each defect.
 . "$(dirname -- "$0")/lib.sh"
@@ -141,6 +144,38 @@ write_config eku-ok "      trusted_certs: [$C/p1.crt, $C/p2.crt]
 run_check eku-ok
 summary "0 errors, 0 warnings" || bad "1: client_eku: if_present, want no warning: $(cat "$CHECK_OUT")"
 passed "1: client_eku: if_present: no warning"
+
+# ================================ 2. an intermediate alone in client_auth.ca
+
+write_config intonly "      ca: $PKI/intermediate-ca.crt"
+l=$(grep -n -F "ca: $PKI/intermediate-ca.crt" "$TMPDIR/intonly.yaml" | cut -d: -f1)
+run_check intonly
+[ "$CHECK_RC" -eq 0 ] || bad "2: check exited $CHECK_RC, want 0 (a warning): $(cat "$CHECK_OUT")"
+grep -q -E "^$TMPDIR/intonly\.yaml:$l:11: warning: listener \"api\": CA certificate \"CN=Demo Intermediate CA,O=Demo Corp\" in .*intermediate-ca\.crt is not a root .*partial_chain: false.*add its root \"CN=Demo Root CA,O=Demo Corp\" to client_auth\.ca, or set partial_chain: true to trust the intermediate as an anchor" "$CHECK_OUT" ||
+    bad "2: no warning for an intermediate without its root: $(cat "$CHECK_OUT")"
+summary "0 errors, 1 warning" || bad "2: want exactly 1 warning: $(cat "$CHECK_OUT")"
+passed "2: check: $(grep -m1 -o 'is not a root[^:]*' "$CHECK_OUT")"
+run_explain intonly "$PKI/orders.pem"
+case $EX_LAST in
+"DENY code=unknown_ca "*) ;;
+*) fail "2: explain orders with the intermediate alone: [$EX_LAST], want DENY code=unknown_ca" ;;
+esac
+grep -q -E '\(trust anchor\)|between the leaf and the trust anchor' "$EX_OUT" &&
+    bad "2: explain calls the intermediate a trust anchor with partial_chain: false: $(grep -E '\(trust anchor\)|between the leaf' "$EX_OUT")"
+grep -q -E '^  \?     verify_depth  .*not a trust anchor' "$EX_OUT" ||
+    bad "2: explain: no verify_depth line saying the chain has no trust anchor: $(sed -n '/^checks/,$p' "$EX_OUT")"
+passed "2: explain denies unknown_ca and calls nothing a trust anchor"
+
+# With partial_chain: true the intermediate is the anchor: no warning.
+write_config intpartial "      ca: $PKI/intermediate-ca.crt
+      partial_chain: true"
+run_check intpartial
+summary "0 errors, 0 warnings" || bad "2: partial_chain: true, want no warning: $(cat "$CHECK_OUT")"
+run_explain intpartial "$PKI/orders.pem"
+[ "$EX_LAST" = ALLOW ] || bad "2: explain orders with partial_chain: true: [$EX_LAST]"
+grep -q -E '^  ok    strength      depth 1: .*\(trust anchor\)' "$EX_OUT" ||
+    bad "2: with partial_chain: true the intermediate is the trust anchor: $(sed -n '/^checks/,$p' "$EX_OUT")"
+passed "2: partial_chain: true: no warning, ALLOW"
 
 # Builds with SANITIZE=...: neither command may leak or misbehave.
 if grep -l -E 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$TMPDIR"/*.out >/dev/null 2>&1; then
