@@ -585,6 +585,61 @@ check_crl_of(STACK_OF(X509_CRL) *crls, X509 *x)
 }
 
 /*
+ * A certificate of client_auth.ca that OpenSSL does not take as a CA.
+ * The advice depends on what it is: a CA issued without the extensions
+ * must be issued again (listing it in trusted_certs would not help: a
+ * pinned certificate is never an issuer); only a client's own (leaf)
+ * certificate is let in by trusted_certs.
+ */
+static void
+check_not_ca(struct check *c, const struct cfg_client_auth *ca, X509 *x,
+    const char *label)
+{
+	uint32_t	 fl = X509_get_extension_flags(x);
+	char		*name, list[256];
+
+	name = explain_name(X509_get_subject_name(x));
+	if (X509_get_version(x) == X509_VERSION_1)
+		check_report(c, false, ca->ca.loc, "%s: \"%s\" in %s is a "
+		    "version 1 certificate without extensions (as \"openssl "
+		    "x509 -req\" makes it without -extfile): OpenSSL accepts "
+		    "a v1 certificate as a CA only when it is a self-signed "
+		    "root, so clients whose chain goes through it are refused "
+		    "with code=invalid_ca; issue it again with -extfile naming "
+		    "a file that holds basicConstraints=critical,CA:TRUE and "
+		    "keyUsage=critical,keyCertSign,cRLSign", label, name,
+		    ca->ca.path);
+	else if ((fl & EXFLAG_BCONS) != 0 && (fl & EXFLAG_CA) != 0)
+		check_report(c, false, ca->ca.loc, "%s: \"%s\" in %s is not "
+		    "a CA certificate for OpenSSL: its keyUsage (%s) has no "
+		    "keyCertSign, so clients whose chain goes through it are "
+		    "refused with code=invalid_ca; issue it again with "
+		    "keyUsage=critical,keyCertSign,cRLSign", label, name,
+		    ca->ca.path, tls_ku_str(x, list, sizeof(list)));
+	else if ((fl & EXFLAG_BCONS) != 0 || (fl & (EXFLAG_KUSAGE |
+	    EXFLAG_XKUSAGE)) != 0)
+		check_report(c, false, ca->ca.loc, "%s: \"%s\" in %s is not "
+		    "a CA certificate (%s): no client certificate can chain "
+		    "to it; to let that one certificate in, list it in "
+		    "client_auth.trusted_certs", label, name, ca->ca.path,
+		    (fl & EXFLAG_BCONS) != 0 ? "basicConstraints CA:FALSE" :
+		    "no basicConstraints, and the key usages of a client "
+		    "certificate");
+	else
+		check_report(c, false, ca->ca.loc, "%s: \"%s\" in %s is not "
+		    "a CA certificate (a version 3 certificate without "
+		    "basicConstraints): no client certificate can chain to "
+		    "it; if it is a CA, issue it again with "
+		    "basicConstraints=critical,CA:TRUE and "
+		    "keyUsage=critical,keyCertSign,cRLSign; if it is a "
+		    "client's own certificate, list it in "
+		    "client_auth.trusted_certs instead", label, name,
+		    ca->ca.path);
+	ERR_clear_error();
+	free(name);
+}
+
+/*
  * With partial_chain: false only a self-signed root is a trust anchor: a
  * CA of client_auth.ca whose issuer is not in the file can anchor no
  * chain (the root a client sends is not trusted).  Reported once, at the
@@ -660,17 +715,9 @@ check_client_auth(struct check *c, const struct cfg_client_auth *ca,
 		check_cert_dates(c, ca->ca.loc, x, label,
 		    "CA certificate", ca->ca.path, false, "clients whose "
 		    "chain goes through it are refused with code=expired");
-		/* v1 certificates count as CAs, as OpenSSL takes them. */
-		if (X509_check_ca(x) == 0) {
-			name = x509_name_rfc4514(X509_get_subject_name(x));
-			check_report(c, false, ca->ca.loc, "%s: \"%s\" in %s is "
-			    "not a CA certificate (basicConstraints CA:FALSE "
-			    "or no keyCertSign): no client certificate can "
-			    "chain to it; to let that one certificate in, list "
-			    "it in client_auth.trusted_certs", label,
-			    name ? name : "?", ca->ca.path);
-			free(name);
-		}
+		/* Self-signed v1 roots count as CAs, as OpenSSL takes them. */
+		if (X509_check_ca(x) == 0)
+			check_not_ca(c, ca, x, label);
 	}
 	if (cas != NULL)
 		check_ca_roots(c, ca, cas, label);

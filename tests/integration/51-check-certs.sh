@@ -7,6 +7,9 @@
 #  2. client_auth.ca holding an intermediate without its root and
 #     partial_chain: false: check warns; explain does not call the
 #     intermediate a trust anchor;
+#  3. a v1 intermediate (openssl x509 -req without -extfile) in
+#     client_auth.ca: check says it is a v1 certificate and how to issue it
+#     again, not "CA:FALSE ... list it in trusted_certs";
 # Every expectation is checked and reported, then the test fails once at
 # the end, so that one run against an old binary shows each defect.
 . "$(dirname -- "$0")/lib.sh"
@@ -176,6 +179,60 @@ run_explain intpartial "$PKI/orders.pem"
 grep -q -E '^  ok    strength      depth 1: .*\(trust anchor\)' "$EX_OUT" ||
     bad "2: with partial_chain: true the intermediate is the trust anchor: $(sed -n '/^checks/,$p' "$EX_OUT")"
 passed "2: partial_chain: true: no warning, ALLOW"
+
+# ============================================ 3. a v1 intermediate CA
+
+ossl req -x509 -newkey rsa:2048 -nodes -days 365 -keyout "$C/v1root.key" \
+    -out "$C/v1root.crt" -subj "/CN=V1 Test Root"
+ossl req -new -newkey rsa:2048 -nodes -keyout "$C/int.key" -out "$C/int.csr" \
+    -subj "/CN=V1 Test Intermediate"
+# the classic way: no -extfile, so a v1 certificate without extensions
+ossl x509 -req -in "$C/int.csr" -CA "$C/v1root.crt" -CAkey "$C/v1root.key" \
+    -CAcreateserial -days 365 -out "$C/intv1.crt"
+openssl x509 -in "$C/intv1.crt" -noout -text | grep -q 'Version: 1 (0x0)' ||
+    fail "this openssl made a v3 certificate with x509 -req: $(openssl x509 -in "$C/intv1.crt" -noout -text | head -n 5)"
+cat "$C/v1root.crt" "$C/intv1.crt" >"$C/v1-bundle.pem"
+printf 'extendedKeyUsage = clientAuth\nkeyUsage = critical, digitalSignature\n' >"$C/client.ext"
+ossl req -new -newkey rsa:2048 -nodes -keyout "$C/v1client.key" -out "$C/v1client.csr" \
+    -subj "/CN=v1client"
+ossl x509 -req -in "$C/v1client.csr" -CA "$C/intv1.crt" -CAkey "$C/int.key" \
+    -CAcreateserial -days 365 -extfile "$C/client.ext" -out "$C/v1client.crt"
+
+write_config v1int "      ca: $C/v1-bundle.pem"
+run_explain v1int "$C/v1client.crt"
+case $EX_LAST in
+"DENY code=invalid_ca "*) ;;
+*) fail "3: explain a client under the v1 intermediate: [$EX_LAST], want DENY code=invalid_ca" ;;
+esac
+run_check v1int
+grep -q -E "warning: listener \"api\": \"CN=V1 Test Intermediate\" in .*v1-bundle\.pem is a version 1 certificate without extensions.*OpenSSL accepts a v1 certificate as a CA only when it is a self-signed root.*-extfile.*basicConstraints=critical,CA:TRUE.*keyUsage=critical,keyCertSign,cRLSign" "$CHECK_OUT" ||
+    bad "3: no v1 warning with how to issue it again: $(cat "$CHECK_OUT")"
+grep -q -F 'CA:FALSE' "$CHECK_OUT" && bad "3: a v1 certificate has no basicConstraints, check says CA:FALSE: $(cat "$CHECK_OUT")"
+grep -q -F 'trusted_certs' "$CHECK_OUT" && bad "3: trusted_certs suggested for an intermediate: $(cat "$CHECK_OUT")"
+summary "0 errors, 1 warning" || bad "3: want exactly 1 warning: $(cat "$CHECK_OUT")"
+passed "3: check: $(grep -m1 -o 'is a version 1 certificate[^:]*' "$CHECK_OUT")"
+
+# Issued again as the warning says: no warning, and the client gets in.
+printf 'basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign\n' >"$C/int.ext"
+ossl x509 -req -in "$C/int.csr" -CA "$C/v1root.crt" -CAkey "$C/v1root.key" \
+    -CAcreateserial -days 365 -extfile "$C/int.ext" -out "$C/intv3.crt"
+cat "$C/v1root.crt" "$C/intv3.crt" >"$C/v3-bundle.pem"
+write_config v3int "      ca: $C/v3-bundle.pem"
+run_check v3int
+summary "0 errors, 0 warnings" || bad "3: the re-issued intermediate, want no warning: $(cat "$CHECK_OUT")"
+# (its clients again too: their authorityKeyIdentifier names the old serial)
+ossl x509 -req -in "$C/v1client.csr" -CA "$C/intv3.crt" -CAkey "$C/int.key" \
+    -CAcreateserial -days 365 -extfile "$C/client.ext" -out "$C/v3client.crt"
+run_explain v3int "$C/v3client.crt"
+[ "$EX_LAST" = ALLOW ] || bad "3: explain with the re-issued intermediate: [$EX_LAST], want ALLOW"
+passed "3: issued again with -extfile: no warning, ALLOW"
+
+# A client's own certificate in client_auth.ca: there trusted_certs helps.
+write_config leafca "      ca: $PKI/orders.crt"
+run_check leafca
+grep -q -E "warning: listener \"api\": \"CN=orders,OU=payments,O=Demo Corp\" in .*orders\.crt is not a CA certificate \(basicConstraints CA:FALSE\).*client_auth\.trusted_certs" "$CHECK_OUT" ||
+    bad "3: a leaf in client_auth.ca: no trusted_certs advice: $(cat "$CHECK_OUT")"
+passed "3: a leaf in client_auth.ca: trusted_certs is suggested"
 
 # Builds with SANITIZE=...: neither command may leak or misbehave.
 if grep -l -E 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$TMPDIR"/*.out >/dev/null 2>&1; then
