@@ -703,7 +703,7 @@ check_client_auth(struct check *c, const struct cfg_client_auth *ca,
 	STACK_OF(X509)		*cas, *tr;
 	STACK_OF(X509_CRL)	*crls = NULL;
 	X509_CRL		*crl;
-	time_t			 t;
+	time_t			 t, lu, soon;
 	char			 when[64], left[64], *name;
 	size_t			 k;
 	int			 i;
@@ -737,13 +737,23 @@ check_client_auth(struct check *c, const struct cfg_client_auth *ca,
 		crl = sk_X509_CRL_value(crls, i);
 		name = explain_name(X509_CRL_get_issuer(crl));
 		t = explain_time(X509_CRL_get0_nextUpdate(crl));
-		if (explain_time(X509_CRL_get0_lastUpdate(crl)) > c->now)
+		lu = explain_time(X509_CRL_get0_lastUpdate(crl));
+		/*
+		 * A CRL is re-issued on a schedule, often well inside 30
+		 * days (monthly, weekly, every 72 hours): warn only in the
+		 * last quarter of its validity, and at most 30 days ahead,
+		 * so that a CRL published on time never warns.
+		 */
+		soon = t > lu && lu != 0 ? (t - lu) / 4 : CHECK_SOON_DAYS *
+		    DAY_SECS;
+		if (soon > CHECK_SOON_DAYS * DAY_SECS)
+			soon = CHECK_SOON_DAYS * DAY_SECS;
+		if (lu > c->now)
 			check_report(c, true, ca->crl.loc, "%s: the CRL from "
 			    "\"%s\" in %s is not valid before %s (its "
 			    "lastUpdate): clients are refused with "
 			    "code=crl_not_yet_valid (check the clock)", label,
-			    name, ca->crl.path, explain_date(explain_time(
-			    X509_CRL_get0_lastUpdate(crl)), when,
+			    name, ca->crl.path, explain_date(lu, when,
 			    sizeof(when)));
 		else if (t != 0 && t < c->now)
 			check_report(c, true, ca->crl.loc, "%s: the CRL from "
@@ -752,7 +762,7 @@ check_client_auth(struct check *c, const struct cfg_client_auth *ca,
 			    "refused with code=crl_expired until a fresh CRL "
 			    "is published", label, name, ca->crl.path,
 			    explain_date(t, when, sizeof(when)));
-		else if (t != 0 && t - c->now < CHECK_SOON_DAYS * DAY_SECS)
+		else if (t != 0 && t - c->now < soon)
 			check_report(c, false, ca->crl.loc, "%s: the CRL from "
 			    "\"%s\" in %s has its nextUpdate on %s (%s): "
 			    "publish a fresh one before then, or clients are "

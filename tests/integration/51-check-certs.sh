@@ -10,6 +10,8 @@
 #  3. a v1 intermediate (openssl x509 -req without -extfile) in
 #     client_auth.ca: check says it is a v1 certificate and how to issue it
 #     again, not "CA:FALSE ... list it in trusted_certs";
+#  4. CRLs issued for 30 days, 7 days or 72 hours: no warning while fresh
+#     (--strict passes), a warning when one is really about to run out;
 # Every expectation is checked and reported, then the test fails once at
 # the end, so that one run against an old binary shows each defect.
 . "$(dirname -- "$0")/lib.sh"
@@ -233,6 +235,67 @@ run_check leafca
 grep -q -E "warning: listener \"api\": \"CN=orders,OU=payments,O=Demo Corp\" in .*orders\.crt is not a CA certificate \(basicConstraints CA:FALSE\).*client_auth\.trusted_certs" "$CHECK_OUT" ||
     bad "3: a leaf in client_auth.ca: no trusted_certs advice: $(cat "$CHECK_OUT")"
 passed "3: a leaf in client_auth.ca: trusted_certs is suggested"
+
+# ========================================================= 4. CRL dates
+
+# An `openssl ca` set-up over a copy of the demo intermediate's database.
+mkdir -p "$C/db/new"
+cp "$PKI/ca-db/intermediate/index.txt" "$C/db/index.txt" ||
+    fail "the demo PKI has no ca-db/intermediate/index.txt"
+echo 5100 >"$C/db/crlnumber"
+openssl rand -hex 16 >"$C/db/serial"
+cat >"$C/ca.cnf" <<CNF
+[ ca ]
+default_ca		= int_ca
+[ int_ca ]
+database		= $C/db/index.txt
+crlnumber		= $C/db/crlnumber
+serial			= $C/db/serial
+new_certs_dir		= $C/db/new
+certificate		= $PKI/intermediate-ca.crt
+private_key		= $PKI/intermediate-ca.key
+default_md		= sha256
+default_crl_days	= 30
+crl_extensions		= crl_ext
+[ crl_ext ]
+authorityKeyIdentifier	= keyid:always
+CNF
+
+# crl_case NAME GENCRL_OPTIONS...: the intermediate's CRL made so, with
+# the root's after it, and a config using it.
+crl_case() {
+	local name=$1
+	shift
+	ossl ca -batch -config "$C/ca.cnf" -gencrl "$@" -out "$C/$name.int.pem"
+	cat "$C/$name.int.pem" "$PKI/root-ca.crl.pem" >"$C/$name.crl.pem"
+	write_config "$name" "      ca: $PKI/client-ca.pem
+      crl: $C/$name.crl.pem"
+}
+
+for c in "monthly:" "monthly30:-crldays 30" "weekly:-crldays 7" "vault72h:-crlhours 72"; do
+	name=${c%%:*}
+	# shellcheck disable=SC2086
+	crl_case "$name" ${c#*:}
+	run_check "$name" --strict
+	[ "$CHECK_RC" -eq 0 ] && summary "0 errors, 0 warnings" ||
+	    bad "4: a fresh CRL ($name: ${c#*:}) fails check --strict ($CHECK_RC): $(cat "$CHECK_OUT")"
+done
+passed "4: fresh CRLs for 30 days, 7 days, 72 hours: check --strict passes"
+
+# A monthly CRL issued 26 days ago: 4 days left, time to publish.
+crl_case stale -crl_lastupdate "$(date -u -d '26 days ago' +%Y%m%d%H%M%SZ)" \
+    -crl_nextupdate "$(date -u -d '4 days' +%Y%m%d%H%M%SZ)"
+run_check stale --strict
+[ "$CHECK_RC" -eq 2 ] || bad "4: a CRL with 4 days of 30 left: check --strict exited $CHECK_RC, want 2"
+grep -q -E "warning: listener \"api\": the CRL from \"CN=Demo Intermediate CA,O=Demo Corp\" .*nextUpdate on [0-9-]+ [0-9:]+ UTC \(4 days left\)" "$CHECK_OUT" ||
+    bad "4: no warning for a CRL with 4 days of 30 left: $(cat "$CHECK_OUT")"
+# A weekly one issued 6 days ago, with a day left.
+crl_case stale7 -crl_lastupdate "$(date -u -d '132 hours ago' +%Y%m%d%H%M%SZ)" \
+    -crl_nextupdate "$(date -u -d '36 hours' +%Y%m%d%H%M%SZ)"
+run_check stale7
+grep -q -E "warning: .*the CRL from \"CN=Demo Intermediate CA,O=Demo Corp\" .*nextUpdate on .*\(2 days left\)" "$CHECK_OUT" ||
+    bad "4: no warning for a weekly CRL with a day left: $(cat "$CHECK_OUT")"
+passed "4: CRLs about to run out are reported"
 
 # Builds with SANITIZE=...: neither command may leak or misbehave.
 if grep -l -E 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$TMPDIR"/*.out >/dev/null 2>&1; then
