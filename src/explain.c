@@ -506,6 +506,41 @@ check_server_chain(struct check *c, const char *label, struct cfg_loc loc,
 	ERR_clear_error();
 }
 
+/*
+ * The server's certificate in a file read here (the runtime was not
+ * built): the first, unless it issued another one of the file, as an
+ * intermediate pasted before the leaf does (loading reported that
+ * order as an error).  Then it is the one certificate that issued none
+ * of the others, or NULL when that is not clear: the leaf checks must
+ * not judge an intermediate as the server's certificate.  Taken out of
+ * sk; the caller frees it.
+ */
+static X509 *
+check_file_leaf(STACK_OF(X509) *sk)
+{
+	int	i, j, leaf = -1;
+
+	for (j = 1; j < sk_X509_num(sk); j++)
+		if (X509_check_issued(sk_X509_value(sk, 0),
+		    sk_X509_value(sk, j)) == X509_V_OK)
+			break;
+	if (j == sk_X509_num(sk))
+		return sk_X509_shift(sk);
+	for (i = 0; i < sk_X509_num(sk); i++) {
+		for (j = 0; j < sk_X509_num(sk); j++)
+			if (j != i && X509_check_issued(sk_X509_value(sk, i),
+			    sk_X509_value(sk, j)) == X509_V_OK)
+				break;
+		if (j < sk_X509_num(sk))
+			continue;	/* an issuer */
+		if (leaf != -1)
+			return NULL;
+		leaf = i;
+	}
+	ERR_clear_error();
+	return leaf != -1 ? sk_X509_delete(sk, leaf) : NULL;
+}
+
 /* The server certificate and the chain sent with it. */
 static void
 check_server(struct check *c, const struct cfg_listener *l,
@@ -531,7 +566,7 @@ check_server(struct check *c, const struct cfg_listener *l,
 		(void)SSL_CTX_get0_chain_certs(srv->ctx, &chain);
 	} else if (l->tls.pkcs12.path == NULL &&
 	    (file_certs = explain_read_certs(file)) != NULL) {
-		leaf = sk_X509_shift(file_certs);
+		leaf = check_file_leaf(file_certs);
 		chain = file_certs;
 	}
 	if (leaf == NULL || file == NULL)

@@ -12,6 +12,8 @@
 #     again, not "CA:FALSE ... list it in trusted_certs";
 #  4. CRLs issued for 30 days, 7 days or 72 hours: no warning while fresh
 #     (--strict passes), a warning when one is really about to run out;
+#  5. a server certificate file with the intermediate before the leaf: the
+#     order error, and no leaf warning about the intermediate.
 # Every expectation is checked and reported, then the test fails once at
 # the end, so that one run against an old binary shows each defect.
 . "$(dirname -- "$0")/lib.sh"
@@ -296,6 +298,21 @@ run_check stale7
 grep -q -E "warning: .*the CRL from \"CN=Demo Intermediate CA,O=Demo Corp\" .*nextUpdate on .*\(2 days left\)" "$CHECK_OUT" ||
     bad "4: no warning for a weekly CRL with a day left: $(cat "$CHECK_OUT")"
 passed "4: CRLs about to run out are reported"
+
+# ============================== 5. intermediate before the leaf in tls.cert
+
+cat "$PKI/intermediate-ca.crt" "$PKI/server.crt" >"$C/swapped.crt"
+write_config swapped "      ca: $PKI/client-ca.pem" "$C/swapped.crt"
+run_check swapped
+[ "$CHECK_RC" -eq 1 ] || bad "5: check with the intermediate first exited $CHECK_RC, want 1"
+grep -q -E "error: .*belongs to certificate 2 of .*swapped\.crt" "$CHECK_OUT" ||
+    bad "5: no order error: $(cat "$CHECK_OUT")"
+grep -q -F 'not for TLS servers' "$CHECK_OUT" &&
+    bad "5: the intermediate is judged as the server certificate: $(cat "$CHECK_OUT")"
+grep -q -E 'warning: .*(server certificate|issuer certificate for) "CN=Demo Intermediate CA' "$CHECK_OUT" &&
+    bad "5: a leaf warning about the intermediate: $(cat "$CHECK_OUT")"
+summary "1 error, 0 warnings" || bad "5: want 1 error and no warning: $(cat "$CHECK_OUT")"
+passed "5: intermediate first: the order error only"
 
 # Builds with SANITIZE=...: neither command may leak or misbehave.
 if grep -l -E 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$TMPDIR"/*.out >/dev/null 2>&1; then
