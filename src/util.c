@@ -124,19 +124,61 @@ strlist_contains(const struct strlist *l, const char *s)
 	return false;
 }
 
-/* Append a formatted message. */
+/*
+ * The line and column of a "file:line:col: text" message, or 0 and 0 for
+ * one without (such as "file: cannot read config: ...").  The place ends
+ * before the first ": ", so digits in the text are never taken for it.
+ */
+static void
+errlist_loc(const char *m, unsigned long *line, unsigned long *col)
+{
+	const char	*p, *end = strstr(m, ": ");
+	char		*q;
+
+	*line = *col = 0;
+	if (end == NULL)
+		return;
+	for (p = strchr(m, ':'); p != NULL && p < end; p = strchr(p + 1, ':')) {
+		if (!isdigit((unsigned char)p[1]))
+			continue;
+		*line = strtoul(p + 1, &q, 10);
+		if (*q == ':' && isdigit((unsigned char)q[1])) {
+			*col = strtoul(q + 1, &q, 10);
+			if (q == end)
+				return;
+		}
+	}
+	*line = *col = 0;
+}
+
+/*
+ * Add a formatted message, in file order: after every message at the same
+ * or an earlier line and column.  The configuration's own mistakes and
+ * those of the files it names are found in separate passes, but read best
+ * top to bottom.  Messages without a place come first, in the order added.
+ */
 void
 errlist_add(struct errlist *e, const char *fmt, ...)
 {
-	va_list	 ap;
-	char	*p;
+	va_list		 ap;
+	char		*p;
+	unsigned long	 line, col, l, c;
+	size_t		 i;
 
 	va_start(ap, fmt);
 	if (vasprintf(&p, fmt, ap) < 0)
 		fatalx("out of memory");
 	va_end(ap);
+	errlist_loc(p, &line, &col);
+	for (i = e->n; i > 0; i--) {
+		errlist_loc(e->v[i - 1], &l, &c);
+		if (l < line || (l == line && c <= col))
+			break;
+	}
 	e->v = xreallocarray(e->v, e->n + 1, sizeof(*e->v));
-	e->v[e->n++] = p;
+	memmove(e->v + i + 1, e->v + i, (e->n - i) * sizeof(*e->v));
+	e->v[i] = p;
+	e->n++;
 }
 
 /* Free all messages. */

@@ -145,6 +145,25 @@ grep -q -F 'missing required key' "$TMPDIR/both-check.out" &&
     fail "check: the typo is also reported as a missing key: $(cat "$TMPDIR/both-check.out")"
 pass "a typo and a wrong key passphrase reported in one run, by -t and by check"
 
+# Errors come in file order, though the files are loaded after the whole
+# configuration is read: a wrong passphrase in the first listener, then a
+# typo in the second; -t and check alike.
+sed -e "s|key_passphrase_file: $PKI/server-key.pass|key_passphrase_file: $TMPDIR/wrong.pass|" \
+    -e '/name: partner/,$s/^      min_version: TLSv1.3$/      min_vers: TLSv1.3/' \
+    "$TMPDIR/good.yaml" >"$TMPDIR/order.yaml"
+kpf=$(grep -n "key_passphrase_file: $TMPDIR/wrong.pass" "$TMPDIR/order.yaml" | cut -d: -f1)
+typo=$(grep -n '^      min_vers:' "$TMPDIR/order.yaml" | cut -d: -f1)
+[ -n "$kpf" ] && [ -n "$typo" ] && [ "$kpf" -lt "$typo" ] || fail "test setup: order.yaml"
+"$MTLSPROXY" -t -c "$TMPDIR/order.yaml" >"$TMPDIR/order.out" 2>&1
+[ $? -eq 1 ] || fail "-t on order.yaml did not exit 1: $(cat "$TMPDIR/order.out")"
+cut -d: -f2 "$TMPDIR/order.out" | head -n 2 | tr '\n' ' ' | grep -q -x "$kpf $typo " ||
+    fail "-t: errors not in file order (want lines $kpf, $typo): $(cat "$TMPDIR/order.out")"
+"$MTLSPROXY" check -c "$TMPDIR/order.yaml" >"$TMPDIR/order-check.out" 2>&1
+[ $? -eq 1 ] || fail "check on order.yaml did not exit 1: $(cat "$TMPDIR/order-check.out")"
+grep -E '^/' "$TMPDIR/order-check.out" | cut -d: -f2 | tr '\n' ' ' | grep -q -x "$kpf $typo " ||
+    fail "check: errors not in file order (want lines $kpf, $typo): $(cat "$TMPDIR/order-check.out")"
+pass "errors in file order: line $kpf (a file) before line $typo (a typo), from -t and check"
+
 # The same inside one listener: a typo in its client_auth section and a
 # wrong passphrase in its tls section; a bad value in its tls section and a
 # missing CA file in its client_auth section. The sound section's files are

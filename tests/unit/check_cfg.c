@@ -32,7 +32,10 @@ teardown(void)
 	errlist_free(&errs);
 }
 
-/* Load a config that must fail with exactly these messages, in order. */
+/*
+ * Load a config that must fail with exactly these messages, in order: file
+ * order (errlist_add sorts by line and column).
+ */
 static void
 expect_errors(const char *path, const char *const *want, size_t n)
 {
@@ -793,13 +796,13 @@ START_TEST(test_bad_headers)
 	    "data/bad_headers.yaml:19:9: unknown key \"fingerprnt\" in "
 	    "\"headers.names\" of listener \"api\" (did you mean "
 	    "\"fingerprint\"?)",
+	    "data/bad_headers.yaml:32:17: header name \"content-length\" for "
+	    "\"serial\" is one that HTTP or the proxy itself uses; choose "
+	    "another name",
 	    /* x_client_subject is X-Client-Subject to the proxy */
 	    "data/bad_headers.yaml:33:17: header name \"x_client_subject\" for "
 	    "\"verify\" is already the name for \"subject\" in this preset; "
 	    "give each header its own name",
-	    "data/bad_headers.yaml:32:17: header name \"content-length\" for "
-	    "\"serial\" is one that HTTP or the proxy itself uses; choose "
-	    "another name",
 	    "data/bad_headers.yaml:35:18: header name \"x-san\" for "
 	    "\"san_uri\" is already the name for \"san_dns\"; give each "
 	    "header its own name",
@@ -944,6 +947,33 @@ START_TEST(test_many_errors)
 }
 END_TEST
 
+/* Messages come out in file order, whatever order they were found in. */
+START_TEST(test_errors_sorted)
+{
+	static const char *const	 want[] = {
+		"a.yaml: cannot read config: No such file or directory",
+		"a.yaml: listener \"x\" was removed: 1:2:3: its address",
+		"a.yaml:2:9: second",
+		"a.yaml:10:3: third, found first",
+		"a.yaml:10:3: fourth, the same place as the third",
+		"a.yaml:10:12: fifth 1:1: digits in the text",
+		"a.yaml:100:1: last",
+	};
+	size_t				 i;
+
+	errlist_add(&errs, "%s", want[3]);
+	errlist_add(&errs, "%s", want[6]);
+	errlist_add(&errs, "%s", want[0]);
+	errlist_add(&errs, "%s", want[5]);
+	errlist_add(&errs, "%s", want[2]);
+	errlist_add(&errs, "%s", want[1]);
+	errlist_add(&errs, "%s", want[4]);
+	ck_assert_uint_eq(errs.n, NITEMS(want));
+	for (i = 0; i < NITEMS(want); i++)
+		ck_assert_str_eq(errs.v[i], want[i]);
+}
+END_TEST
+
 START_TEST(test_errors_appended)
 {
 	/* Earlier messages in errs are kept; only new ones fail the load. */
@@ -1019,6 +1049,7 @@ cfg_suite(void)
 	tcase_add_test(bad, test_backend_not_local_list);
 	tcase_add_test(bad, test_bad_allow);
 	tcase_add_test(bad, test_many_errors);
+	tcase_add_test(bad, test_errors_sorted);
 	tcase_add_test(ok, test_fd_need);
 	suite_add_tcase(s, bad);
 	return s;
