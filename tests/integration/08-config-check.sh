@@ -320,3 +320,25 @@ second_listener "[::]:$P1" >"$TMPDIR/v6any.yaml"
 "$MTLSPROXY" -t -c "$TMPDIR/v6any.yaml" >"$TMPDIR/v6any.out" 2>&1 ||
     fail "-t on listeners 127.0.0.1:$P1 and [::]:$P1: $(cat "$TMPDIR/v6any.out")"
 pass "-t: 127.0.0.1:$P1 beside [::]:$P1 is valid (v6only)"
+
+# The README's example of a config mistake prints what the README says:
+# its minimal configuration with "listen" misspelt and a key_passphrase_file
+# holding the wrong passphrase, /etc/mtlsproxy standing for $TMPDIR/etc.
+mkdir -p "$TMPDIR/etc"
+cp "$PKI/server-fullchain.crt" "$PKI/client-ca.pem" "$TMPDIR/etc/"
+cp "$PKI/server-enc.key" "$TMPDIR/etc/server.key"
+echo 'not the passphrase' >"$TMPDIR/etc/key.pass"
+sed -n '/^## A minimal configuration/,/^```$/{/^listeners:/,/^```$/p}' "$ROOT/README.md" |
+    sed -e '$d' -e 's/^    listen:/    lisen:/' \
+	-e '/^      key: /a\      key_passphrase_file: key.pass' \
+	-e "s|/etc/mtlsproxy|$TMPDIR/etc|g" >"$TMPDIR/etc/mtlsproxy.yaml"
+grep -q '^    lisen:' "$TMPDIR/etc/mtlsproxy.yaml" && grep -q 'key_passphrase_file' "$TMPDIR/etc/mtlsproxy.yaml" ||
+    fail "test setup: the README's minimal configuration not found: $(cat "$TMPDIR/etc/mtlsproxy.yaml")"
+sed -n '/^\$ mtlsproxy -t -c \/etc\/mtlsproxy\/mtlsproxy.yaml$/,/^```$/p' "$ROOT/README.md" |
+    sed -e '1d' -e '$d' >"$TMPDIR/readme-want.out"
+[ -s "$TMPDIR/readme-want.out" ] || fail "test setup: the README's example output not found"
+(cd "$TMPDIR" && env -u CREDENTIALS_DIRECTORY "$MTLSPROXY" -t -c "$TMPDIR/etc/mtlsproxy.yaml") 2>&1 |
+    sed "s|$TMPDIR/etc|/etc/mtlsproxy|g" >"$TMPDIR/readme-got.out"
+diff "$TMPDIR/readme-want.out" "$TMPDIR/readme-got.out" >"$TMPDIR/readme.diff" ||
+    fail "the README's example output is not what mtlsproxy prints: $(cat "$TMPDIR/readme.diff")"
+pass "the README's config-mistake example is what mtlsproxy prints"
