@@ -931,12 +931,27 @@ cfg_where(struct cfg_parser *p, const char *section, char *buf, size_t len)
 		(void)snprintf(buf, len, " at top level");
 }
 
+/* "a, b, c": the names of a key table, for messages. */
+static void
+cfg_key_names(const struct cfg_key *keys, char *buf, size_t len)
+{
+	const struct cfg_key	*k;
+
+	buf[0] = '\0';
+	for (k = keys; k->name != NULL; k++) {
+		if (k->type == CFG_T_UNAVAILABLE)
+			continue;
+		if (buf[0] != '\0')
+			cfg_append(buf, ", ", len);
+		cfg_append(buf, k->name, len);
+	}
+}
+
 /* Report an unknown key; returns the key suggested instead, or NULL. */
 static const char *
 cfg_err_unknown(struct cfg_parser *p, yaml_node_t *kn, const char *section,
     const struct cfg_key *keys)
 {
-	const struct cfg_key	*k;
 	const char		*name = (const char *)kn->data.scalar.value;
 	const char		*sugg;
 	char			 where[256], valid[512];
@@ -947,14 +962,7 @@ cfg_err_unknown(struct cfg_parser *p, yaml_node_t *kn, const char *section,
 		    name, where, sugg);
 		return sugg;
 	}
-	valid[0] = '\0';
-	for (k = keys; k->name != NULL; k++) {
-		if (k->type == CFG_T_UNAVAILABLE)
-			continue;
-		if (valid[0] != '\0')
-			cfg_append(valid, ", ", sizeof(valid));
-		cfg_append(valid, k->name, sizeof(valid));
-	}
+	cfg_key_names(keys, valid, sizeof(valid));
 	cfg_err(p, kn, "unknown key \"%s\"%s; valid keys are: %s", name,
 	    where, valid);
 	return NULL;
@@ -1009,6 +1017,7 @@ cfg_map(struct cfg_parser *p, yaml_node_t *node, const char *name,
 	char			 buf[256];
 	size_t			 i;
 	uint64_t		 typo = 0;	/* keys a typo stands for */
+	bool			 merge = false;
 
 	*seen = 0;
 	if (node->type != YAML_MAPPING_NODE) {
@@ -1030,6 +1039,16 @@ cfg_map(struct cfg_parser *p, yaml_node_t *node, const char *name,
 		for (i = 0; keys[i].name != NULL; i++)
 			if (strcmp(keys[i].name, ks) == 0)
 				break;
+		if (keys[i].name == NULL && strcmp(ks, "<<") == 0) {
+			/*
+			 * libyaml does not merge: the keys "<<" would bring
+			 * are missing, but are not reported as such.
+			 */
+			cfg_err(p, kn, "YAML merge keys (<<) are not "
+			    "supported; write the keys out");
+			merge = true;
+			continue;
+		}
 		if (keys[i].name == NULL) {
 			/*
 			 * "lisen" for "listen": the typo's line says it all,
@@ -1057,7 +1076,7 @@ cfg_map(struct cfg_parser *p, yaml_node_t *node, const char *name,
 		first[i] = cfg_loc(kn);
 		cfg_value(p, &keys[i], vn, obj);
 	}
-	for (i = 0; keys[i].name != NULL; i++) {
+	for (i = 0; keys[i].name != NULL && !merge; i++) {
 		if (!(keys[i].flags & CFG_REQUIRED) ||
 		    ((*seen | typo) & (UINT64_C(1) << i)))
 			continue;
@@ -1067,6 +1086,9 @@ cfg_map(struct cfg_parser *p, yaml_node_t *node, const char *name,
 		else if (p->label != NULL)
 			cfg_err(p, node, "%s: missing required key \"%s\"",
 			    p->label, keys[i].name);
+		else if (section != NULL)
+			cfg_err(p, node, "missing required key \"%s\" in "
+			    "\"%s\"", keys[i].name, section);
 		else
 			cfg_err(p, node, "missing required key \"%s\"",
 			    keys[i].name);
@@ -1938,7 +1960,7 @@ cfg_load_partial(const char *path, struct errlist *errs)
 	struct cfg_loc		 start = { 1, 1 };
 	uint64_t		 seen;
 	size_t			 nerrs = errs->n, len;
-	char			*buf, got[256];
+	char			*buf, got[256], keys[512];
 
 	cfg = xcalloc(1, sizeof(*cfg));
 	*cfg = cfg_default;
@@ -1966,11 +1988,11 @@ cfg_load_partial(const char *path, struct errlist *errs)
 	if ((root = yaml_document_get_root_node(&doc)) == NULL)
 		cfg_error(errs, cfg, start, "the config is empty; it needs at "
 		    "least \"listeners\"");
-	else if (root->type != YAML_MAPPING_NODE)
-		cfg_err(&p, root, "the config must be a mapping of keys "
-		    "(workers, log, drain_timeout, listeners), got %s",
-		    cfg_got(root, got, sizeof(got)));
-	else
+	else if (root->type != YAML_MAPPING_NODE) {
+		cfg_key_names(cfg_top_keys, keys, sizeof(keys));
+		cfg_err(&p, root, "the config must be a mapping of keys (%s), "
+		    "got %s", keys, cfg_got(root, got, sizeof(got)));
+	} else
 		(void)cfg_map(&p, root, NULL, NULL, cfg_top_keys, cfg, &seen);
 
 	if (root != NULL) {

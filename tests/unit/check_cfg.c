@@ -474,7 +474,28 @@ START_TEST(test_root_not_mapping)
 {
 	EXPECT("data/root_list.yaml",
 	    "data/root_list.yaml:1:1: the config must be a mapping of keys "
-	    "(workers, log, drain_timeout, listeners), got a list");
+	    "(workers, log, drain_timeout, session_ticket_rotation, listeners, "
+	    "reload, user, group, admin), got a list");
+}
+END_TEST
+
+/* "<<" is a plain key to libyaml: the keys it would merge are missing. */
+START_TEST(test_merge_key)
+{
+	EXPECT("data/merge_key.yaml",
+	    "data/merge_key.yaml:2:1: unknown key \"x-common\" at top level; "
+	    "valid keys are: workers, log, drain_timeout, "
+	    "session_ticket_rotation, listeners, reload, user, group, admin",
+	    "data/merge_key.yaml:8:5: YAML merge keys (<<) are not supported; "
+	    "write the keys out");
+}
+END_TEST
+
+START_TEST(test_admin_empty)
+{
+	EXPECT("data/admin_empty.yaml",
+	    "data/admin_empty.yaml:1:8: missing required key \"listen\" in "
+	    "\"admin\"");
 }
 END_TEST
 
@@ -1050,6 +1071,8 @@ cfg_suite(void)
 	tcase_add_test(bad, test_bad_allow);
 	tcase_add_test(bad, test_many_errors);
 	tcase_add_test(bad, test_errors_sorted);
+	tcase_add_test(bad, test_merge_key);
+	tcase_add_test(bad, test_admin_empty);
 	tcase_add_test(ok, test_fd_need);
 	suite_add_tcase(s, bad);
 	return s;
