@@ -602,8 +602,16 @@ cfg_duration(struct cfg_parser *p, const struct cfg_key *k, yaml_node_t *n,
 	    (s = cfg_scalar(p, k->name, n, "a duration")) == NULL)
 		return -1;	/* a NUL inside: reported */
 	if (s == NULL || duration_parse(s, &v, &why) == -1) {
-		cfg_err(p, n, "\"%s\" is not a duration (use e.g. 30s, 5m): "
-		    "%s", k->name, cfg_got(n, buf, sizeof(buf)));
+		/* 1.5ms looks like a duration: say why it is not one */
+		if (s != NULL && strcmp(why, "finer than a millisecond") == 0)
+			cfg_err(p, n, "\"%s\" is not a duration: %s is finer "
+			    "than a millisecond (durations are whole "
+			    "milliseconds at most precise: use e.g. 2ms or "
+			    "1.5s)", k->name, cfg_got(n, buf, sizeof(buf)));
+		else
+			cfg_err(p, n, "\"%s\" is not a duration (use e.g. "
+			    "30s, 5m): %s", k->name,
+			    cfg_got(n, buf, sizeof(buf)));
 		return -1;
 	}
 	if (v < (uint64_t)k->min) {

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "mtlsproxy.h"
 
@@ -195,8 +196,9 @@ errlist_free(struct errlist *e)
 }
 
 /*
- * Parse a duration: "250ms", "10s", "5m", "2h", "1d", or a bare number of
- * seconds.  Returns 0 and the value in milliseconds, or -1 with a reason.
+ * Parse a duration: "250ms", "10s", "5m", "2h", "1d" (the unit in any
+ * case, as sizes and enums are), or a bare number of seconds.  Returns 0
+ * and the value in milliseconds, or -1 with a reason.
  */
 int
 duration_parse(const char *s, uint64_t *ms, const char **why)
@@ -229,15 +231,15 @@ duration_parse(const char *s, uint64_t *ms, const char **why)
 			return -1;
 		}
 	}
-	if (*end == '\0' || strcmp(end, "s") == 0)
+	if (*end == '\0' || strcasecmp(end, "s") == 0)
 		mult = 1000;
-	else if (strcmp(end, "ms") == 0)
+	else if (strcasecmp(end, "ms") == 0)
 		mult = 1;
-	else if (strcmp(end, "m") == 0)
+	else if (strcasecmp(end, "m") == 0)
 		mult = 60 * 1000;
-	else if (strcmp(end, "h") == 0)
+	else if (strcasecmp(end, "h") == 0)
 		mult = 3600 * 1000;
-	else if (strcmp(end, "d") == 0)
+	else if (strcasecmp(end, "d") == 0)
 		mult = 86400 * 1000;
 	else {
 		*why = "unknown unit (use ms, s, m, h or d)";

@@ -869,6 +869,26 @@ START_TEST(test_bad_duration)
 }
 END_TEST
 
+/* Units in any case; nothing finer than a millisecond. */
+START_TEST(test_duration_case)
+{
+	EXPECT("data/duration_case.yaml",
+	    "data/duration_case.yaml:12:24: \"connect_timeout\" is not a "
+	    "duration: \"1.5ms\" is finer than a millisecond (durations are "
+	    "whole milliseconds at most precise: use e.g. 2ms or 1.5s)",
+	    "data/duration_case.yaml:15:13: \"idle\" is not a duration: "
+	    "\"0.0005s\" is finer than a millisecond (durations are whole "
+	    "milliseconds at most precise: use e.g. 2ms or 1.5s)");
+	errlist_free(&errs);
+	cfg = cfg_load_partial("data/duration_case.yaml", &errs);
+	ck_assert_ptr_nonnull(cfg);
+	ck_assert_uint_eq(cfg->drain_timeout_ms, 5000);
+	ck_assert_uint_eq(cfg->listeners[0].backend.keepalive_timeout_ms, 250);
+	ck_assert_uint_eq(cfg->listeners[0].handshake_timeout_ms, 3600000);
+	ck_assert_uint_eq(cfg->listeners[0].backend_timeout_ms, 120000);
+}
+END_TEST
+
 START_TEST(test_bad_address)
 {
 	EXPECT("data/bad_address.yaml",
@@ -1072,6 +1092,7 @@ cfg_suite(void)
 	tcase_add_test(bad, test_many_errors);
 	tcase_add_test(bad, test_errors_sorted);
 	tcase_add_test(bad, test_merge_key);
+	tcase_add_test(bad, test_duration_case);
 	tcase_add_test(bad, test_admin_empty);
 	tcase_add_test(ok, test_fd_need);
 	suite_add_tcase(s, bad);

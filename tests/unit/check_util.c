@@ -44,6 +44,13 @@ START_TEST(test_duration_units)
 	ck_assert_uint_eq(dur("0.25m"), 15000);
 	ck_assert_uint_eq(dur("1.5"), 1500);
 	ck_assert_uint_eq(dur("2.000h"), 7200000);
+	/* units in any case, as sizes and enums */
+	ck_assert_uint_eq(dur("5S"), 5000);
+	ck_assert_uint_eq(dur("250MS"), 250);
+	ck_assert_uint_eq(dur("1Ms"), 1);
+	ck_assert_uint_eq(dur("5M"), 300000);
+	ck_assert_uint_eq(dur("2H"), 7200000);
+	ck_assert_uint_eq(dur("1D"), 86400000);
 }
 END_TEST
 
