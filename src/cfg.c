@@ -1923,6 +1923,14 @@ cfg_syntax_error(struct cfg_parser *p, yaml_parser_t *y, const char *buf,
 	}
 	if (cfg_line_has_tab(buf, len, y->problem_mark.line))
 		hint = " (indent with spaces: YAML does not allow tabs)";
+	else if (y->problem != NULL &&
+	    (strncmp(y->problem, "did not find expected key", 25) == 0 ||
+	    strncmp(y->problem, "did not find expected '-' indicator",
+	    35) == 0 ||
+	    strncmp(y->problem, "mapping values are not allowed", 30) == 0))
+		/* what these usually are, though libyaml cannot say */
+		hint = " (check the indentation of this line and the one "
+		    "before, and for an unclosed quote)";
 	cfg_error(p->errs, p->cfg, loc, "YAML syntax error: %s%s%s",
 	    y->problem != NULL ? y->problem : "invalid YAML", ctx, hint);
 }
@@ -1986,6 +1994,18 @@ cfg_load_partial(const char *path, struct errlist *errs)
 	p.doc = &doc;
 	p.dir = cfg_dir(path);
 
+	/*
+	 * libyaml reads UTF-16 with a byte order mark.  Without one, a NUL
+	 * in one of the first two bytes (never valid YAML) gives it away,
+	 * where libyaml would only see control characters.
+	 */
+	if (len >= 2 && (buf[0] == '\0') != (buf[1] == '\0')) {
+		cfg_error(errs, cfg, start, "the file is UTF-16 (without a "
+		    "byte order mark); save it as UTF-8");
+		free(buf);
+		free(p.dir);
+		goto check;
+	}
 	if (!yaml_parser_initialize(&y))
 		fatalx("out of memory");
 	yaml_parser_set_input_string(&y, (const unsigned char *)buf, len);
@@ -2022,7 +2042,7 @@ cfg_load_partial(const char *path, struct errlist *errs)
 	yaml_parser_delete(&y);
 	free(buf);
 	free(p.dir);
-
+ check:
 	if (cfg->workers == CFG_WORKERS_AUTO)
 		cfg->workers = cfg_ncpus();
 	cfg_check_tree(cfg, errs);

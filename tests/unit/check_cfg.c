@@ -448,7 +448,29 @@ START_TEST(test_syntax_error)
 	EXPECT("data/syntax.yaml",
 	    "data/syntax.yaml:4:4: YAML syntax error: did not find expected "
 	    "'-' indicator while parsing a block collection that started at "
-	    "line 2");
+	    "line 2 (check the indentation of this line and the one before, "
+	    "and for an unclosed quote)");
+}
+END_TEST
+
+START_TEST(test_syntax_mapping)
+{
+	EXPECT("data/syntax_mapping.yaml",
+	    "data/syntax_mapping.yaml:3:22: YAML syntax error: mapping values "
+	    "are not allowed in this context (check the indentation of this "
+	    "line and the one before, and for an unclosed quote)");
+}
+END_TEST
+
+/* libyaml reads UTF-16 with a byte order mark; without one it is noise. */
+START_TEST(test_utf16)
+{
+	EXPECT("data/utf16_nobom.yaml",
+	    "data/utf16_nobom.yaml:1:1: the file is UTF-16 (without a byte "
+	    "order mark); save it as UTF-8");
+	teardown();
+	load_ok("data/utf16_bom.yaml");
+	ck_assert_str_eq(cfg->listeners[0].name, "api");
 }
 END_TEST
 
@@ -1050,6 +1072,8 @@ cfg_suite(void)
 	tcase_add_test(bad, test_unreadable);
 	tcase_add_test(bad, test_syntax_error);
 	tcase_add_test(bad, test_syntax_tab);
+	tcase_add_test(bad, test_syntax_mapping);
+	tcase_add_test(bad, test_utf16);
 	tcase_add_test(bad, test_empty);
 	tcase_add_test(bad, test_root_not_mapping);
 	tcase_add_test(bad, test_two_documents);
