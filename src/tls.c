@@ -158,15 +158,39 @@ tls_read_passphrase(const struct cfg *cfg, const struct cfg_file *f,
     char *out, size_t outlen, char *where, size_t wherelen,
     struct errlist *errs)
 {
-	FILE	*fp;
-	char	*path;
-	size_t	 n;
-	int	 rerr = 0;
+	FILE		*fp;
+	const char	*creds;
+	char		*path, tried[1024];
+	size_t		 n;
+	int		 rerr = 0;
 
 	path = tls_passphrase_path(cfg, f->path);
 	if ((fp = fopen(path, "r")) == NULL) {
+		rerr = errno;
+		if (f->path[0] == '/') {
+			cfg_error(errs, cfg, f->loc, "cannot read passphrase "
+			    "file %s: %s", path, strerror(rerr));
+			free(path);
+			return -1;
+		}
+		/* A relative name: say where it was looked for. */
+		creds = getenv("CREDENTIALS_DIRECTORY");
+		if (creds != NULL && *creds == '\0')
+			creds = NULL;
+		if (creds == NULL)
+			snprintf(tried, sizeof(tried), "looked in the config "
+			    "file's directory: %s; $CREDENTIALS_DIRECTORY (set "
+			    "by systemd's LoadCredential=) is not set", path);
+		else if (strncmp(path, creds, strlen(creds)) == 0 &&
+		    path[strlen(creds)] == '/')
+			snprintf(tried, sizeof(tried), "looked in "
+			    "$CREDENTIALS_DIRECTORY: %s", path);
+		else
+			snprintf(tried, sizeof(tried), "looked in "
+			    "$CREDENTIALS_DIRECTORY: %s/%s, then in the config "
+			    "file's directory: %s", creds, f->path, path);
 		cfg_error(errs, cfg, f->loc, "cannot read passphrase file %s: "
-		    "%s", path, strerror(errno));
+		    "%s (%s)", f->path, strerror(rerr), tried);
 		free(path);
 		return -1;
 	}

@@ -871,8 +871,20 @@ START_TEST(test_passphrase_file_missing)
 {
 	config("cert: chain.pem\nkey: leaf-aes.key\n"
 	    "key_passphrase_file: nosuch.txt", "ca: cas.pem");
-	EXPECT(AT("key_passphrase_file", "cannot read passphrase file %s: "
-	    "No such file or directory", P("nosuch.txt")));
+	EXPECT(AT("key_passphrase_file", "cannot read passphrase file "
+	    "nosuch.txt: No such file or directory (looked in the config "
+	    "file's directory: %s; $CREDENTIALS_DIRECTORY (set by systemd's "
+	    "LoadCredential=) is not set)", P("nosuch.txt")));
+	teardown();
+	setup();
+	/* in neither place: both are named, in the order looked in */
+	ck_assert_int_eq(setenv("CREDENTIALS_DIRECTORY", credsdir, 1), 0);
+	config("cert: chain.pem\nkey: leaf-aes.key\n"
+	    "key_passphrase_file: nosuch.txt", "ca: cas.pem");
+	EXPECT(AT("key_passphrase_file", "cannot read passphrase file "
+	    "nosuch.txt: No such file or directory (looked in "
+	    "$CREDENTIALS_DIRECTORY: %s/nosuch.txt, then in the config file's "
+	    "directory: %s)", credsdir, P("nosuch.txt")));
 }
 END_TEST
 
@@ -935,8 +947,10 @@ START_TEST(test_passphrase_relative_to_config)
 	setup();
 	config("cert: chain.pem\nkey: leaf-aes.key\n"
 	    "key_passphrase_file: credonly.txt", "ca: cas.pem");
-	EXPECT(AT("key_passphrase_file", "cannot read passphrase file %s: "
-	    "No such file or directory", P("credonly.txt")));
+	EXPECT(AT("key_passphrase_file", "cannot read passphrase file "
+	    "credonly.txt: No such file or directory (looked in the config "
+	    "file's directory: %s; $CREDENTIALS_DIRECTORY (set by systemd's "
+	    "LoadCredential=) is not set)", P("credonly.txt")));
 }
 END_TEST
 
