@@ -116,6 +116,7 @@ struct http {
 	uint64_t		 rhead_pos;	/* where the held head begins */
 	bool			 rin_head;	/* a head begun, not complete */
 	bool			 rhead_big;	/* over HTTP_RESP_HEAD_MAX */
+	const char		*rbad_why;	/* a response refused, why */
 	bool			 rparsing;	/* inside http_backend_read_cb */
 	bool			 rfield_new;	/* the next name piece starts one */
 	char			 rname[18];	/* the name so far, cut short */
@@ -313,29 +314,63 @@ struct http_conn {
 	char	 opts[sizeof("close, keep-alive, upgrade")];
 	size_t	 opts_len;
 	size_t	 nlisted;	/* how many header names it lists */
+	uint8_t	 order[3];	/* the options, in the order seen */
+	size_t	 nopts;
 };
+
+static const char *const http_conn_opts[] = { "close", "keep-alive",
+    "upgrade" };
+#define HTTP_CONN_UPGRADE	2
 
 static void
 http_conn_token(struct http_conn *c, const char *p, size_t n, unsigned *seen)
 {
-	static const char *const opts[] = { "close", "keep-alive", "upgrade" };
 	size_t	i;
 
 	for (i = 0; i < 3; i++) {
-		if (!http_name_is(p, n, opts[i]))
+		if (!http_name_is(p, n, http_conn_opts[i]))
 			continue;
 		if (*seen & (1U << i))
 			return;
 		*seen |= 1U << i;
+		c->order[c->nopts++] = (uint8_t)i;
+		return;
+	}
+	c->nlisted++;
+}
+
+/* The options to forward, in the order seen; upgrade only if kept. */
+static void
+http_conn_opts_put(struct http_conn *c, bool upgrade)
+{
+	const char	*o;
+	size_t		 i, n;
+
+	c->opts_len = 0;
+	for (i = 0; i < c->nopts; i++) {
+		if (c->order[i] == HTTP_CONN_UPGRADE && !upgrade)
+			continue;
+		o = http_conn_opts[c->order[i]];
+		n = strlen(o);
 		if (c->opts_len > 0) {
 			memcpy(c->opts + c->opts_len, ", ", 2);
 			c->opts_len += 2;
 		}
-		memcpy(c->opts + c->opts_len, opts[i], n);
+		memcpy(c->opts + c->opts_len, o, n);
 		c->opts_len += n;
-		return;
 	}
-	c->nlisted++;
+}
+
+/* Whether the Connection headers list the upgrade option. */
+static bool
+http_conn_upgrade(const struct http_conn *c)
+{
+	size_t	i;
+
+	for (i = 0; i < c->nopts; i++)
+		if (c->order[i] == HTTP_CONN_UPGRADE)
+			return true;
+	return false;
 }
 
 /*
@@ -373,6 +408,7 @@ http_conn_parse(struct http *h, struct http_conn *c)
 
 	c->opts_len = 0;
 	c->nlisted = 0;
+	c->nopts = 0;
 	for (i = 0; i < h->nhdrs; i++) {
 		if (!http_name_is(h->buf + h->hdrs[i].name_off,
 		    h->hdrs[i].name_len, "connection"))
@@ -420,6 +456,24 @@ http_conn_listed(const struct http *h, const struct http_conn *c,
 		    h->hdrs[i].name_len, "connection") &&
 		    http_list_has(h->buf + h->hdrs[i].val_off,
 		    h->hdrs[i].val_len, name, len))
+			return true;
+	return false;
+}
+
+/*
+ * Whether an Upgrade header of the request lists websocket (RFC 6455 4.1;
+ * tokens compared in any case).
+ */
+static bool
+http_upgrade_ws(const struct http *h)
+{
+	size_t	i;
+
+	for (i = 0; i < h->nhdrs; i++)
+		if (http_name_is(h->buf + h->hdrs[i].name_off,
+		    h->hdrs[i].name_len, "upgrade") &&
+		    http_list_has(h->buf + h->hdrs[i].val_off,
+		    h->hdrs[i].val_len, "websocket", 9))
 			return true;
 	return false;
 }
@@ -527,11 +581,25 @@ http_on_headers_complete(llhttp_t *p)
 	size_t			 i, xff_len = 0, host_len = 0, n, size, fwd_len;
 	size_t			 before;
 	char			 ver[] = " HTTP/1.1\r\n";
-	bool			 hop = false;
+	bool			 hop = false, ws;
 	struct http_conn	 conn;
 
 	r = xcalloc(1, sizeof(*r));
 	r->method = (uint8_t)llhttp_get_method(p);
+	/*
+	 * Only an upgrade to WebSocket is forwarded, and only when Connection
+	 * lists upgrade (RFC 9110 7.8). An upgrade to anything else (h2c) that
+	 * a backend accepted would make the connection a raw tunnel, in which
+	 * the client's next requests or frames reach the backend with
+	 * identity headers of the client's own making. Otherwise Upgrade and
+	 * the upgrade option are dropped: the request is plain HTTP/1.1.
+	 */
+	http_conn_parse(h, &conn);
+	ws = r->method != HTTP_CONNECT && http_conn_upgrade(&conn) &&
+	    http_upgrade_ws(h);
+	http_conn_opts_put(&conn, ws);
+	if (!ws && r->method != HTTP_CONNECT)
+		p->upgrade = 0;
 	if (!llhttp_should_keep_alive(p)) {
 		/*
 		 * The client closes after this request (HTTP/1.0, or
@@ -590,9 +658,9 @@ http_on_headers_complete(llhttp_t *p)
 	ver[6] = (char)('0' + p->http_major % 10);
 	ver[8] = (char)('0' + p->http_minor % 10);
 	fwd_len = strlen(h->fwd_ip);
-	http_conn_parse(h, &conn);
 	size = strlen(method) + 1 + h->url_len + sizeof(ver) +
-	    sizeof("Connection: \r\n") + sizeof(conn.opts) + h->ident_len +
+	    sizeof("Connection: \r\n") + sizeof(conn.opts) +
+	    sizeof("Upgrade: websocket\r\n") + h->ident_len +
 	    sizeof("X-Forwarded-For: , ") + fwd_len + sizeof(http_xfp) +
 	    sizeof("X-Forwarded-Host: \r\n") + sizeof("\r\n");
 	for (i = 0; i < h->nhdrs; i++)	/* xff and host: twice at most */
@@ -616,6 +684,7 @@ http_on_headers_complete(llhttp_t *p)
 			continue;
 		/* Hop-by-hop: the Connection header goes on rewritten. */
 		if (http_name_is(name, hd->name_len, "connection") ||
+		    http_name_is(name, hd->name_len, "upgrade") ||
 		    http_name_is(name, hd->name_len, "keep-alive") ||
 		    http_name_is(name, hd->name_len, "proxy-connection") ||
 		    http_conn_listed(h, &conn, name, hd->name_len))
@@ -643,6 +712,8 @@ http_on_headers_complete(llhttp_t *p)
 		head_put(&b, conn.opts, conn.opts_len);
 		head_put(&b, "\r\n", 2);
 	}
+	if (ws)
+		head_put(&b, "Upgrade: websocket\r\n", 20);
 	head_put(&b, h->ident, h->ident_len);
 	if (ch->forwarded) {
 		head_put(&b, "X-Forwarded-For: ", 17);
@@ -1101,6 +1172,17 @@ http_on_resp_headers_complete(llhttp_t *p)
 	http_resp_head_done(h, h->client_close && h->cstate == HTTP_C_STOP &&
 	    r != NULL && STAILQ_NEXT(r, entry) == NULL &&
 	    p->status_code >= 200 && p->status_code != 101);
+	if (p->status_code == 101 && (h->cstate != HTTP_C_UPGRADE ||
+	    r == NULL || STAILQ_NEXT(r, entry) != NULL)) {
+		/*
+		 * Only the WebSocket request the proxy forwarded may be
+		 * answered with 101: any other would make the connection a
+		 * tunnel the proxy no longer reads.
+		 */
+		h->rbad_why = "101 Switching Protocols to a request that did "
+		    "not ask to upgrade";
+		return HPE_USER;
+	}
 	if (p->status_code == 101) {
 		/* Switching protocols: raw bytes both ways from here on. */
 		h->resp_tunnel = true;
@@ -1641,6 +1723,11 @@ http_backend_read_cb(struct bufferevent *bev, void *arg)
 					    "%d KiB", s->srv->cfg->name,
 					    s->backend_addr,
 					    HTTP_RESP_HEAD_MAX / 1024);
+				else if (err != HPE_OK && h->rbad_why != NULL)
+					log_warnx("listener \"%s\": bad response "
+					    "from backend %s: %s",
+					    s->srv->cfg->name,
+					    s->backend_addr, h->rbad_why);
 				else if (err != HPE_OK)
 					log_warnx("listener \"%s\": bad response "
 					    "from backend %s: %s (%s)",

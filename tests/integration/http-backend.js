@@ -33,7 +33,9 @@
 //   GET /hop-answer: an answer with hop-by-hop headers, its head in three
 //   pieces. GET /big-head?n=N: an answer whose head has an N-byte header.
 //   GET /304cl: 304 with "Content-Length: 10" and no body. POST
-//   /continue-close: 100 Continue, then the connection closed.
+//   /continue-close: 100 Continue, then the connection closed. A head with
+//   an Upgrade header (any protocol), or GET /force101: 101 Switching
+//   Protocols; what follows is read as heads again (the tunnel's bytes).
 // --silent: accept connections, read and discard, never answer.
 'use strict';
 const http = require('http');
@@ -140,6 +142,12 @@ if (args[1] === '--raw') {
           // 100 Continue, then the connection closed without an answer.
           s.write('HTTP/1.1 100 Continue\r\n\r\n');
           setTimeout(() => s.destroy(), 100);
+        } else if (/\r\nupgrade:/i.test(head.toString('latin1')) || line.startsWith('GET /force101 ')) {
+          // Accepts any upgrade (as an h2c-capable server would), or
+          // none asked: 101, then the bytes that follow are read as heads
+          // again and logged, as what came through the tunnel.
+          const up = /\r\nupgrade: *([^\r]*)/i.exec(head.toString('latin1'));
+          s.write(`HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: ${up ? up[1] : 'h2c'}\r\n\r\n`);
         } else if ((m = /^GET \/big-head\?n=(\d+) /.exec(line))) {
           // A head with an N-byte header, in 8 KiB writes 20 ms apart.
           const h = Buffer.from('HTTP/1.1 200 OK\r\nX-Big: ' + 'b'.repeat(Number(m[1])) +

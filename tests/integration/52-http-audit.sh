@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# http mode, findings of an RFC 9110/9112 audit: what the client and the
+# backend see for upgrades other than WebSocket, Connection: close,
+# Transfer-Encoding the proxy cannot frame, malformed heads and bodies,
+# answers with Connection: close and pipelining, X-Forwarded-For, Forwarded,
+# TE, Host, absolute-form targets, versions, methods, timeouts.backend and
+# the log lines that say why.
+. "$(dirname -- "$0")/lib.sh"
+. "$(dirname -- "$0")/http-lib.sh"
+
+BPORT=$(free_port)
+RPORT=$(free_port)
+P_WEB=$(free_port)
+P_RAW=$(free_port)
+start_http_backend "$BPORT"
+WEB_LOG=$HB_LOG
+RAW=$TMPDIR/raw-heads.txt
+: >"$RAW"
+start_http_backend "$RPORT" --raw "$RAW"
+{
+	config_head
+	config_http_listener web "$P_WEB" "\"127.0.0.1:$BPORT\""
+	config_http_listener raw "$P_RAW" "\"127.0.0.1:$RPORT\""
+} >"$TMPDIR/audit.yaml"
+start_proxy "$TMPDIR/audit.yaml" "$P_WEB"
+wait_port "$P_RAW" "$PROXY_PID" 5 || fail "listener raw does not accept"
+
+# raw_send REQ [hclient options]: send REQ to the raw listener, with $RAW
+# emptied first; $HEADS: what the backend received, CRs removed.
+raw_send() {
+	local req=$1
+	shift
+	: >"$RAW"
+	hclient raw "$P_RAW" --send "$req" "$@"
+	[ "$HCL_RC" -eq 0 ] || fail "client failed: $(cat "$HCL_ERR")"
+	HEADS=$(tr -d '\r' <"$RAW")
+}
+# status N: the status of the client's answer N (0-based), or none.
+status() {
+	jq_py "$HCL_OUT" "j['responses'][$1]['status'] if len(j['responses']) > $1 else 'none'"
+}
+# rhdr N NAME: the client's answer N's NAME values, joined by ','.
+rhdr() {
+	jq_py "$HCL_OUT" "','.join(rh(j['responses'][$1], '$2')) if len(j['responses']) > $1 else 'none'"
+}
+heads_count() { printf '%s\n' "$HEADS" | grep -c -i -E -- "$1" || true; }
+closed() { jq_py "$HCL_OUT" 'j["closedByServer"]'; }
+raw_of() { jq_py "$HCL_OUT" 'repr(j["raw"][:400])'; }
+
+# ------------------------------------------------ 1. upgrades: WebSocket only
+# h2c: the backend would accept it (101) and read what follows as its own
+# protocol; the client's second request, with a forged identity, would
+# reach it unread by the proxy.
+FORGED='GET /forged HTTP/1.1\r\nHost: localhost\r\nX-Client-Subject: CN=admin,O=Forged\r\n\r\n'
+raw_send "GET /h2c HTTP/1.1\r\nHost: localhost\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQCAAAAAAIAAAAA\r\n\r\n$FORGED" \
+    --responses 2 --timeout 5000
+assert_eq "$(status 0) $(status 1)" "200 200" "h2c upgrade: client's answers (raw: $(raw_of))"
+[ "$(heads_count 'CN=admin')" = 0 ] || fail "h2c upgrade: a forged identity reached the backend: $HEADS"
+[ "$(heads_count '^upgrade:|^http2-settings:')" = 0 ] || fail "h2c upgrade: Upgrade or HTTP2-Settings forwarded: $HEADS"
+[ "$(heads_count '^connection:.*upgrade')" = 0 ] || fail "h2c upgrade: Connection: upgrade forwarded: $HEADS"
+[ "$(heads_count '^x-client-subject: CN=orders')" = 2 ] || fail "h2c upgrade: the proxy's identity is not on both requests: $HEADS"
+pass "Upgrade: h2c is not forwarded (nor the upgrade option): plain HTTP/1.1, 200, the next request has the proxy's identity"
+
+# A list with websocket and more: only websocket goes on.
+raw_send 'GET /wsmix HTTP/1.1\r\nHost: localhost\r\nConnection: keep-alive, Upgrade\r\nUpgrade: h2c, WebSocket\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n' \
+    --responses 1 --timeout 5000
+assert_eq "$(status 0)" 101 "Upgrade: h2c, WebSocket: client's answer"
+[ "$(heads_count '^upgrade: websocket$')" = 1 ] && [ "$(heads_count '^upgrade:')" = 1 ] ||
+    fail "Upgrade: h2c, WebSocket: want exactly 'Upgrade: websocket': $HEADS"
+[ "$(heads_count '^connection: keep-alive, upgrade$')" = 1 ] || fail "Upgrade: h2c, WebSocket: Connection: $HEADS"
+pass "Upgrade: h2c, WebSocket goes on as Upgrade: websocket with Connection: keep-alive, upgrade"
+
+# Upgrade without the upgrade option in Connection: not an upgrade.
+raw_send 'GET /noconn HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\n\r\n' --responses 1 --timeout 5000
+assert_eq "$(status 0)" 200 "Upgrade without Connection: upgrade: client's answer"
+[ "$(heads_count '^upgrade:')" = 0 ] || fail "Upgrade without Connection: upgrade was forwarded: $HEADS"
+pass "Upgrade without Connection: upgrade is not forwarded (RFC 9110 7.8)"
+
+# A 101 to a request that did not ask to upgrade: 502, no tunnel.
+log_mark
+raw_send "GET /force101 HTTP/1.1\r\nHost: localhost\r\n\r\n$FORGED" --responses 1 --wait-close 2000 --timeout 5000
+assert_eq "$(status 0)" 502 "101 to a plain request: client's answer (raw: $(raw_of))"
+[ "$(heads_count 'CN=admin')" = 0 ] || fail "101 to a plain request: a forged identity reached the backend: $HEADS"
+assert_log_contains 'bad response from backend .*101 Switching Protocols to a request that did not ask to upgrade'
+pass "a 101 answer to a request that did not ask to upgrade: 502, nothing after it forwarded, logged"
+
+stop_proxy
+[ "$PROXY_RC" = 0 ] || fail "mtlsproxy exit status $PROXY_RC"
