@@ -646,7 +646,13 @@ http_on_headers_complete(llhttp_t *p)
 	}
 	STAILQ_INSERT_TAIL(&h->pending, r, entry);
 	h->cur = r;
-	h->client_close = hop;
+	/*
+	 * Connection: close or HTTP/1.0 without keep-alive: the client's
+	 * connection ends after this answer (RFC 9112 9.6), whether or not
+	 * the backend connection is kept.
+	 */
+	h->client_close = hop || (!llhttp_should_keep_alive(p) &&
+	    !llhttp_get_upgrade(p));
 	if (!hop && s->w->stopping) {
 		/* Stopping: the last request on this connection. */
 		h->client_close = true;

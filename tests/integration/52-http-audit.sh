@@ -46,8 +46,11 @@ rhdr() {
 heads_count() { printf '%s\n' "$HEADS" | grep -c -i -E -- "$1" || true; }
 closed() { jq_py "$HCL_OUT" 'j["closedByServer"]'; }
 raw_of() { jq_py "$HCL_OUT" 'repr(j["raw"][:400])'; }
+# want N: run section N ($AUDIT_ONLY: a space-separated list, else all).
+want() { [ -z "${AUDIT_ONLY:-}" ] || [[ " $AUDIT_ONLY " == *" $1 "* ]]; }
 
 # ------------------------------------------------ 1. upgrades: WebSocket only
+if want 1; then
 # h2c: the backend would accept it (101) and read what follows as its own
 # protocol; the client's second request, with a forged identity, would
 # reach it unread by the proxy.
@@ -83,6 +86,25 @@ assert_eq "$(status 0)" 502 "101 to a plain request: client's answer (raw: $(raw
 [ "$(heads_count 'CN=admin')" = 0 ] || fail "101 to a plain request: a forged identity reached the backend: $HEADS"
 assert_log_contains 'bad response from backend .*101 Switching Protocols to a request that did not ask to upgrade'
 pass "a 101 answer to a request that did not ask to upgrade: 502, nothing after it forwarded, logged"
+fi
+
+# ------------------------------- 2. Connection: close, HTTP/1.0 (keepalive 0)
+# The answer says Connection: close and the proxy closes, even though this
+# backend keeps its connection open and says nothing of closing; what the
+# client sent after that request is not forwarded.
+if want 2; then
+for req in 'GET /a HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\nGET /second HTTP/1.1\r\nHost: x\r\n\r\n' \
+    'GET /a HTTP/1.0\r\nHost: x\r\n\r\nGET /second HTTP/1.0\r\nHost: x\r\n\r\n'; do
+	raw_send "$req" --responses 1 --wait-close 2000 --timeout 5000
+	what=$(printf '%s' "$req" | cut -c1-40)
+	assert_eq "$(status 0)" 200 "$what: status"
+	assert_eq "$(rhdr 0 connection | tr A-Z a-z)" close "$what: Connection of the answer"
+	assert_eq "$(closed)" True "$what: the proxy closed within 2 s"
+	assert_eq "$(jq_py "$HCL_OUT" 'len(j["responses"])')" 1 "$what: answers"
+	[ "$(heads_count '^GET /second')" = 0 ] || fail "$what: the request after it was forwarded: $HEADS"
+done
+pass "Connection: close and HTTP/1.0 without keep-alive (backend.keepalive 0): answer with Connection: close, then the proxy closes"
+fi
 
 stop_proxy
 [ "$PROXY_RC" = 0 ] || fail "mtlsproxy exit status $PROXY_RC"
