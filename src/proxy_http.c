@@ -563,6 +563,65 @@ http_replay_send(struct http *h)
 }
 
 /*
+ * Transfer-Encoding (RFC 9112 6.1, 6.3): the proxy frames only chunked
+ * bodies. Any other coding (identity, gzip, xchunked) is refused before
+ * the head goes on, or the backend and the proxy could disagree on where
+ * the body ends; 501 as nginx answers.
+ */
+static int
+http_head_te(struct http *h, llhttp_t *p)
+{
+	size_t		 i, j, off, len;
+	const char	*v;
+
+	for (i = 0; i < h->nhdrs; i++) {
+		if (!http_name_is(h->buf + h->hdrs[i].name_off,
+		    h->hdrs[i].name_len, "transfer-encoding"))
+			continue;
+		v = h->buf + h->hdrs[i].val_off;
+		j = 0;
+		while (http_list_next(v, h->hdrs[i].val_len, &j, &off, &len))
+			if (len > 0 && !http_name_is(v + off, len,
+			    "chunked")) {
+				log_info("%s: bad request: Transfer-Encoding "
+				    "\"%.*s\" is not supported (only chunked)",
+				    h->s->peer, (int)(len > 64 ? 64 : len),
+				    v + off);
+				return 501;
+			}
+	}
+	if ((p->flags & F_TRANSFER_ENCODING) && !(p->flags & F_CHUNKED)) {
+		log_info("%s: bad request: Transfer-Encoding does not end in "
+		    "chunked", h->s->peer);
+		return 400;
+	}
+	return 0;
+}
+
+/*
+ * Whether a request head can go on: 0, or the status to answer with (the
+ * reason logged here).
+ */
+static int
+http_head_check(struct http *h, llhttp_t *p)
+{
+	size_t	i, n;
+
+	/* RFC 9112 3.2: exactly one Host in HTTP/1.1, at most one before. */
+	for (i = 0, n = 0; i < h->nhdrs; i++)
+		if (http_name_is(h->buf + h->hdrs[i].name_off,
+		    h->hdrs[i].name_len, "host"))
+			n++;
+	if (n > 1 || (n == 0 && p->http_major == 1 && p->http_minor >= 1)) {
+		log_info("%s: bad request: %s", h->s->peer, n > 1 ?
+		    "more than one Host header" :
+		    "HTTP/1.1 request without a Host header");
+		return 400;
+	}
+	return http_head_te(h, p);
+}
+
+/*
  * The request head is complete: write the rewritten head to the backend.
  * Every identity header the client sent is dropped (a client must never
  * claim another identity), then the proxy's own are added.
@@ -622,17 +681,10 @@ http_on_headers_complete(llhttp_t *p)
 	memcpy(r->path, h->buf, n);
 	r->path[n] = '\0';
 	event_base_gettimeofday_cached(s->w->base, &r->start);
-	/* RFC 9112 3.2: exactly one Host in HTTP/1.1, at most one before. */
-	for (i = 0, n = 0; i < h->nhdrs; i++)
-		if (h->hdrs[i].name_len == 4 &&
-		    strncasecmp(h->buf + h->hdrs[i].name_off, "host", 4) == 0)
-			n++;
-	if (n > 1 || (n == 0 && p->http_major == 1 && p->http_minor >= 1)) {
-		log_info("%s: bad request: %s", s->peer, n > 1 ?
-		    "more than one Host header" :
-		    "HTTP/1.1 request without a Host header");
+	if ((i = (size_t)http_head_check(h, p)) != 0) {
 		h->errreq = r;
-		http_error(h, 400, "bad_request");
+		http_error(h, (int)i, i == 400 ? "bad_request" :
+		    "not_implemented");
 		return HPE_PAUSED;
 	}
 	if (h->backend_failed || r->method == HTTP_CONNECT) {
@@ -1338,6 +1390,12 @@ http_reason(int status)
 		return "Bad Request";
 	case 405:
 		return "Method Not Allowed";
+	case 414:
+		return "URI Too Long";
+	case 501:
+		return "Not Implemented";
+	case 505:
+		return "HTTP Version Not Supported";
 	case 431:
 		return "Request Header Fields Too Large";
 	case 502:

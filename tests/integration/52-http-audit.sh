@@ -106,5 +106,32 @@ done
 pass "Connection: close and HTTP/1.0 without keep-alive (backend.keepalive 0): answer with Connection: close, then the proxy closes"
 fi
 
+# expect_refused STATUS WHAT REQ [LOG_RE]: the raw listener answers REQ with
+# STATUS and Connection: close, closes, forwards nothing, and logs LOG_RE.
+expect_refused() {
+	local st=$1 what=$2 req=$3 re=${4:-}
+	log_mark
+	raw_send "$req" --responses 1 --wait-close 2000 --timeout 5000
+	assert_eq "$(status 0)" "$st" "$what: status (raw: $(raw_of))"
+	assert_eq "$(rhdr 0 connection | tr A-Z a-z)" close "$what: Connection of the answer"
+	assert_eq "$(closed)" True "$what: the proxy closed within 2 s"
+	[ -z "$HEADS" ] || fail "$what: forwarded to the backend: $HEADS"
+	[ -z "$re" ] || assert_log_contains "$re"
+}
+
+# --------------------------------------- 3. Transfer-Encoding not chunked
+if want 3; then
+for te in identity xchunked gzip 'gzip, chunked'; do
+	expect_refused 501 "Transfer-Encoding: $te" \
+	    "POST /te HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: $te\r\n\r\n5\r\nhello\r\n0\r\n\r\n" \
+	    "bad request: Transfer-Encoding .* is not supported"
+done
+# chunked not last: llhttp refuses it while reading the head (RFC 9112 6.3)
+expect_refused 400 "Transfer-Encoding: chunked, identity" \
+    'POST /te HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, identity\r\n\r\n5\r\nhello\r\n0\r\n\r\n' \
+    'bad request: .*Transfer-Encoding'
+pass "Transfer-Encoding other than chunked (identity, xchunked, gzip, gzip+chunked): 501 before forwarding, closed, logged"
+fi
+
 stop_proxy
 [ "$PROXY_RC" = 0 ] || fail "mtlsproxy exit status $PROXY_RC"
