@@ -72,6 +72,8 @@ struct http {
 	bool			 closing;	/* close once output drained */
 	bool			 in_value;
 	bool			 too_large;	/* head over max_header_size */
+	bool			 field_seen;	/* a byte of this header's name */
+	const char		*bad_why;	/* a head refused by a callback */
 	bool			 refused_upgrade;
 	bool			 no_reuse;	/* a message ended keep-alive */
 	bool			 client_close;	/* close after this answer */
@@ -204,6 +206,8 @@ http_on_header_field(llhttp_t *p, const char *at, size_t n)
 
 	if (h->cstate != HTTP_C_HEAD)	/* trailers: dropped */
 		return 0;
+	if (n > 0)
+		h->field_seen = true;
 	if (h->nhdrs == 0 || h->in_value) {
 		if (h->nhdrs == h->hcap) {
 			h->hcap = h->hcap ? h->hcap * 2 : 16;
@@ -250,12 +254,20 @@ http_on_header_field_complete(llhttp_t *p)
 
 	if (h->cstate != HTTP_C_HEAD)
 		return 0;
+	/*
+	 * ": value" (RFC 9110 5.1: a name is a token of one byte or more);
+	 * without this its value would be taken as more of the line before.
+	 */
+	if (!h->field_seen) {
+		h->bad_why = "empty header name";
+		return HPE_USER;
+	}
+	h->field_seen = false;
 	hd = &h->hdrs[h->nhdrs - 1];
-	if (hd->name_len == 0)
-		return 0;
 	c = h->buf[hd->name_off + hd->name_len - 1];
 	if (c == ' ' || c == '\t') {
-		llhttp_set_error_reason(p, "whitespace before the colon");
+		/* llhttp puts its own reason over one set here. */
+		h->bad_why = "whitespace before the colon";
 		return HPE_USER;
 	}
 	return 0;
@@ -1594,7 +1606,11 @@ http_client_input(struct http *h)
 				    (size_t)s->srv->cfg->max_header_size);
 				http_error(h, 431, "header_too_large");
 			}
-			else if (h->cstate == HTTP_C_HEAD) {
+			else if (h->cstate == HTTP_C_HEAD && h->bad_why) {
+				log_info("%s: bad request: %s", s->peer,
+				    h->bad_why);
+				http_error(h, 400, "bad_request");
+			} else if (h->cstate == HTTP_C_HEAD) {
 				log_info("%s: bad request: %s (%s)", s->peer,
 				    llhttp_errno_name(err),
 				    llhttp_get_error_reason(&h->reqp));

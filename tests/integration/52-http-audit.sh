@@ -133,5 +133,16 @@ expect_refused 400 "Transfer-Encoding: chunked, identity" \
 pass "Transfer-Encoding other than chunked (identity, xchunked, gzip, gzip+chunked): 501 before forwarding, closed, logged"
 fi
 
+# ------------------------------- 4. empty header name; 15. the reason logged
+if want 4; then
+expect_refused 400 "empty header name" \
+    'GET /e HTTP/1.1\r\nHost: x\r\nX-A: 1\r\n: novalue\r\n\r\n' 'bad request: empty header name'
+expect_refused 400 "empty header name first" \
+    'GET /e HTTP/1.1\r\n: novalue\r\nHost: x\r\n\r\n' 'bad request: empty header name'
+expect_refused 400 "whitespace before the colon" \
+    'GET /w HTTP/1.1\r\nHost: x\r\nX-Client-Subject : CN=admin\r\n\r\n' 'bad request: whitespace before the colon$'
+pass "an empty header name: 400, not forwarded; whitespace before the colon logs that reason (not llhttp's callback error)"
+fi
+
 stop_proxy
 [ "$PROXY_RC" = 0 ] || fail "mtlsproxy exit status $PROXY_RC"
