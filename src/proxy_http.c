@@ -1555,6 +1555,27 @@ http_forward_end(struct http *h)
 	session_kick_write(s, s->backend, before);
 }
 
+/*
+ * A request body cannot be parsed (a bad chunk size, a bare LF) after its
+ * head went on: the backend connection cannot carry another request. If
+ * nothing of the answer has reached the client, it gets 400; else the
+ * connection is closed. Either way the log says why.
+ */
+static void
+http_bad_body(struct http *h, llhttp_errno_t err)
+{
+	struct session	*s = h->s;
+	struct http_req	*r = STAILQ_FIRST(&h->pending);
+
+	log_info("%s: bad request body: %s (%s)", s->peer,
+	    llhttp_errno_name(err), llhttp_get_error_reason(&h->reqp));
+	h->no_reuse = true;
+	if (r != NULL && r == h->cur && !h->resp_started)
+		http_send_error(h, 400, "bad_request_body");
+	else
+		http_close_when_flushed(h, "bad_request_body");
+}
+
 /* Parse and forward what the client sent. */
 static void
 http_client_input(struct http *h)
@@ -1616,7 +1637,7 @@ http_client_input(struct http *h)
 				    llhttp_get_error_reason(&h->reqp));
 				http_error(h, 400, "bad_request");
 			} else
-				http_close_when_flushed(h, "bad_request_body");
+				http_bad_body(h, err);
 			return;
 		}
 		if (h->cstate == HTTP_C_HEAD) {

@@ -144,5 +144,24 @@ expect_refused 400 "whitespace before the colon" \
 pass "an empty header name: 400, not forwarded; whitespace before the colon logs that reason (not llhttp's callback error)"
 fi
 
+# ----------------------------------- 5. a bad chunked body after the head
+# The head went on; the body's chunk line is bad: 400 (no answer byte had
+# gone out), closed, and the log says why, with the request line.
+if want 5; then
+n=0
+for body in 'zz\r\nhello\r\n0\r\n\r\n' 'fffffffffffffffffffff\r\nhello\r\n0\r\n\r\n' '5\nhello\r\n0\r\n\r\n'; do
+	n=$((n + 1))
+	log_mark
+	hclient raw "$P_WEB" --send "POST /sha256?bad=$n HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n$body" \
+	    --responses 1 --wait-close 2000 --timeout 5000
+	assert_eq "$(status 0)" 400 "bad chunk $n: status (raw: $(raw_of))"
+	assert_eq "$(rhdr 0 connection | tr A-Z a-z)" close "bad chunk $n: Connection"
+	assert_eq "$(closed)" True "bad chunk $n: closed"
+	assert_log_contains 'bad request body: HPE_'
+	assert_log_contains " request listener=web .*path=\"/sha256\\?bad=$n\" status=400"
+done
+pass "a bad chunk size, an overflowing one, a bare LF in a chunk line: 400 with Connection: close, logged with llhttp's reason and the request line"
+fi
+
 stop_proxy
 [ "$PROXY_RC" = 0 ] || fail "mtlsproxy exit status $PROXY_RC"
