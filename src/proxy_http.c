@@ -77,6 +77,7 @@ struct http {
 	bool			 refused_upgrade;
 	bool			 no_reuse;	/* a message ended keep-alive */
 	bool			 client_close;	/* close after this answer */
+	bool			 resp_close;	/* an answer said close */
 	bool			 drained;	/* ... because of a stop */
 	bool			 chunk_last;	/* paused at the last chunk */
 	bool			 trailers;	/* reading them: not forwarded */
@@ -1303,8 +1304,18 @@ http_resp_done(struct http *h, int status)
 {
 	llhttp_t	*p = &h->resp;
 
-	if (!llhttp_should_keep_alive(p))
+	if (!llhttp_should_keep_alive(p)) {
 		h->no_reuse = true;
+		/*
+		 * The backend closes after this answer: requests pipelined
+		 * behind it on this connection will get none. The client's
+		 * connection is closed once the answer is out, so that the
+		 * client sends them again (RFC 9112 9.3.2), rather than
+		 * getting a 502 for requests the backend never refused.
+		 */
+		if (status != 101)
+			h->resp_close = true;
+	}
 	http_req_done(h, status);
 	if (h->cstate == HTTP_C_UPGRADE && status != 101) {
 		/*
@@ -1484,6 +1495,10 @@ http_check_deferred(struct http *h)
 static void
 http_check_client_close(struct http *h)
 {
+	if (h->resp_close && !h->closing && h->deferred == 0) {
+		http_close_when_flushed(h, "backend_closed");
+		return;
+	}
 	if (h->client_close && !h->closing && h->deferred == 0 &&
 	    h->cstate == HTTP_C_STOP && STAILQ_EMPTY(&h->pending))
 		http_close_when_flushed(h, h->drained ? "drained" :

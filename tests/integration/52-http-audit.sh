@@ -163,5 +163,21 @@ done
 pass "a bad chunk size, an overflowing one, a bare LF in a chunk line: 400 with Connection: close, logged with llhttp's reason and the request line"
 fi
 
+# ------------------- 6. an answer with Connection: close, requests behind it
+# The second request was pipelined behind the first; the backend answers
+# the first with Connection: close (and closes). The client gets that
+# answer and the proxy's close, never a 502 for the second.
+if want 6; then
+log_mark
+raw_send 'GET /close-answer HTTP/1.1\r\nHost: x\r\n\r\nGET /next HTTP/1.1\r\nHost: x\r\n\r\n' \
+    --responses 2 --timeout 5000
+assert_eq "$(status 0)" 200 "Connection: close answer: status (raw: $(raw_of))"
+assert_eq "$(rhdr 0 connection | tr A-Z a-z)" close "Connection: close answer: Connection"
+assert_eq "$(status 1)" none "Connection: close answer: the request behind it got an answer (raw: $(raw_of))"
+assert_eq "$(closed)" True "Connection: close answer: closed"
+assert_log_lacks 'status=502'
+pass "after an answer with Connection: close the client's connection is closed; the pipelined request gets no 502 (the client sends it again)"
+fi
+
 stop_proxy
 [ "$PROXY_RC" = 0 ] || fail "mtlsproxy exit status $PROXY_RC"
