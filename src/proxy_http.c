@@ -649,8 +649,8 @@ http_on_headers_complete(llhttp_t *p)
 	struct evbuffer_iovec	 vec;
 	struct head		 b;
 	struct http_req		*r;
-	const char		*xff = NULL, *host = NULL, *method;
-	size_t			 i, xff_len = 0, host_len = 0, n, size, fwd_len;
+	const char		*host = NULL, *method;
+	size_t			 i, host_len = 0, n, size, fwd_len;
 	size_t			 before;
 	char			 ver[] = " HTTP/1.1\r\n";
 	bool			 hop = false, ws;
@@ -761,12 +761,8 @@ http_on_headers_complete(llhttp_t *p)
 		    http_conn_listed(h, &conn, name, hd->name_len))
 			continue;
 		if (ch->forwarded && http_name_is(name, hd->name_len,
-		    "x-forwarded-for")) {
-			/* Appended to below, with the client's address. */
-			xff = h->buf + hd->val_off;
-			xff_len = hd->val_len;
-			continue;
-		}
+		    "x-forwarded-for"))
+			continue;	/* appended to below */
 		if (http_name_is(name, hd->name_len, "host")) {
 			host = h->buf + hd->val_off;
 			host_len = hd->val_len;
@@ -787,9 +783,27 @@ http_on_headers_complete(llhttp_t *p)
 		head_put(&b, "Upgrade: websocket\r\n", 20);
 	head_put(&b, h->ident, h->ident_len);
 	if (ch->forwarded) {
+		/*
+		 * Every X-Forwarded-For line the client sent, in order, as
+		 * one list (RFC 9110 5.3), then the client's address.
+		 */
 		head_put(&b, "X-Forwarded-For: ", 17);
-		if (xff != NULL && xff_len > 0) {
-			head_value(&b, xff, xff_len);
+		for (i = 0; i < h->nhdrs; i++) {
+			const struct http_hdr *hd = &h->hdrs[i];
+			const char *v = h->buf + hd->val_off;
+			size_t vl = hd->val_len;
+
+			while (vl > 0 && (v[0] == ' ' || v[0] == '\t')) {
+				v++;
+				vl--;
+			}
+			while (vl > 0 && (v[vl - 1] == ' ' ||
+			    v[vl - 1] == '\t'))
+				vl--;
+			if (vl == 0 || !http_name_is(h->buf + hd->name_off,
+			    hd->name_len, "x-forwarded-for"))
+				continue;
+			head_value(&b, v, vl);
 			head_put(&b, ", ", 2);
 		}
 		head_put(&b, h->fwd_ip, fwd_len);

@@ -179,5 +179,15 @@ assert_log_lacks 'status=502'
 pass "after an answer with Connection: close the client's connection is closed; the pipelined request gets no 502 (the client sends it again)"
 fi
 
+# --------------------------------------- 7. several X-Forwarded-For lines
+if want 7; then
+raw_send 'GET /xff HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: 192.0.2.1\r\nx-forwarded-for: 192.0.2.2, 192.0.2.3\r\nX-Forwarded-For:\r\n\r\n' \
+    --responses 1 --timeout 5000
+assert_eq "$(status 0)" 200 "several X-Forwarded-For: status"
+assert_eq "$(printf '%s\n' "$HEADS" | grep -i '^x-forwarded-for:')" \
+    "X-Forwarded-For: 192.0.2.1, 192.0.2.2, 192.0.2.3, 127.0.0.1" "several X-Forwarded-For: what the backend saw"
+pass "several X-Forwarded-For lines (the last one empty) are joined in order, then the client's address appended"
+fi
+
 stop_proxy
 [ "$PROXY_RC" = 0 ] || fail "mtlsproxy exit status $PROXY_RC"
