@@ -801,7 +801,9 @@ http_on_headers_complete(llhttp_t *p)
 			    v[vl - 1] == '\t'))
 				vl--;
 			if (vl == 0 || !http_name_is(h->buf + hd->name_off,
-			    hd->name_len, "x-forwarded-for"))
+			    hd->name_len, "x-forwarded-for") ||
+			    http_conn_listed(h, &conn, h->buf + hd->name_off,
+			    hd->name_len))
 				continue;
 			head_value(&b, v, vl);
 			head_put(&b, ", ", 2);
