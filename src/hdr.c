@@ -97,10 +97,17 @@ static const struct hdr_key hdr_prefixes[] = {
 	{ "x-client-", sizeof("x-client-") - 1 },
 	{ "x-ssl-client-", sizeof("x-ssl-client-") - 1 },
 };
-/* Set by the proxy itself when forwarded headers are on. */
+/*
+ * Set by the proxy itself when forwarded headers are on, or saying what
+ * those say: a client's Forwarded (RFC 7239) or X-Real-IP would let it
+ * choose the proto, host or address that frameworks such as Spring's
+ * forward-headers-strategy=framework read.
+ */
 static const struct hdr_key hdr_forwarded[] = {
 	{ "x-forwarded-proto", sizeof("x-forwarded-proto") - 1 },
 	{ "x-forwarded-host", sizeof("x-forwarded-host") - 1 },
+	{ "forwarded", sizeof("forwarded") - 1 },
+	{ "x-real-ip", sizeof("x-real-ip") - 1 },
 };
 
 /*
@@ -301,8 +308,8 @@ hdr_cache_put(struct hdr_cache *c, const unsigned char *key,
  * True if a client-sent request header of this name must be removed before
  * forwarding, so that a client cannot claim another identity: every name
  * this listener sets, X-Forwarded-Client-Cert and the X-Client-* and
- * X-SSL-Client-* families of every preset, and X-Forwarded-Proto/-Host
- * when the proxy sets those.  Any letter case; '_' counts as '-' because
+ * X-SSL-Client-* families of every preset, and X-Forwarded-Proto/-Host,
+ * Forwarded and X-Real-IP when the proxy sets forwarded headers.  Any letter case; '_' counts as '-' because
  * CGI-style frameworks (PHP, WSGI, Rack) map both to the same variable.
  * name need not be NUL-terminated.  No allocation: called per header.
  */

@@ -189,5 +189,15 @@ assert_eq "$(printf '%s\n' "$HEADS" | grep -i '^x-forwarded-for:')" \
 pass "several X-Forwarded-For lines (the last one empty) are joined in order, then the client's address appended"
 fi
 
+# ------------------------------------ 8. a client's Forwarded and X-Real-IP
+if want 8; then
+raw_send 'GET /fwd HTTP/1.1\r\nHost: x\r\nForwarded: for=10.0.0.1;proto=http;host=evil.example\r\nX-Real-IP: 10.0.0.2\r\nFORWARDED: for=10.0.0.3\r\nx_real_ip: 10.0.0.4\r\n\r\n' \
+    --responses 1 --timeout 5000
+assert_eq "$(status 0)" 200 "Forwarded/X-Real-IP: status"
+[ "$(heads_count '^forwarded:|^x.real.ip:|10\.0\.0\.')" = 0 ] || fail "Forwarded/X-Real-IP reached the backend: $HEADS"
+[ "$(heads_count '^x-forwarded-proto: https$')" = 1 ] || fail "Forwarded/X-Real-IP: no X-Forwarded-Proto: $HEADS"
+pass "a client's Forwarded and X-Real-IP (any case, _ for -) are removed, as X-Forwarded-Proto/-Host"
+fi
+
 stop_proxy
 [ "$PROXY_RC" = 0 ] || fail "mtlsproxy exit status $PROXY_RC"
