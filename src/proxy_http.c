@@ -753,9 +753,13 @@ http_on_headers_complete(llhttp_t *p)
 
 		if (hdr_is_reserved(s->srv->hdrs, name, hd->name_len))
 			continue;
-		/* Hop-by-hop: the Connection header goes on rewritten. */
+		/*
+		 * Hop-by-hop (RFC 9110 7.6.1; TE as nginx clears it): the
+		 * Connection header goes on rewritten.
+		 */
 		if (http_name_is(name, hd->name_len, "connection") ||
 		    http_name_is(name, hd->name_len, "upgrade") ||
+		    http_name_is(name, hd->name_len, "te") ||
 		    http_name_is(name, hd->name_len, "keep-alive") ||
 		    http_name_is(name, hd->name_len, "proxy-connection") ||
 		    http_conn_listed(h, &conn, name, hd->name_len))

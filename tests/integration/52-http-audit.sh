@@ -199,5 +199,13 @@ assert_eq "$(status 0)" 200 "Forwarded/X-Real-IP: status"
 pass "a client's Forwarded and X-Real-IP (any case, _ for -) are removed, as X-Forwarded-Proto/-Host"
 fi
 
+# ------------------------------------------------------------------ 9. TE
+if want 9; then
+raw_send 'GET /te HTTP/1.1\r\nHost: x\r\nTE: trailers, gzip\r\n\r\n' --responses 1 --timeout 5000
+assert_eq "$(status 0)" 200 "TE: status"
+[ "$(heads_count '^te:')" = 0 ] || fail "TE reached the backend: $HEADS"
+pass "the hop-by-hop TE request header is not forwarded"
+fi
+
 stop_proxy
 [ "$PROXY_RC" = 0 ] || fail "mtlsproxy exit status $PROXY_RC"
