@@ -87,6 +87,8 @@ struct http {
 	char			*buf;		/* owned; url, names, values */
 	size_t			 len, cap;
 	uint32_t		 url_len;
+	uint32_t		 tgt_off, tgt_len;	/* origin-form */
+	uint32_t		 auth_off, auth_len;	/* absolute-form's */
 	struct http_hdr		*hdrs;		/* owned */
 	size_t			 nhdrs, hcap;
 	size_t			 head_bytes;
@@ -612,6 +614,64 @@ http_head_te(struct http *h, llhttp_t *p)
 }
 
 /*
+ * Whether v is a uri-host [":" port] (RFC 9112 3.2, RFC 3986 3.2.2):
+ * reg-name, IP literal or IPv4 characters only. No space, "/", "?", "#",
+ * "@" or control byte, which a backend building URLs from Host (or the
+ * X-Forwarded-Host copied from it) would take as a path or user.
+ */
+static bool
+http_host_ok(const char *v, size_t n)
+{
+	size_t	i;
+
+	for (i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)v[i];
+
+		if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		    (c >= '0' && c <= '9') || strchr("-._~!$&'()*+,;=:[]%",
+		    c) != NULL)
+			continue;
+		return false;
+	}
+	return true;
+}
+
+/*
+ * An absolute-form target (RFC 9112 3.2.2): "http://authority/path?q".
+ * It goes on in origin-form, with the authority as Host; h->auth_len is 0
+ * for any other form. -1: a scheme other than http(s), or a bad authority.
+ */
+static int
+http_target(struct http *h)
+{
+	const char	*u = h->buf;
+	size_t		 n = h->url_len, k, a;
+
+	h->auth_len = 0;
+	h->tgt_off = 0;
+	h->tgt_len = n;
+	if (n == 0 || u[0] == '/' || (n == 1 && u[0] == '*'))
+		return 0;
+	if (n > 7 && strncasecmp(u, "http://", 7) == 0)
+		a = 7;
+	else if (n > 8 && strncasecmp(u, "https://", 8) == 0)
+		a = 8;
+	else if (memchr(u, '/', n) == NULL)
+		return 0;	/* authority-form: CONNECT, refused later */
+	else
+		return -1;
+	for (k = a; k < n && u[k] != '/' && u[k] != '?' && u[k] != '#'; k++)
+		;
+	if (k == a || !http_host_ok(u + a, k - a))
+		return -1;
+	h->auth_off = (uint32_t)a;
+	h->auth_len = (uint32_t)(k - a);
+	h->tgt_off = (uint32_t)k;
+	h->tgt_len = (uint32_t)(n - k);
+	return 0;
+}
+
+/*
  * Whether a request head can go on: 0, or the status to answer with (the
  * reason logged here).
  */
@@ -619,6 +679,21 @@ static int
 http_head_check(struct http *h, llhttp_t *p)
 {
 	size_t	i, n;
+
+	if (http_target(h) == -1) {
+		log_info("%s: bad request: a request target that is neither "
+		    "a path nor an http(s) URL with a valid host", h->s->peer);
+		return 400;
+	}
+	for (i = 0; i < h->nhdrs; i++)
+		if (http_name_is(h->buf + h->hdrs[i].name_off,
+		    h->hdrs[i].name_len, "host") &&
+		    !http_host_ok(h->buf + h->hdrs[i].val_off,
+		    h->hdrs[i].val_len)) {
+			log_info("%s: bad request: a Host header that is not "
+			    "host[:port]", h->s->peer);
+			return 400;
+		}
 
 	/* RFC 9112 3.2: exactly one Host in HTTP/1.1, at most one before. */
 	for (i = 0, n = 0; i < h->nhdrs; i++)
@@ -653,7 +728,7 @@ http_on_headers_complete(llhttp_t *p)
 	size_t			 i, host_len = 0, n, size, fwd_len;
 	size_t			 before;
 	char			 ver[] = " HTTP/1.1\r\n";
-	bool			 hop = false, ws;
+	bool			 hop = false, ws, slash, host_seen = false;
 	struct http_conn	 conn;
 
 	r = xcalloc(1, sizeof(*r));
@@ -700,6 +775,18 @@ http_on_headers_complete(llhttp_t *p)
 		    "not_implemented");
 		return HPE_PAUSED;
 	}
+	/* An absolute-form path may lack its "/" ("http://x?q"). */
+	slash = h->auth_len > 0 && (h->tgt_len == 0 ||
+	    h->buf[h->tgt_off] != '/');
+	if (h->auth_len > 0) {
+		/* Logged as it goes on, in origin-form. */
+		n = h->tgt_len > HTTP_PATH_LOG ? HTTP_PATH_LOG : h->tgt_len;
+		free(r->path);
+		r->path = xmalloc(n + 2);
+		r->path[0] = '/';
+		memcpy(r->path + slash, h->buf + h->tgt_off, n);
+		r->path[n + slash] = '\0';
+	}
 	if (h->backend_failed || r->method == HTTP_CONNECT) {
 		/* Never forwarded: answered by the proxy itself. */
 		h->errreq = r;
@@ -729,7 +816,8 @@ http_on_headers_complete(llhttp_t *p)
 	ver[6] = (char)('0' + p->http_major % 10);
 	ver[8] = (char)('0' + p->http_minor % 10);
 	fwd_len = strlen(h->fwd_ip);
-	size = strlen(method) + 1 + h->url_len + sizeof(ver) +
+	size = strlen(method) + 2 + h->url_len + sizeof(ver) +
+	    sizeof("Host: \r\n") + 2 * (size_t)h->auth_len +
 	    sizeof("Connection: \r\n") + sizeof(conn.opts) +
 	    sizeof("Upgrade: websocket\r\n") + h->ident_len +
 	    sizeof("X-Forwarded-For: , ") + fwd_len + sizeof(http_xfp) +
@@ -745,7 +833,9 @@ http_on_headers_complete(llhttp_t *p)
 	b.end = b.p + size;
 	head_put(&b, method, strlen(method));
 	head_put(&b, " ", 1);
-	head_put(&b, h->buf, h->url_len);
+	if (slash)
+		head_put(&b, "/", 1);
+	head_put(&b, h->buf + h->tgt_off, h->tgt_len);
 	head_put(&b, ver, sizeof(ver) - 1);
 	for (i = 0; i < h->nhdrs; i++) {
 		const struct http_hdr *hd = &h->hdrs[i];
@@ -768,12 +858,29 @@ http_on_headers_complete(llhttp_t *p)
 		    "x-forwarded-for"))
 			continue;	/* appended to below */
 		if (http_name_is(name, hd->name_len, "host")) {
-			host = h->buf + hd->val_off;
-			host_len = hd->val_len;
+			/* RFC 9112 3.2.2: an absolute-form's authority. */
+			host_seen = true;
+			host = h->auth_len > 0 ? h->buf + h->auth_off :
+			    h->buf + hd->val_off;
+			host_len = h->auth_len > 0 ? h->auth_len :
+			    hd->val_len;
+			head_put(&b, name, hd->name_len);
+			head_put(&b, ": ", 2);
+			head_value(&b, host, host_len);
+			head_put(&b, "\r\n", 2);
+			continue;
 		}
 		head_put(&b, name, hd->name_len);
 		head_put(&b, ": ", 2);
 		head_value(&b, h->buf + hd->val_off, hd->val_len);
+		head_put(&b, "\r\n", 2);
+	}
+	if (!host_seen && h->auth_len > 0) {
+		/* HTTP/1.0 without Host: the target's authority is one. */
+		host = h->buf + h->auth_off;
+		host_len = h->auth_len;
+		head_put(&b, "Host: ", 6);
+		head_value(&b, host, host_len);
 		head_put(&b, "\r\n", 2);
 	}
 	if (hop && p->http_major == 1 && p->http_minor == 0)

@@ -207,5 +207,31 @@ assert_eq "$(status 0)" 200 "TE: status"
 pass "the hop-by-hop TE request header is not forwarded"
 fi
 
+# ----------------------------------------------------- 10. invalid Host
+if want 10; then
+for hv in 'evil.com/x?y Z' 'user@evil.com' 'x#y' 'a\\b'; do
+	expect_refused 400 "Host: $hv" "GET /h HTTP/1.1\r\nHost: $hv\r\n\r\n" 'bad request: a Host header that is not host\[:port\]'
+done
+raw_send 'GET /h HTTP/1.1\r\nHost: [::1]:8443\r\n\r\n' --responses 1 --timeout 5000
+assert_eq "$(status 0)" 200 "Host: [::1]:8443"
+[ "$(heads_count '^x-forwarded-host: \[::1\]:8443$')" = 1 ] || fail "Host: [::1]:8443: X-Forwarded-Host: $HEADS"
+pass "a Host that is not host[:port] (space, /, ?, #, @, backslash): 400, never copied to X-Forwarded-Host; [::1]:8443 goes on"
+fi
+
+# ------------------------------------------------ 11. absolute-form target
+if want 11; then
+raw_send 'GET http://other.example/p?q=1 HTTP/1.1\r\nHost: x\r\n\r\nGET HTTPS://other.example:8443?q HTTP/1.1\r\nHost: x\r\n\r\n' \
+    --responses 2 --timeout 5000
+assert_eq "$(status 0) $(status 1)" "200 200" "absolute-form: status"
+[ "$(heads_count '^GET /p\?q=1 HTTP/1.1$')" = 1 ] || fail "absolute-form: not forwarded in origin-form: $HEADS"
+[ "$(heads_count '^GET /\?q HTTP/1.1$')" = 1 ] || fail "absolute-form without a path: $HEADS"
+[ "$(heads_count '^host: other.example$')" = 1 ] && [ "$(heads_count '^host: other.example:8443$')" = 1 ] &&
+    [ "$(heads_count '^host: x$')" = 0 ] || fail "absolute-form: Host not the target's authority: $HEADS"
+[ "$(heads_count '^x-forwarded-host: other.example(:8443)?$')" = 2 ] || fail "absolute-form: X-Forwarded-Host: $HEADS"
+expect_refused 400 "ftp:// target" 'GET ftp://other.example/p HTTP/1.1\r\nHost: x\r\n\r\n' 'bad request: a request target'
+expect_refused 400 "userinfo in the target" 'GET http://u@other.example/p HTTP/1.1\r\nHost: x\r\n\r\n' 'bad request: a request target'
+pass "an absolute-form target goes on in origin-form with Host and X-Forwarded-Host from its authority; other schemes and userinfo: 400"
+fi
+
 stop_proxy
 [ "$PROXY_RC" = 0 ] || fail "mtlsproxy exit status $PROXY_RC"
