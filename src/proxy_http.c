@@ -73,6 +73,7 @@ struct http {
 	bool			 in_value;
 	bool			 too_large;	/* head over max_header_size */
 	bool			 field_seen;	/* a byte of this header's name */
+	bool			 url_long;	/* too_large in the target */
 	const char		*bad_why;	/* a head refused by a callback */
 	bool			 refused_upgrade;
 	bool			 no_reuse;	/* a message ended keep-alive */
@@ -196,9 +197,12 @@ static int
 http_on_url(llhttp_t *p, const char *at, size_t n)
 {
 	struct http	*h = p->data;
+	int		 rc;
 
 	h->url_len += (uint32_t)n;
-	return http_append(h, at, n);
+	if ((rc = http_append(h, at, n)) != 0)
+		h->url_long = true;
+	return rc;
 }
 
 static int
@@ -680,6 +684,12 @@ http_head_check(struct http *h, llhttp_t *p)
 {
 	size_t	i, n;
 
+	/* llhttp reads HTTP/2.0 too; only 1.x is spoken here. */
+	if (p->http_major != 1) {
+		log_info("%s: bad request: HTTP/%d.%d is not supported",
+		    h->s->peer, p->http_major, p->http_minor);
+		return 505;
+	}
 	if (http_target(h) == -1) {
 		log_info("%s: bad request: a request target that is neither "
 		    "a path nor an http(s) URL with a valid host", h->s->peer);
@@ -771,8 +781,8 @@ http_on_headers_complete(llhttp_t *p)
 	event_base_gettimeofday_cached(s->w->base, &r->start);
 	if ((i = (size_t)http_head_check(h, p)) != 0) {
 		h->errreq = r;
-		http_error(h, (int)i, i == 400 ? "bad_request" :
-		    "not_implemented");
+		http_error(h, (int)i, i == 400 ? "bad_request" : i == 505 ?
+		    "version_not_supported" : "not_implemented");
 		return HPE_PAUSED;
 	}
 	/* An absolute-form path may lack its "/" ("http://x?q"). */
@@ -1567,11 +1577,13 @@ http_send_error(struct http *h, int status, const char *why)
 	const char	*reason = http_reason(status);
 	struct http_req	*r;
 
-	evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\n"
+	/* RFC 9110 15.5.6: a 405 (CONNECT) says what is allowed. */
+	evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\n%s"
 	    "Content-Type: text/plain; charset=utf-8\r\n"
 	    "Content-Length: %zu\r\n"
 	    "Connection: close\r\n\r\n%d %s\n", status, reason,
-	    strlen(reason) + 5, status, reason);
+	    status == 405 ? "Allow: GET, HEAD, POST, PUT, DELETE, OPTIONS, "
+	    "PATCH\r\n" : "", strlen(reason) + 5, status, reason);
 	/* The request that caused it, if it got as far as a head. */
 	if ((r = h->errreq) != NULL) {
 		h->errreq = NULL;
@@ -1698,6 +1710,44 @@ http_forward_end(struct http *h)
 }
 
 /*
+ * llhttp knows a fixed list of methods: a request line that is well formed
+ * (token SP target SP HTTP/x.y) but for a method not on it names a method
+ * this proxy does not implement (RFC 9110 9.1: 501), not a malformed
+ * request.
+ */
+static bool
+http_method_token(struct http *h)
+{
+	struct evbuffer		*in = bufferevent_get_input(h->s->client);
+	struct evbuffer_ptr	 ep;
+	char			 m[2048], *sp, *sp2;
+	size_t			 eol = 0, i, n;
+
+	if (h->head_bytes != 0)
+		return false;
+	ep = evbuffer_search_eol(in, NULL, &eol, EVBUFFER_EOL_CRLF_STRICT);
+	if (ep.pos <= 0 || (size_t)ep.pos >= sizeof(m))
+		return false;
+	n = (size_t)ep.pos;
+	if (evbuffer_copyout(in, m, n) != (ev_ssize_t)n)
+		return false;
+	m[n] = '\0';
+	if (strlen(m) != n || (sp = strchr(m, ' ')) == NULL || sp == m ||
+	    (sp2 = strchr(sp + 1, ' ')) == NULL || sp2 == sp + 1 ||
+	    strchr(sp2 + 1, ' ') != NULL || strlen(sp2 + 1) != 8 ||
+	    strncmp(sp2 + 1, "HTTP/", 5) != 0 || sp2[6] < '0' ||
+	    sp2[6] > '9' || sp2[7] != '.' || sp2[8] < '0' || sp2[8] > '9')
+		return false;
+	for (i = 0; m + i < sp; i++)
+		if (!((m[i] >= 'A' && m[i] <= 'Z') ||
+		    (m[i] >= 'a' && m[i] <= 'z') ||
+		    (m[i] >= '0' && m[i] <= '9') ||
+		    strchr("!#$%&'*+-.^_`|~", m[i]) != NULL))
+			return false;
+	return true;
+}
+
+/*
  * A request body cannot be parsed (a bad chunk size, a bare LF) after its
  * head went on: the backend connection cannot carry another request. If
  * nothing of the answer has reached the client, it gets 400; else the
@@ -1763,11 +1813,21 @@ http_client_input(struct http *h)
 			return;		/* a callback answered already */
 		if (err != HPE_OK && err != HPE_PAUSED &&
 		    err != HPE_PAUSED_UPGRADE) {
-			if (h->too_large) {
+			if (h->too_large && h->url_long) {
+				log_info("%s: bad request: request target over "
+				    "max_header_size (%zu bytes)", s->peer,
+				    (size_t)s->srv->cfg->max_header_size);
+				http_error(h, 414, "uri_too_long");
+			} else if (h->too_large) {
 				log_info("%s: bad request: head over "
 				    "max_header_size (%zu bytes)", s->peer,
 				    (size_t)s->srv->cfg->max_header_size);
 				http_error(h, 431, "header_too_large");
+			} else if (h->cstate == HTTP_C_HEAD &&
+			    err == HPE_INVALID_METHOD && http_method_token(h)) {
+				log_info("%s: bad request: unknown method",
+				    s->peer);
+				http_error(h, 501, "not_implemented");
 			}
 			else if (h->cstate == HTTP_C_HEAD && h->bad_why) {
 				log_info("%s: bad request: %s", s->peer,

@@ -233,5 +233,22 @@ expect_refused 400 "userinfo in the target" 'GET http://u@other.example/p HTTP/1
 pass "an absolute-form target goes on in origin-form with Host and X-Forwarded-Host from its authority; other schemes and userinfo: 400"
 fi
 
+# ------------------------------------------- 12. HTTP versions other than 1.x
+if want 12; then
+expect_refused 505 "HTTP/2.0" 'GET /a HTTP/2.0\r\nHost: x\r\n\r\n' 'bad request: HTTP/2.0 is not supported'
+pass "GET /a HTTP/2.0: 505 HTTP Version Not Supported, not forwarded"
+fi
+
+# ------------------------------- 13. long target, CONNECT, unknown method
+if want 13; then
+LONG=$(head -c 70000 /dev/zero | tr '\0' a)
+expect_refused 414 "target over max_header_size" "GET /$LONG HTTP/1.1\r\nHost: x\r\n\r\n" 'bad request: request target over max_header_size'
+expect_refused 405 "CONNECT" 'CONNECT other.example:443 HTTP/1.1\r\nHost: other.example:443\r\n\r\n'
+case $(rhdr 0 allow) in GET*) ;; *) fail "CONNECT: 405 without Allow: $(raw_of)" ;; esac
+expect_refused 501 "FOOBAR method" 'FOOBAR /a HTTP/1.1\r\nHost: x\r\n\r\n' 'bad request: unknown method'
+expect_refused 400 "not a method" 'G(T /a HTTP/1.1\r\nHost: x\r\n\r\n'
+pass "a target over max_header_size: 414; CONNECT: 405 with Allow; an unknown method token: 501; a non-token: 400"
+fi
+
 stop_proxy
 [ "$PROXY_RC" = 0 ] || fail "mtlsproxy exit status $PROXY_RC"
