@@ -1687,14 +1687,15 @@ http_pressure(struct session *s, struct bufferevent *src,
 
 /* Move n raw bytes of client input to the backend. */
 static void
-http_forward_raw(struct http *h, struct evbuffer *in, size_t n)
+http_forward_raw(struct http *h, struct http_req *r, struct evbuffer *in,
+    size_t n)
 {
 	struct session	*s = h->s;
 
 	session_send(s, s->backend, in, n);
 	s->bytes_in += n;
-	if (h->cur != NULL)
-		h->cur->bytes_in += n;
+	if (r != NULL)
+		r->bytes_in += n;
 }
 
 /* A chunked body whose trailers were dropped ends with a blank line. */
@@ -1775,6 +1776,7 @@ http_client_input(struct http *h)
 	struct session		*s = h->s;
 	struct evbuffer		*in = bufferevent_get_input(s->client);
 	struct evbuffer_iovec	 v;
+	struct http_req		*rq;
 	llhttp_errno_t		 err;
 	size_t			 used;
 	bool			 kick = false;
@@ -1795,7 +1797,8 @@ http_client_input(struct http *h)
 			return;
 		}
 		if (h->cstate == HTTP_C_TUNNEL) {
-			http_forward_raw(h, in, evbuffer_get_length(in));
+			http_forward_raw(h, h->cur, in,
+			    evbuffer_get_length(in));
 			break;
 		}
 		if (evbuffer_get_length(in) == 0) {
@@ -1805,6 +1808,8 @@ http_client_input(struct http *h)
 		} else if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
 			break;
 		kick = false;
+		/* on_message_complete forgets h->cur; its last bytes count. */
+		rq = h->cur;
 		err = llhttp_execute(&h->reqp, v.iov_base, v.iov_len);
 		used = (err == HPE_OK) ? v.iov_len :
 		    (size_t)(llhttp_get_error_pos(&h->reqp) -
@@ -1861,10 +1866,10 @@ http_client_input(struct http *h)
 				/* The trailer section, and the blank line. */
 				evbuffer_drain(in, used);
 				s->bytes_in += used;
-				if (h->cur != NULL)
-					h->cur->bytes_in += used;
+				if (rq != NULL)
+					rq->bytes_in += used;
 			} else if (used > 0)
-				http_forward_raw(h, in, used);
+				http_forward_raw(h, rq, in, used);
 			if (err == HPE_PAUSED && h->chunk_last) {
 				/* Up to "0\r\n" forwarded; trailers next. */
 				h->chunk_last = false;
@@ -2190,6 +2195,8 @@ http_event_cb(struct bufferevent *bev, short what, void *arg)
 	struct http	*h = s->http;
 	int		 err = EVUTIL_SOCKET_ERROR();
 	char		 why[160];
+	bool		 started;
+	llhttp_errno_t	 fin;
 
 	if (bev == s->client) {
 		if (what & BEV_EVENT_EOF) {
@@ -2231,9 +2238,17 @@ http_event_cb(struct bufferevent *bev, short what, void *arg)
 		if (http_replay(h, "closed"))
 			return;
 		/* A response that runs until close ends here. */
-		if (!h->resp_tunnel && llhttp_finish(&h->resp) == HPE_OK &&
-		    h->resp_started)
+		started = h->resp_started && !h->rin_head;
+		fin = h->resp_tunnel ? HPE_OK : llhttp_finish(&h->resp);
+		if (!h->resp_tunnel && fin == HPE_OK && h->resp_started)
 			http_req_done(h, h->resp.status_code);
+		else if (fin != HPE_OK && started) {
+			/* Content-Length 100, 10 bytes, then the close. */
+			log_warnx("listener \"%s\": backend %s closed the "
+			    "connection before its answer was complete",
+			    s->srv->cfg->name, s->backend_addr);
+			http_req_done(h, h->resp.status_code);
+		}
 		/* No byte of the final answer out (a 100 Continue may be). */
 		if (!STAILQ_EMPTY(&h->pending) && !h->resp_tunnel &&
 		    (!h->resp_started || h->rin_head)) {

@@ -250,5 +250,27 @@ expect_refused 400 "not a method" 'G(T /a HTTP/1.1\r\nHost: x\r\n\r\n'
 pass "a target over max_header_size: 414; CONNECT: 405 with Allow; an unknown method token: 501; a non-token: 400"
 fi
 
+# ---------------------------------------------------- 15. log lines
+if want 15; then
+# The backend closes 90 bytes short of its Content-Length: a warn line,
+# and the request line.
+log_mark
+raw_send 'GET /short-body HTTP/1.1\r\nHost: x\r\n\r\n' --responses 1 --wait-close 2000 --timeout 5000
+assert_eq "$(closed)" True "short body: closed"
+assert_log_contains 'warn listener "raw": backend .* closed the connection before its answer was complete'
+assert_log_contains ' request listener=raw .*path=/short-body status=200'
+pass "a backend closing mid-body: a warn line and the request line"
+# bytes_in of a big chunked upload counts every byte the client sent.
+BODY=$TMPDIR/upload.bin
+REQF=$TMPDIR/upload.req
+head -c 3000000 /dev/urandom >"$BODY"
+{ printf 'POST /sha256?up=1 HTTP/1.1\r\nHost: x\r\nContent-Length: 3000000\r\n\r\n'; cat "$BODY"; } >"$REQF"
+log_mark
+hclient raw "$P_WEB" --send-file "$REQF" --responses 1 --timeout 20000
+assert_eq "$(status 0)" 200 "big upload: status"
+assert_log_contains " request listener=web .*path=\"/sha256\\?up=1\" status=200 bytes_in=$(stat -c %s "$REQF") "
+pass "bytes_in of a 3 MB upload is the whole request, head and body"
+fi
+
 stop_proxy
 [ "$PROXY_RC" = 0 ] || fail "mtlsproxy exit status $PROXY_RC"

@@ -34,7 +34,8 @@
 //   pieces. GET /big-head?n=N: an answer whose head has an N-byte header.
 //   GET /304cl: 304 with "Content-Length: 10" and no body. POST
 //   /continue-close: 100 Continue, then the connection closed. GET
-//   /close-answer: 200 with Connection: close, the close 300 ms later. A head with
+//   /close-answer: 200 with Connection: close, the close 300 ms later. GET
+//   /short-body: Content-Length 100, 10 bytes, the close. A head with
 //   an Upgrade header (any protocol), or GET /force101: 101 Switching
 //   Protocols; what follows is read as heads again (the tunnel's bytes).
 // --silent: accept connections, read and discard, never answer.
@@ -139,6 +140,9 @@ if (args[1] === '--raw') {
         } else if (line.startsWith('GET /304cl ')) {
           // A 304 with the Content-Length its 200 would have: no body.
           s.write('HTTP/1.1 304 Not Modified\r\nETag: "x"\r\nContent-Length: 10\r\n\r\n');
+        } else if (line.startsWith('GET /short-body ')) {
+          // Content-Length 100, 10 bytes of it, then the close.
+          s.end('HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n0123456789');
         } else if (line.startsWith('GET /close-answer ')) {
           // An answer with Connection: close; the close itself 300 ms
           // later, after what was pipelined behind it has arrived.
