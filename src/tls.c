@@ -290,7 +290,8 @@ tls_read_certs(const struct cfg *cfg, const struct cfg_file *f,
 	if ((bio = tls_open(cfg, f, what, "r", errs)) == NULL)
 		return NULL;
 	sk = sk_X509_new_null();
-	while ((x = PEM_read_bio_X509(bio, NULL, NULL, NULL)) != NULL)
+	/* "TRUSTED CERTIFICATE" blocks too, with their trust settings. */
+	while ((x = PEM_read_bio_X509_AUX(bio, NULL, NULL, NULL)) != NULL)
 		sk_X509_push(sk, x);
 	ERR_clear_error();
 	if (sk_X509_num(sk) == 0) {
@@ -309,6 +310,110 @@ tls_read_certs(const struct cfg *cfg, const struct cfg_file *f,
 		return NULL;
 	}
 	return sk;
+}
+
+/* The bits of security OpenSSL's security level asks of keys. */
+static int
+tls_level_bits(int level)
+{
+	static const int bits[] = { 0, 80, 112, 128, 192, 256 };
+
+	return level >= 0 && level <= 5 ? bits[level] : 256;
+}
+
+/* Keys that are strong enough at a security level, for a message. */
+static const char *
+tls_level_keys(int level)
+{
+	static const char *const keys[] = {
+		"any", "RSA 1024 bits, EC P-192", "RSA 2048 bits, EC P-256",
+		"RSA 3072 bits, EC P-256", "RSA 7680 bits, EC P-384",
+		"RSA 15360 bits, EC P-521"
+	};
+
+	return keys[level >= 0 && level <= 5 ? level : 5];
+}
+
+/* A certificate's key in words: "RSA 1024 bits", "EC prime192v1". */
+char *
+tls_key_str(X509 *x, char *buf, size_t len)
+{
+	EVP_PKEY	*pk = x != NULL ? X509_get0_pubkey(x) : NULL;
+	char		 group[64];
+	size_t		 glen = 0;
+
+	if (pk == NULL)
+		snprintf(buf, len, "unreadable key");
+	else if (EVP_PKEY_is_a(pk, "RSA") || EVP_PKEY_is_a(pk, "RSA-PSS") ||
+	    EVP_PKEY_is_a(pk, "DSA") || EVP_PKEY_is_a(pk, "DH"))
+		snprintf(buf, len, "%s %d bits", EVP_PKEY_get0_type_name(pk),
+		    EVP_PKEY_get_bits(pk));
+	else if (EVP_PKEY_get_group_name(pk, group, sizeof(group), &glen) == 1)
+		snprintf(buf, len, "%s %s", EVP_PKEY_get0_type_name(pk), group);
+	else
+		snprintf(buf, len, "%s", EVP_PKEY_get0_type_name(pk));
+	ERR_clear_error();
+	return buf;
+}
+
+/*
+ * Why OpenSSL refused certificate x for the server (the error queue): its
+ * security level's refusals in words, anything else as OpenSSL says it.
+ */
+static const char *
+tls_cert_error(SSL_CTX *ctx, X509 *x, char *buf, size_t len)
+{
+	unsigned long	 err = ERR_peek_last_error();
+	int		 level = SSL_CTX_get_security_level(ctx);
+	int		 reason = ERR_GET_REASON(err);
+	char		 key[128];
+	const char	*md;
+
+	if (ERR_GET_LIB(err) != ERR_LIB_SSL || (reason !=
+	    SSL_R_EE_KEY_TOO_SMALL && reason != SSL_R_CA_KEY_TOO_SMALL &&
+	    reason != SSL_R_CA_MD_TOO_WEAK))
+		return tls_error_str(buf, len);
+	ERR_clear_error();
+	if (reason == SSL_R_CA_MD_TOO_WEAK) {
+		md = OBJ_nid2sn(X509_get_signature_nid(x));
+		snprintf(buf, len, "it is signed with %s, which security level "
+		    "%d refuses (SHA-1 and MD5 are too weak): have it issued "
+		    "again with SHA-256", md != NULL ? md : "a weak digest",
+		    level);
+	} else
+		snprintf(buf, len, "its key is too weak: %s, %d-bit security; "
+		    "security level %d needs %d (%s): make a new key and have "
+		    "it certified", tls_key_str(x, key, sizeof(key)),
+		    EVP_PKEY_get_security_bits(X509_get0_pubkey(x)), level,
+		    tls_level_bits(level), tls_level_keys(level));
+	return buf;
+}
+
+/*
+ * The issuers of leaf among certs, in order (each the issuer of the one
+ * before), without a self-signed root: the chain to send whatever order a
+ * PKCS#12 bundle keeps them in. Certificates not on the way are left out.
+ */
+static STACK_OF(X509) *
+tls_order_chain(X509 *leaf, STACK_OF(X509) *certs)
+{
+	STACK_OF(X509)	*out = sk_X509_new_null();
+	X509		*cur = leaf, *c = NULL;
+	int		 i, n = sk_X509_num(certs);
+
+	while (out != NULL && sk_X509_num(out) < n) {
+		for (i = 0; i < n; i++) {
+			c = sk_X509_value(certs, i);
+			if (c != cur && X509_check_issued(c, cur) == X509_V_OK)
+				break;
+		}
+		if (i == n || (X509_get_extension_flags(c) & EXFLAG_SS))
+			break;
+		if (sk_X509_push(out, c) == 0)
+			break;
+		cur = c;
+	}
+	return out;
 }
 
 /* Load cert (leaf then chain) and key, maybe encrypted, into ctx. */
@@ -356,7 +461,8 @@ tls_load_pem_pair(SSL_CTX *ctx, const struct cfg *cfg,
 	}
 	if (SSL_CTX_use_certificate(ctx, sk_X509_value(certs, 0)) != 1) {
 		cfg_error(errs, cfg, t->cert.loc, "cannot use certificate %s: "
-		    "%s", t->cert.path, tls_error_str(ebuf, sizeof(ebuf)));
+		    "%s", t->cert.path, tls_cert_error(ctx,
+		    sk_X509_value(certs, 0), ebuf, sizeof(ebuf)));
 		goto fail;
 	}
 	for (i = 1; i < sk_X509_num(certs); i++) {
@@ -364,7 +470,8 @@ tls_load_pem_pair(SSL_CTX *ctx, const struct cfg *cfg,
 		    1) {
 			cfg_error(errs, cfg, t->cert.loc, "cannot use chain "
 			    "certificate %d of %s: %s", i + 1, t->cert.path,
-			    tls_error_str(ebuf, sizeof(ebuf)));
+			    tls_cert_error(ctx, sk_X509_value(certs, i), ebuf,
+			    sizeof(ebuf)));
 			goto fail;
 		}
 	}
@@ -407,7 +514,7 @@ static int
 tls_load_pkcs12(SSL_CTX *ctx, const struct cfg *cfg, const struct cfg_tls *t,
     struct errlist *errs)
 {
-	STACK_OF(X509)	*ca = NULL;
+	STACK_OF(X509)	*ca = NULL, *chain = NULL;
 	PKCS12		*p12 = NULL;
 	EVP_PKEY	*pkey = NULL;
 	X509		*cert = NULL;
@@ -416,6 +523,7 @@ tls_load_pkcs12(SSL_CTX *ctx, const struct cfg *cfg, const struct cfg_tls *t,
 	char		 where[PATH_MAX];
 	const char	*pw = NULL;
 	int		 i, rc = -1;
+	bool		 nomac;
 
 	pass[0] = '\0';
 	if (t->pkcs12_passphrase_file.path != NULL) {
@@ -436,8 +544,21 @@ tls_load_pkcs12(SSL_CTX *ctx, const struct cfg *cfg, const struct cfg_tls *t,
 		    "-export\")", t->pkcs12.path);
 		goto fail;
 	}
-	/* Bundles made with -nomac have no MAC; PKCS12_parse copes. */
-	if (PKCS12_mac_present(p12) && PKCS12_verify_mac(p12, pw, -1) != 1 &&
+	/*
+	 * Bundles made with -nomac have no MAC, and OpenSSL 3.0's
+	 * PKCS12_parse insists on checking one when given a passphrase:
+	 * give it one, made here. The passphrase is then proven by the
+	 * decryption alone.
+	 */
+	nomac = !PKCS12_mac_present(p12);
+	if (nomac && pw != NULL && *pw != '\0' &&
+	    PKCS12_set_mac(p12, pw, -1, NULL, 0, 1, NULL) != 1) {
+		cfg_error(errs, cfg, t->pkcs12.loc, "cannot read PKCS#12 file "
+		    "%s: %s", t->pkcs12.path, tls_error_str(ebuf,
+		    sizeof(ebuf)));
+		goto fail;
+	}
+	if (!nomac && PKCS12_verify_mac(p12, pw, -1) != 1 &&
 	    PKCS12_verify_mac(p12, pw == NULL ? "" : NULL, 0) != 1) {
 		ERR_clear_error();
 		if (pw == NULL)
@@ -456,9 +577,22 @@ tls_load_pkcs12(SSL_CTX *ctx, const struct cfg *cfg, const struct cfg_tls *t,
 		(void)OSSL_PROVIDER_load(NULL, "legacy");
 		(void)OSSL_PROVIDER_load(NULL, "default");
 		if (PKCS12_parse(p12, pw, &pkey, &cert, &ca) != 1) {
-			cfg_error(errs, cfg, t->pkcs12.loc, "cannot read "
-			    "PKCS#12 file %s: %s", t->pkcs12.path,
-			    tls_error_str(ebuf, sizeof(ebuf)));
+			if (nomac && pw == NULL)
+				cfg_error(errs, cfg, t->pkcs12.loc, "PKCS#12 "
+				    "file %s is protected (or damaged): set "
+				    "\"pkcs12_passphrase_file\"",
+				    t->pkcs12.path);
+			else if (nomac)
+				cfg_error(errs, cfg,
+				    t->pkcs12_passphrase_file.loc, "cannot "
+				    "open PKCS#12 file %s: wrong passphrase in "
+				    "%s (or a damaged file: it has no MAC to "
+				    "tell)", t->pkcs12.path, where);
+			else
+				cfg_error(errs, cfg, t->pkcs12.loc, "cannot "
+				    "read PKCS#12 file %s: %s", t->pkcs12.path,
+				    tls_error_str(ebuf, sizeof(ebuf)));
+			ERR_clear_error();
 			goto fail;
 		}
 	}
@@ -472,19 +606,24 @@ tls_load_pkcs12(SSL_CTX *ctx, const struct cfg *cfg, const struct cfg_tls *t,
 	    SSL_CTX_check_private_key(ctx) != 1) {
 		cfg_error(errs, cfg, t->pkcs12.loc, "cannot use the key and "
 		    "certificate of %s: %s", t->pkcs12.path,
-		    tls_error_str(ebuf, sizeof(ebuf)));
+		    tls_cert_error(ctx, cert, ebuf, sizeof(ebuf)));
 		goto fail;
 	}
-	for (i = 0; ca != NULL && i < sk_X509_num(ca); i++)
-		if (SSL_CTX_add1_chain_cert(ctx, sk_X509_value(ca, i)) != 1) {
+	/* Sent in issuer order without the root, not in the bags' order. */
+	chain = tls_order_chain(cert, ca);
+	for (i = 0; chain != NULL && i < sk_X509_num(chain); i++)
+		if (SSL_CTX_add1_chain_cert(ctx, sk_X509_value(chain, i)) !=
+		    1) {
 			cfg_error(errs, cfg, t->pkcs12.loc, "cannot use chain "
 			    "certificate of %s: %s", t->pkcs12.path,
-			    tls_error_str(ebuf, sizeof(ebuf)));
+			    tls_cert_error(ctx, sk_X509_value(chain, i), ebuf,
+			    sizeof(ebuf)));
 			goto fail;
 		}
 	rc = 0;
  fail:
 	OPENSSL_cleanse(pass, sizeof(pass));
+	sk_X509_free(chain);
 	sk_X509_pop_free(ca, X509_free);
 	X509_free(cert);
 	EVP_PKEY_free(pkey);
@@ -744,28 +883,6 @@ tls_explain_pinned(struct tls_verdict *v, X509_STORE_CTX *xs,
 	return true;
 }
 
-/* The bits of security OpenSSL's security level asks of keys. */
-static int
-tls_level_bits(int level)
-{
-	static const int bits[] = { 0, 80, 112, 128, 192, 256 };
-
-	return level >= 0 && level <= 5 ? bits[level] : 256;
-}
-
-/* Keys that are strong enough at a security level, for a message. */
-static const char *
-tls_level_keys(int level)
-{
-	static const char *const keys[] = {
-		"any", "RSA 1024 bits, EC P-192", "RSA 2048 bits, EC P-256",
-		"RSA 3072 bits, EC P-256", "RSA 7680 bits, EC P-384",
-		"RSA 15360 bits, EC P-521"
-	};
-
-	return keys[level >= 0 && level <= 5 ? level : 5];
-}
-
 /* Whether x is one of client_auth.ca's certificates. */
 static bool
 tls_is_ca_cert(const struct tls_server *srv, X509 *x)
@@ -799,28 +916,6 @@ tls_chain_has_ca_anchor(const struct tls_server *srv, X509_STORE_CTX *xs)
 			return true;
 	}
 	return false;
-}
-
-/* A certificate's key in words: "RSA 1024 bits", "EC prime192v1". */
-char *
-tls_key_str(X509 *x, char *buf, size_t len)
-{
-	EVP_PKEY	*pk = x != NULL ? X509_get0_pubkey(x) : NULL;
-	char		 group[64];
-	size_t		 glen = 0;
-
-	if (pk == NULL)
-		snprintf(buf, len, "unreadable key");
-	else if (EVP_PKEY_is_a(pk, "RSA") || EVP_PKEY_is_a(pk, "RSA-PSS") ||
-	    EVP_PKEY_is_a(pk, "DSA") || EVP_PKEY_is_a(pk, "DH"))
-		snprintf(buf, len, "%s %d bits", EVP_PKEY_get0_type_name(pk),
-		    EVP_PKEY_get_bits(pk));
-	else if (EVP_PKEY_get_group_name(pk, group, sizeof(group), &glen) == 1)
-		snprintf(buf, len, "%s %s", EVP_PKEY_get0_type_name(pk), group);
-	else
-		snprintf(buf, len, "%s", EVP_PKEY_get0_type_name(pk));
-	ERR_clear_error();
-	return buf;
 }
 
 /* Put a chain verification failure into words. */
@@ -2174,6 +2269,10 @@ tls_verdict_from_errors(struct tls_verdict *v, SSL *ssl, unsigned long err)
 	    reason == SSL_R_NO_CERTIFICATES_RETURNED)
 		set_reason(v, "no_cert", "no client certificate: the client "
 		    "sent none (a client certificate is required)");
+	else if (reason == SSL_R_WRONG_CURVE)
+		set_reason(v, "weak_crypto", "the client certificate's EC key "
+		    "is on a curve TLS does not allow for signatures (only "
+		    "P-256, P-384 and P-521; not secp256k1 or Brainpool)");
 	else if (r != NULL && strncmp(r, "tlsv1 alert ", 12) == 0)
 		set_reason(v, "tls_error", "the client aborted the handshake "
 		    "with alert \"%s\" (does it trust the server "

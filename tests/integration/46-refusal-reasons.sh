@@ -264,6 +264,18 @@ tail -n 1 "$TMPDIR/explain-p192.out" | grep -q -F 'DENY code=weak_crypto reason=
     fail "p192: explain: $(tail -n 1 "$TMPDIR/explain-p192.out")"
 pass "a P-192 client key: weak_crypto naming the curve and its security"
 
+# --- a secp256k1 client key over TLS 1.2: OpenSSL refuses the curve in the
+# handshake; the reason says so in words
+ossl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:secp256k1 -out "$C/k1.key"
+ossl req -new -config "$CNF" -key "$C/k1.key" -subj "/O=QA/CN=k1" -out "$C/k1.csr"
+ossl x509 -req -in "$C/k1.csr" -CA "$PKI/intermediate-ca.crt" -CAkey "$PKI/intermediate-ca.key" \
+    -set_serial "0x$(openssl rand -hex 12)" -days 30 -sha256 -extfile "$CNF" -extensions client_ext -out "$C/k1.crt"
+log_mark
+s_client_send "$P_DEMO" "hello\n" "hello" -tls1_2 -cert "$C/k1.crt" -key "$C/k1.key"
+grep -q -F hello "$SCLIENT_OUT" && fail "k1: the daemon let a secp256k1 client in"
+assert_log_contains ' refused ' 'listener=demo ' 'code=weak_crypto' "curve TLS does not allow for signatures"
+pass "a secp256k1 client key over TLS 1.2: weak_crypto, the curve named as the reason"
+
 kill -0 "$PROXY_PID" 2>/dev/null || fail "mtlsproxy died"
 stop_proxy
 [ "$PROXY_RC" -eq 0 ] || fail "mtlsproxy exited $PROXY_RC on SIGTERM"
