@@ -632,8 +632,8 @@ http_host_ok(const char *v, size_t n)
 		unsigned char c = (unsigned char)v[i];
 
 		if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-		    (c >= '0' && c <= '9') || strchr("-._~!$&'()*+,;=:[]%",
-		    c) != NULL)
+		    (c >= '0' && c <= '9') || (c != '\0' &&
+		    strchr("-._~!$&'()*+,;=:[]%", c) != NULL))
 			continue;
 		return false;
 	}
