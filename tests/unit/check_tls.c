@@ -761,13 +761,17 @@ END_TEST
 START_TEST(test_cert_weak_key)
 {
 	config("cert: weak.pem\nkey: weak.key", "ca: cas.pem");
-	EXPECT(AT("cert", "cannot use certificate %s: ee key too small",
+	EXPECT(AT("cert", "cannot use certificate %s: its key is too weak: "
+	    "RSA 1024 bits, 80-bit security; security level 2 needs 112 (RSA "
+	    "2048 bits, EC P-256): make a new key and have it certified",
 	    P("weak.pem")));
 	teardown();
 	setup();
 	config("cert: chain-weak.pem\nkey: leaf.key", "ca: cas.pem");
-	EXPECT(AT("cert", "cannot use chain certificate 2 of %s: ca key too "
-	    "small", P("chain-weak.pem")));
+	EXPECT(AT("cert", "cannot use chain certificate 2 of %s: its key is "
+	    "too weak: RSA 1024 bits, 80-bit security; security level 2 needs "
+	    "112 (RSA 2048 bits, EC P-256): make a new key and have it "
+	    "certified", P("chain-weak.pem")));
 }
 END_TEST
 
