@@ -6,7 +6,10 @@
  * held until it is complete); a parser watches them for message boundaries
  * (keep-alive, HEAD, 1xx, 101 upgrades) and the access log.
  */
+#include <sys/ioctl.h>
 #include <sys/socket.h>
+
+#include <linux/sockios.h>
 
 #include <assert.h>
 #include <inttypes.h>
@@ -100,6 +103,7 @@ struct http {
 	size_t			 ident_len;
 	char			 fwd_ip[64];	/* the client's address, no port */
 	struct event		*btimer;	/* owns; timeouts.backend */
+	int			 boutq;		/* backend send queue, at arming */
 	bool			 conn_used;	/* this backend conn carried one */
 	bool			 replaying;	/* connecting to send it again */
 	char			*replay;	/* owned; the head as sent */
@@ -1500,23 +1504,44 @@ http_settings_init(void)
 	(void)pthread_once(&once, http_settings_set);
 }
 
+/* Bytes sent to the backend that it has not acknowledged yet, or -1. */
+static int
+http_backend_outq(const struct http *h)
+{
+	int	n;
+
+	if (h->s->backend == NULL ||
+	    ioctl(bufferevent_getfd(h->s->backend), SIOCOUTQ, &n) == -1)
+		return -1;
+	return n;
+}
+
 static void
 http_btimer_arm(struct http *h)
 {
 	struct timeval	tv = ms_timeval(h->s->srv->cfg->backend_timeout_ms);
 
+	h->boutq = http_backend_outq(h);
 	evtimer_add(h->btimer, &tv);
 }
 
-/* Waiting for the backend: a request was sent whole, no answer ended. */
+/*
+ * Waiting for the backend: a request was sent whole, no answer ended.
+ * The time runs from when the backend has taken the whole request (none
+ * of it left in the buffer for it), as nginx's proxy_read_timeout does:
+ * a backend still reading a large upload slowly is not silent. The
+ * backend's write callback arms it when that buffer empties.
+ */
 static void
 http_btimer_update(struct http *h)
 {
 	struct http_req	*r = STAILQ_FIRST(&h->pending);
+	struct session	*s = h->s;
 
 	if (h->closing)
 		return;
-	if (r != NULL && r->done && !h->resp_tunnel)
+	if (r != NULL && r->done && !h->resp_tunnel && (s->backend == NULL ||
+	    evbuffer_get_length(bufferevent_get_output(s->backend)) == 0))
 		http_btimer_arm(h);
 	else
 		evtimer_del(h->btimer);
@@ -2102,6 +2127,8 @@ http_write_cb(struct bufferevent *bev, void *arg)
 	}
 	if (h->closing)
 		return;
+	if (bev == s->backend && !evtimer_pending(h->btimer, NULL))
+		http_btimer_update(h);
 	if (bev == s->backend && s->client_eof && !s->backend_shut &&
 	    evbuffer_get_length(bufferevent_get_output(bev)) == 0) {
 		(void)shutdown(bufferevent_getfd(bev), SHUT_WR);
@@ -2289,6 +2316,19 @@ http_btimer_cb(evutil_socket_t fd, short what, void *arg)
 		if (session_client_flushed(h->s))
 			session_close(h->s, h->close_why);
 		return;
+	}
+	/*
+	 * Still taking the request (the socket's send queue shrank since
+	 * the timer was armed): a slow reader of an upload, not a silent
+	 * backend. The time starts again.
+	 */
+	if (r != NULL && r->done && !h->resp_started && h->boutq > 0) {
+		int q = http_backend_outq(h);
+
+		if (q >= 0 && q < h->boutq) {
+			http_btimer_arm(h);
+			return;
+		}
 	}
 	log_warnx("listener \"%s\": backend %s did not answer within %" PRIu64
 	    " ms (timeouts.backend)", h->s->srv->cfg->name,

@@ -12,6 +12,8 @@ BPORT=$(free_port)
 RPORT=$(free_port)
 P_WEB=$(free_port)
 P_RAW=$(free_port)
+P_SLOW=$(free_port)
+SPORT=$(free_port)
 start_http_backend "$BPORT"
 WEB_LOG=$HB_LOG
 RAW=$TMPDIR/raw-heads.txt
@@ -21,6 +23,8 @@ start_http_backend "$RPORT" --raw "$RAW"
 	config_head
 	config_http_listener web "$P_WEB" "\"127.0.0.1:$BPORT\""
 	config_http_listener raw "$P_RAW" "\"127.0.0.1:$RPORT\""
+	HTTP_TIMEOUTS_EXTRA="      backend: 1s" \
+	    config_http_listener slow "$P_SLOW" "\"127.0.0.1:$SPORT\""
 } >"$TMPDIR/audit.yaml"
 start_proxy "$TMPDIR/audit.yaml" "$P_WEB"
 wait_port "$P_RAW" "$PROXY_PID" 5 || fail "listener raw does not accept"
@@ -248,6 +252,24 @@ case $(rhdr 0 allow) in GET*) ;; *) fail "CONNECT: 405 without Allow: $(raw_of)"
 expect_refused 501 "FOOBAR method" 'FOOBAR /a HTTP/1.1\r\nHost: x\r\n\r\n' 'bad request: unknown method'
 expect_refused 400 "not a method" 'G(T /a HTTP/1.1\r\nHost: x\r\n\r\n'
 pass "a target over max_header_size: 414; CONNECT: 405 with Allow; an unknown method token: 501; a non-token: 400"
+fi
+
+# ------------------- 14. timeouts.backend and a backend reading an upload
+# The backend reads a 2 MB upload at 320 KB/s (about 6 s) before it
+# answers; timeouts.backend is 1 s. It is not silent while it reads: the
+# time runs from when it has taken the whole request.
+if want 14; then
+python3 "$ITEST_DIR/slow-reader.py" "$SPORT" 16384 0.05 >>"$TMPDIR/slow.log" 2>&1 &
+track $!
+wait_port "$SPORT" "$PROXY_PID" 5 || fail "slow backend is not up"
+head -c 2000000 /dev/zero >"$TMPDIR/up2.bin"
+log_mark
+out=$(curl -s --max-time 40 --cacert "$PKI/root-ca.crt" --cert "$PKI/orders.crt" --key "$PKI/orders.key" \
+    --data-binary @"$TMPDIR/up2.bin" -w ' %{http_code}' "https://localhost:$P_SLOW/up")
+assert_eq "$out" "read 2000000
+ 200" "slow reader of a 2 MB upload: answer"
+assert_log_lacks 'did not answer within'
+pass "a backend reading a 2 MB upload for seconds gets it all and answers (timeouts.backend 1s)"
 fi
 
 # ---------------------------------------------------- 15. log lines
