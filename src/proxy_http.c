@@ -1504,6 +1504,8 @@ http_settings_init(void)
 	(void)pthread_once(&once, http_settings_set);
 }
 
+#define HTTP_UPLOAD_QUEUED	(64 * 1024)	/* see http_btimer_arm() */
+
 /* Bytes sent to the backend that it has not acknowledged yet, or -1. */
 static int
 http_backend_outq(const struct http *h)
@@ -1519,9 +1521,15 @@ http_backend_outq(const struct http *h)
 static void
 http_btimer_arm(struct http *h)
 {
-	struct timeval	tv = ms_timeval(h->s->srv->cfg->backend_timeout_ms);
+	struct timeval	 tv = ms_timeval(h->s->srv->cfg->backend_timeout_ms);
+	struct http_req	*r = STAILQ_FIRST(&h->pending);
 
-	h->boutq = http_backend_outq(h);
+	/*
+	 * Only an upload can leave much in the send queue: no system call
+	 * for the others (every keep-alive request comes here).
+	 */
+	h->boutq = r != NULL && r->bytes_in > HTTP_UPLOAD_QUEUED ?
+	    http_backend_outq(h) : -1;
 	evtimer_add(h->btimer, &tv);
 }
 
