@@ -445,6 +445,14 @@ http_conn_parse(struct http *h, struct http_conn *c)
 	}
 }
 
+/* Whether a Connection token is an option (close, keep-alive, upgrade). */
+static bool
+http_conn_option(const char *p, size_t n)
+{
+	return http_name_is(p, n, "close") || http_name_is(p, n, "keep-alive") ||
+	    http_name_is(p, n, "upgrade");
+}
+
 /* Whether the comma-separated list v (n bytes) has the element name. */
 static bool
 http_list_has(const char *v, size_t n, const char *name, size_t len)
@@ -470,9 +478,7 @@ http_conn_listed(const struct http *h, const struct http_conn *c,
 	if (c->nlisted == 0 || http_name_is(name, len, "host") ||
 	    http_name_is(name, len, "content-length") ||
 	    http_name_is(name, len, "transfer-encoding") ||
-	    http_name_is(name, len, "close") ||
-	    http_name_is(name, len, "keep-alive") ||
-	    http_name_is(name, len, "upgrade"))
+	    http_conn_option(name, len))
 		return false;
 	for (i = 0; i < h->nhdrs; i++)
 		if (http_name_is(h->buf + h->hdrs[i].name_off,
@@ -1221,9 +1227,7 @@ http_rlist_names(const char *list, size_t n)
 	size_t	j = 0, off, len, nt = 0;
 
 	while (http_list_next(list, n, &j, &off, &len))
-		if (len > 0 && !http_name_is(list + off, len, "close") &&
-		    !http_name_is(list + off, len, "keep-alive") &&
-		    !http_name_is(list + off, len, "upgrade"))
+		if (len > 0 && !http_conn_option(list + off, len))
 			nt++;
 	return nt;
 }
@@ -1237,9 +1241,7 @@ http_rlisted(struct http *h, const char *list, size_t n,
 
 	if (l->name_len > sizeof(name) ||
 	    !http_rcopy(h, l->pos, name, l->name_len) ||
-	    http_name_is(name, l->name_len, "close") ||
-	    http_name_is(name, l->name_len, "keep-alive") ||
-	    http_name_is(name, l->name_len, "upgrade"))
+	    http_conn_option(name, l->name_len))
 		return false;
 	return http_list_has(list, n, name, l->name_len);
 }
