@@ -159,23 +159,13 @@ hdr_fold(unsigned char c)
 	return c;
 }
 
-/* RFC 9110 tchar. */
-static bool
-hdr_tchar(unsigned char c)
-{
-	if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-	    (c >= '0' && c <= '9'))
-		return true;
-	return c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL;
-}
-
 static bool
 hdr_token(const char *s)
 {
 	if (*s == '\0')
 		return false;
 	for (; *s != '\0'; s++)
-		if (!hdr_tchar((unsigned char)*s))
+		if (!is_tchar((unsigned char)*s))
 			return false;
 	return true;
 }

@@ -73,6 +73,7 @@ void	 addr_free(struct addr *);
 void	 addr_copy(struct addr *, const struct addr *);
 const char *sockaddr_str(const struct sockaddr *, socklen_t, char *, size_t);
 int	 hex_decode(const char *, unsigned char *, size_t);
+bool	 is_tchar(unsigned char);
 #define RELOAD_RETRIES	10	/* after a failed reload on a file change */
 unsigned reload_retry_delay(unsigned);
 

@@ -82,6 +82,7 @@ struct http {
 	bool			 no_reuse;	/* a message ended keep-alive */
 	bool			 client_close;	/* close after this answer */
 	bool			 resp_close;	/* an answer said close */
+	bool			 bclose_kept;	/* ... the client's conn stays */
 	bool			 drained;	/* ... because of a stop */
 	bool			 chunk_last;	/* paused at the last chunk */
 	bool			 trailers;	/* reading them: not forwarded */
@@ -262,6 +263,7 @@ http_on_header_field_complete(llhttp_t *p)
 	struct http	*h = p->data;
 	struct http_hdr	*hd;
 	char		 c;
+	uint32_t	 i;
 
 	if (h->cstate != HTTP_C_HEAD)
 		return 0;
@@ -281,6 +283,17 @@ http_on_header_field_complete(llhttp_t *p)
 		h->bad_why = "whitespace before the colon";
 		return HPE_USER;
 	}
+	/*
+	 * A name is a token (RFC 9110 5.1). llhttp 8 lets a space or a
+	 * control byte inside one pass ("Bad Header: x"); a backend could
+	 * read such a line some other way than the proxy did.
+	 */
+	for (i = 0; i < hd->name_len; i++)
+		if (!is_tchar((unsigned char)h->buf[hd->name_off + i])) {
+			h->bad_why = "a header name with a character that "
+			    "is not allowed in one";
+			return HPE_USER;
+		}
 	return 0;
 }
 
@@ -1246,7 +1259,10 @@ http_rlisted(struct http *h, const char *list, size_t n,
 	return http_list_has(list, n, name, l->name_len);
 }
 
-/* Note a cut (len bytes left out at pos) or a line put in (ins). */
+/*
+ * Note a cut (len bytes left out at pos: a whole line), a line put in at
+ * pos (ins), or len bytes at pos replaced with ins.
+ */
 static void
 http_cut_push(struct http *h, uint64_t pos, size_t len, const char *ins)
 {
@@ -1268,28 +1284,53 @@ http_cut_push(struct http *h, uint64_t pos, size_t len, const char *ins)
 	/* The line may be in a piece not yet added to bytes_out. */
 	if (ins != NULL)
 		r->bytes_out += strlen(ins);
-	else
-		r->bytes_cut += len;
+	r->bytes_cut += len;
+}
+
+/* Where the status line of the head being read ends; 0 if not found. */
+static uint64_t
+http_rstatus_end(struct http *h)
+{
+	struct evbuffer		*in = bufferevent_get_input(h->s->backend);
+	struct evbuffer_ptr	 ep;
+	size_t			 eol = 0;
+
+	if (h->rhead_pos < h->rbase || evbuffer_ptr_set(in, &ep,
+	    (size_t)(h->rhead_pos - h->rbase), EVBUFFER_PTR_SET) == -1)
+		return 0;
+	ep = evbuffer_search_eol(in, &ep, &eol, EVBUFFER_EOL_LF);
+	if (ep.pos == -1)
+		return 0;
+	return h->rbase + (uint64_t)ep.pos + eol;
 }
 
 /*
  * A response head is complete: its Keep-Alive and Proxy-Connection lines
  * and the lines its Connection header names are cut, in order. The
  * framing (Content-Length, Transfer-Encoding) stays whatever the list
- * says, and so does Connection itself: the client reads close from it.
- * With close (the final answer before mtlsproxy closes the client's
- * connection), Connection becomes "Connection: close" whatever the
- * backend said.
+ * says. With close (the final answer before mtlsproxy closes the
+ * client's connection), Connection becomes "Connection: close" whatever
+ * the backend said; with bclose_kept (the backend closes, the client's
+ * connection stays), the backend's Connection goes.
  */
 static void
-http_resp_head_done(struct http *h, bool close)
+http_resp_head_done(struct http *h, bool close, bool v10)
 {
 	char		 small[128], *list = small, *big = NULL;
 	size_t		 n = 0, nt = 0, i, len;
+	uint64_t	 eol;
 
 	if (!h->rparsing || !h->rin_head)
 		return;
 	h->rin_head = false;
+	/*
+	 * An HTTP/1.0 answer goes on as HTTP/1.1, mtlsproxy's own version
+	 * (RFC 9110 6.2); its framing is the same (Content-Length, or the
+	 * close, which then comes with Connection: close).
+	 */
+	if (v10 && http_rcopy(h, h->rhead_pos, small, 8) &&
+	    memcmp(small, "HTTP/1.0", 8) == 0)
+		http_cut_push(h, h->rhead_pos, 8, "HTTP/1.1");
 	for (i = 0; i < h->nrlines; i++) {
 		const struct http_rline *l = &h->rlines[i];
 
@@ -1312,14 +1353,14 @@ http_resp_head_done(struct http *h, bool close)
 	}
 	if (n > 0)
 		nt = http_rlist_names(list, n);
-	if (close && h->nrlines > 0)
-		http_cut_push(h, h->rlines[0].pos, 0, "Connection: close\r\n");
+	if (close && (eol = http_rstatus_end(h)) != 0)
+		http_cut_push(h, eol, 0, "Connection: close\r\n");
 	for (i = 0; i < h->nrlines; i++) {
 		const struct http_rline *l = &h->rlines[i];
 
 		if (l->kind == HTTP_RK_DROP || (l->kind == HTTP_RK_OTHER &&
 		    nt > 0 && http_rlisted(h, list, n, l)) ||
-		    (close && l->kind == HTTP_RK_CONN))
+		    ((close || h->bclose_kept) && l->kind == HTTP_RK_CONN))
 			http_cut_push(h, l->pos, http_rline_len(h, l), NULL);
 	}
 	free(big);
@@ -1342,12 +1383,18 @@ http_send_cut(struct http *h, struct evbuffer *in, size_t len)
 			struct evbuffer	*out = bufferevent_get_output(s->client);
 			size_t		 n = strlen(h->cuts[i].ins), before;
 
-			if (h->cuts[i].off < pos || h->cuts[i].off > len)
+			if (h->cuts[i].off < pos ||
+			    h->cuts[i].off + h->cuts[i].len > len)
 				continue;
 			if (h->cuts[i].off > pos)
 				session_send(s, s->client, in,
 				    h->cuts[i].off - pos);
-			pos = h->cuts[i].off;
+			pos = h->cuts[i].off + h->cuts[i].len;
+			if (h->cuts[i].len > 0) {
+				/* Replaced: the version of a status line. */
+				evbuffer_drain(in, h->cuts[i].len);
+				s->bytes_out -= h->cuts[i].len;
+			}
 			before = evbuffer_get_length(out);
 			evbuffer_add(out, h->cuts[i].ins, n);
 			s->bytes_out += n;
@@ -1378,14 +1425,38 @@ http_on_resp_headers_complete(llhttp_t *p)
 {
 	struct http	*h = p->data;
 	struct http_req	*r = STAILQ_FIRST(&h->pending);
+	bool		 final, nobody, v11, bclose, eof, last;
 
+	final = p->status_code >= 200 && p->status_code != 101;
+	nobody = (r != NULL && r->method == HTTP_HEAD) ||
+	    p->status_code / 100 == 1 || p->status_code == 204 ||
+	    p->status_code == 304;
+	v11 = p->http_major > 1 || (p->http_major == 1 && p->http_minor >= 1);
+	/* The backend closes after this answer; eof: its end is the close. */
+	bclose = v11 ? (p->flags & F_CONNECTION_CLOSE) != 0 :
+	    (p->flags & F_CONNECTION_KEEP_ALIVE) == 0;
+	eof = !nobody && llhttp_message_needs_eof(p);
+	last = r != NULL && STAILQ_NEXT(r, entry) == NULL;
+	/*
+	 * A backend that closes after every answer (gunicorn's sync workers,
+	 * Python's http.server, HTTP/1.0 servers) need not close the client's
+	 * connection, which costs it a new mTLS handshake: when the answer
+	 * has a length and is owed to the only request forwarded, whole, the
+	 * client keeps its connection (its next request waits, then connects
+	 * again), as with nginx.
+	 */
+	h->bclose_kept = final && bclose && !eof && last && r->done &&
+	    h->cur == NULL && h->cstate == HTTP_C_HEAD && !h->client_close &&
+	    !h->s->client_eof && h->deferred == 0;
 	/*
 	 * The final answer to the last request before the client's
-	 * connection is closed says so (RFC 9112 9.6).
+	 * connection is closed says so (RFC 9112 9.6): because the client
+	 * asked, or because the backend closes and the client's connection
+	 * cannot outlive it.
 	 */
-	http_resp_head_done(h, h->client_close && h->cstate == HTTP_C_STOP &&
-	    r != NULL && STAILQ_NEXT(r, entry) == NULL &&
-	    p->status_code >= 200 && p->status_code != 101);
+	http_resp_head_done(h, final && ((h->client_close &&
+	    h->cstate == HTTP_C_STOP && last) ||
+	    ((bclose || eof) && !h->bclose_kept)), !v11 && p->http_major == 1);
 	if (p->status_code == 101 && (h->cstate != HTTP_C_UPGRADE ||
 	    r == NULL || STAILQ_NEXT(r, entry) != NULL)) {
 		/*
@@ -1456,7 +1527,7 @@ http_resp_done(struct http *h, int status)
 		 * client sends them again (RFC 9112 9.3.2), rather than
 		 * getting a 502 for requests the backend never refused.
 		 */
-		if (status != 101)
+		if (status != 101 && !h->bclose_kept)
 			h->resp_close = true;
 	}
 	http_req_done(h, status);
@@ -1775,10 +1846,7 @@ http_method_token(struct http *h)
 	    sp2[6] > '9' || sp2[7] != '.' || sp2[8] < '0' || sp2[8] > '9')
 		return false;
 	for (i = 0; m + i < sp; i++)
-		if (!((m[i] >= 'A' && m[i] <= 'Z') ||
-		    (m[i] >= 'a' && m[i] <= 'z') ||
-		    (m[i] >= '0' && m[i] <= '9') ||
-		    strchr("!#$%&'*+-.^_`|~", m[i]) != NULL))
+		if (!is_tchar((unsigned char)m[i]))
 			return false;
 	return true;
 }
@@ -1819,6 +1887,11 @@ http_client_input(struct http *h)
 	while (!h->closing) {
 		if (evbuffer_get_length(in) == 0 && !kick)
 			break;
+		if (h->bclose_kept) {
+			/* Held until the backend's last answer is out. */
+			session_read(s, s->client, false);
+			return;
+		}
 		if (s->backend == NULL && !h->backend_failed &&
 		    h->cstate == HTTP_C_HEAD) {
 			/* The backend connection went away: connect again. */
@@ -1975,6 +2048,33 @@ http_bad_response(struct http *h, struct evbuffer *in, size_t done,
 		http_close_when_flushed(h, "bad_backend_response");
 }
 
+/*
+ * The backend's answer said it closes the connection after it, and the
+ * client's connection stays (bclose_kept): the answer is out, the backend
+ * connection goes, and the client's next request, held until now, connects
+ * again.
+ */
+static void
+http_backend_closes(struct http *h)
+{
+	struct session	*s = h->s;
+
+	log_debug("session %" PRIu64 ": backend %s closes its connection after "
+	    "each answer; the client's connection stays, and its next request "
+	    "connects again", s->id, s->backend_addr);
+	h->bclose_kept = false;
+	h->no_reuse = false;
+	http_backend_forget(h);
+	if (evbuffer_get_length(bufferevent_get_input(s->client)) > 0) {
+		if (!s->client_eof)
+			session_read(s, s->client, true);
+		http_client_input(h);
+	} else if (s->client_eof)
+		http_close_when_flushed(h, "client_closed");
+	else
+		session_read(s, s->client, true);
+}
+
 /* Forward what the backend sent, watching message boundaries. */
 static void
 http_backend_read_cb(struct bufferevent *bev, void *arg)
@@ -2113,6 +2213,10 @@ http_backend_read_cb(struct bufferevent *bev, void *arg)
 	}
 	if (h->closing)
 		return;
+	if (h->bclose_kept && STAILQ_EMPTY(&h->pending) && !h->resp_started) {
+		http_backend_closes(h);
+		return;
+	}
 	if (h->cstate == HTTP_C_TUNNEL && !s->client_eof) {
 		session_read(s, s->client, true);
 		http_client_input(h);
@@ -2266,8 +2370,8 @@ http_event_cb(struct bufferevent *bev, short what, void *arg)
 	if (what & BEV_EVENT_EOF) {
 		s->backend_eof = true;
 		http_backend_read_cb(bev, s);
-		if (h->closing)
-			return;
+		if (h->closing || s->backend == NULL)
+			return;		/* closed, or the answer ended: gone */
 		if (http_between_messages(h)) {
 			http_backend_detach(h, "closed");
 			return;

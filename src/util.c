@@ -484,6 +484,16 @@ sockaddr_str(const struct sockaddr *sa, socklen_t len, char *buf, size_t size)
 	return buf;
 }
 
+/* Whether c may be in a token (RFC 9110 5.6.2: methods, header names). */
+bool
+is_tchar(unsigned char c)
+{
+	if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+	    (c >= '0' && c <= '9'))
+		return true;
+	return c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL;
+}
+
 /*
  * Decode hex digits (any case, ':' separators allowed) into exactly n bytes.
  * Returns 0, or -1 if the text is not exactly n bytes of hex.
