@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +21,7 @@
 #include <openssl/evp.h>
 #include <openssl/objects.h>
 #include <openssl/pem.h>
+#include <openssl/pkcs12.h>
 #include <openssl/x509v3.h>
 
 #include "mtlsproxy.h"
@@ -75,6 +77,51 @@ explain_read_certs(const char *path)
 		return NULL;
 	}
 	return sk;
+}
+
+/*
+ * Why --cert FILE holds no certificate, when its content tells: a client's
+ * PKCS#12 bundle, its private key or its request are easy to pick by
+ * mistake.
+ */
+static void
+explain_not_cert_hint(const char *path, char *buf, size_t len)
+{
+	const unsigned char	*p;
+	PKCS12			*p12;
+	BIO			*bio;
+	char			*data;
+	long			 n;
+
+	buf[0] = '\0';
+	if ((bio = BIO_new_file(path, "rb")) == NULL) {
+		ERR_clear_error();
+		return;
+	}
+	data = xmalloc(64 * 1024 + 1);
+	n = BIO_read(bio, data, 64 * 1024);
+	BIO_free(bio);
+	if (n < 0)
+		n = 0;
+	data[n] = '\0';
+	p = (const unsigned char *)data;
+	if (strspn(data, " \t\r\n") == (size_t)n)
+		(void)snprintf(buf, len, ": the file is empty");
+	else if (strstr(data, "CERTIFICATE REQUEST-----") != NULL)
+		(void)snprintf(buf, len, ": it holds a certificate signing "
+		    "request (CSR), not a certificate");
+	else if (strstr(data, "PRIVATE KEY-----") != NULL)
+		(void)snprintf(buf, len, ": it holds a private key, not a "
+		    "certificate (give the certificate file)");
+	else if ((p12 = d2i_PKCS12(NULL, &p, n)) != NULL) {
+		PKCS12_free(p12);
+		(void)snprintf(buf, len, ": it is a PKCS#12 bundle "
+		    "(.p12/.pfx); take the client certificate and its "
+		    "intermediates out with \"openssl pkcs12 -in %s -nokeys "
+		    "-out client.pem\" and give --cert client.pem", path);
+	}
+	ERR_clear_error();
+	free(data);
 }
 
 /* Every CRL of a PEM file, or one DER CRL. */
@@ -1428,6 +1475,7 @@ struct explain {
 	STACK_OF(X509)		*ca_certs;	/* owned; client_auth.ca */
 	time_t			 at;
 	bool			 trusted_leaf;	/* in trusted_certs */
+	bool			 cut;		/* stopped at verify_depth */
 	bool			 failed[8];	/* a check category failed */
 };
 
@@ -1729,10 +1777,17 @@ explain_print_chain(struct explain *e, const struct trace *t)
 	int		 d, n;
 
 	n = chain != NULL ? sk_X509_num(chain) : 0;
-	printf("\nchain built by OpenSSL%s:\n", explain_stops_at_ca(e, chain) ?
-	    " (incomplete: it ends at a CA of client_auth.ca that is not a "
-	    "trust anchor)" : n <= 1 && !explain_anchored(e, chain) ?
-	    " (incomplete: no trusted issuer found)" : "");
+	if (e->cut)
+		printf("\nchain built by OpenSSL (cut off at "
+		    "client_auth.verify_depth %d: OpenSSL stopped before "
+		    "reaching a trust anchor):\n",
+		    e->l->client_auth.verify_depth);
+	else
+		printf("\nchain built by OpenSSL%s:\n",
+		    explain_stops_at_ca(e, chain) ? " (incomplete: it ends at "
+		    "a CA of client_auth.ca that is not a trust anchor)" :
+		    n <= 1 && !explain_anchored(e, chain) ? " (incomplete: no "
+		    "trusted issuer found)" : "");
 	if (n == 0) {
 		s = explain_name(X509_get_subject_name(e->leaf));
 		printf("  depth 0  %s\n           from --cert\n", s);
@@ -2065,7 +2120,11 @@ explain_checks(struct explain *e, int ok, const struct tls_verdict *v)
 		    "client_auth.ca", explain_self_signed(top) ? "the root" :
 		    "the CA (partial_chain)", s);
 		free(s);
-	} else
+	} else if (e->cut)
+		explain_check(e, EC_CHAIN, "?", "not completed: OpenSSL "
+		    "stopped building it at verify_depth (see verify_depth "
+		    "below)");
+	else
 		explain_check(e, EC_CHAIN, "?", "no trusted issuer found");
 	explain_check_validity(e, chain);
 	if (anchored || e->l->client_auth.crl.path == NULL)
@@ -2084,6 +2143,8 @@ explain_checks(struct explain *e, int ok, const struct tls_verdict *v)
 		    "between the leaf and the trust anchor; verify_depth %d",
 		    n - 2, n - 2 == 1 ? "" : "s",
 		    e->l->client_auth.verify_depth);
+	else if (e->cut)
+		explain_check(e, EC_DEPTH, "FAIL", "%s", v->reason);
 	else if (explain_stops_at_ca(e, chain)) {
 		s = explain_name(X509_get_subject_name(top));
 		explain_check(e, EC_DEPTH, "?", "the chain ends at \"%s\" "
@@ -2297,9 +2358,12 @@ explain_main(int argc, char *argv[])
 		return 2;
 	}
 	if ((e.sent = explain_read_certs(certpath)) == NULL) {
-		fprintf(stderr, "mtlsproxy explain: no certificate in %s "
-		    "(expected PEM \"-----BEGIN CERTIFICATE-----\" or DER)\n",
-		    certpath);
+		char hint[PATH_MAX + 256];
+
+		explain_not_cert_hint(certpath, hint, sizeof(hint));
+		fprintf(stderr, "mtlsproxy explain: no certificate in %s%s\n",
+		    certpath, hint[0] != '\0' ? hint : " (expected PEM "
+		    "\"-----BEGIN CERTIFICATE-----\" or DER)");
 		return 2;
 	}
 	e.leaf = sk_X509_shift(e.sent);
@@ -2350,6 +2414,7 @@ explain_main(int argc, char *argv[])
 	v.trace_arg = &t;
 	ok = tls_verify_offline(srv, e.leaf, sk_X509_num(e.sent) > 0 ?
 	    e.sent : NULL, &v, &e.built);
+	e.cut = !ok && v.code != NULL && strcmp(v.code, "chain_too_long") == 0;
 	explain_print_chain(&e, &t);
 	explain_checks(&e, ok, &v);
 	putchar('\n');

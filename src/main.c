@@ -306,7 +306,8 @@ files_changed(bool changed)
 
 	if (changed)
 		reload_failures = 0;
-	if (reload("files changed") == 0)
+	if (reload(changed ? "files changed" :
+	    "trying again after a failed reload") == 0)
 		return;
 	if ((s = reload_retry_delay(++reload_failures)) == 0) {
 		log_warnx("reload failed %u times in a row after a file change: "
@@ -351,7 +352,7 @@ main(int argc, char *argv[])
 {
 	struct event	*sigterm, *sigint, *sighup, *sigusr1, *sigusr2;
 	struct runtime	*rt;
-	const char	*path = MTLSPROXY_CONFIG, *arg;
+	const char	*path = MTLSPROXY_CONFIG, *arg, *first;
 	bool		 test = false, watching = false, help = false;
 	bool		 show_version = false;
 	int		 ch;
@@ -369,6 +370,7 @@ main(int argc, char *argv[])
 	};
 
 	/* Usage errors are ours to word (exit 2), not getopt's. */
+	first = argc > 1 ? argv[1] : NULL;	/* before getopt reorders */
 	opterr = 0;
 	while ((ch = getopt_long(argc, argv, ":c:thV", longopts, NULL)) !=
 	    -1) {
@@ -405,6 +407,14 @@ main(int argc, char *argv[])
 			return usage_error("unknown option \"%s\"", arg);
 		}
 	}
+	if (optind != argc && strpbrk(argv[optind], "./") != NULL)
+		return usage_error("unexpected argument \"%s\" (a "
+		    "configuration file is given with -c: -c %s)",
+		    argv[optind], argv[optind]);
+	if (optind != argc && argv[optind] == first)
+		return usage_error("unexpected argument \"%s\" (the commands "
+		    "are check and explain; -t checks a configuration)",
+		    argv[optind]);
 	if (optind != argc)
 		return usage_error("unexpected argument \"%s\"",
 		    argv[optind]);

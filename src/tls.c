@@ -261,21 +261,154 @@ tls_file_is_dir(const struct cfg *cfg, const struct cfg_file *f,
 	return true;
 }
 
+/*
+ * A missing file whose relative name was taken from the configuration
+ * file's folder, but exists from the current directory: say so, since
+ * "cert: certs/server.crt" reads like a path from where one runs it.
+ */
+static void
+tls_relative_hint(const struct cfg *cfg, const char *path, char *buf,
+    size_t len)
+{
+	const char	*slash;
+	size_t		 n;
+	struct stat	 st;
+
+	buf[0] = '\0';
+	if (cfg->path == NULL || (slash = strrchr(cfg->path, '/')) == NULL)
+		return;
+	n = (size_t)(slash - cfg->path);
+	if (n == 0 || strncmp(path, cfg->path, n) != 0 || path[n] != '/' ||
+	    stat(path + n + 1, &st) == -1)
+		return;
+	(void)snprintf(buf, len, " (a relative path is taken from the "
+	    "configuration file's folder %.*s, not from the current "
+	    "directory; %s exists from here: give its absolute path)",
+	    (int)n, cfg->path, path + n + 1);
+}
+
 /* Open a credential file of the config; NULL and a message on failure. */
 static BIO *
 tls_open(const struct cfg *cfg, const struct cfg_file *f, const char *what,
     const char *mode, struct errlist *errs)
 {
 	BIO	*bio;
+	char	 hint[PATH_MAX + 256];
+	int	 err;
 
 	if (tls_file_is_dir(cfg, f, what, errs))
 		return NULL;
 	if ((bio = BIO_new_file(f->path, mode)) == NULL) {
-		cfg_error(errs, cfg, f->loc, "cannot read %s %s: %s", what,
-		    f->path, strerror(errno));
+		err = errno;
+		hint[0] = '\0';
+		if (err == ENOENT)
+			tls_relative_hint(cfg, f->path, hint, sizeof(hint));
+		cfg_error(errs, cfg, f->loc, "cannot read %s %s: %s%s", what,
+		    f->path, strerror(err), hint);
 		ERR_clear_error();
 	}
 	return bio;
+}
+
+/* What a credential file holds, when it is not what was asked for. */
+enum tls_kind {
+	TLS_KIND_UNKNOWN, TLS_KIND_EMPTY, TLS_KIND_CERT, TLS_KIND_KEY,
+	TLS_KIND_CSR, TLS_KIND_CRL, TLS_KIND_PKCS12
+};
+
+static enum tls_kind
+tls_file_kind(const char *path)
+{
+	const size_t	 max = 64 * 1024;
+	const unsigned char *p;
+	enum tls_kind	 k = TLS_KIND_UNKNOWN;
+	PKCS12		*p12;
+	FILE		*fp;
+	char		*buf;
+	size_t		 n;
+
+	if ((fp = fopen(path, "rb")) == NULL)
+		return TLS_KIND_UNKNOWN;
+	buf = xmalloc(max + 1);
+	n = fread(buf, 1, max, fp);
+	fclose(fp);
+	buf[n] = '\0';
+	p = (const unsigned char *)buf;
+	/* PEM text has no NUL: strstr sees all of it. */
+	if (strspn(buf, " \t\r\n") == n)
+		k = TLS_KIND_EMPTY;
+	else if (strstr(buf, "-----BEGIN CERTIFICATE REQUEST-----") != NULL ||
+	    strstr(buf, "-----BEGIN NEW CERTIFICATE REQUEST-----") != NULL)
+		k = TLS_KIND_CSR;
+	else if (strstr(buf, "PRIVATE KEY-----") != NULL)
+		k = TLS_KIND_KEY;
+	else if (strstr(buf, "-----BEGIN CERTIFICATE-----") != NULL ||
+	    strstr(buf, "-----BEGIN TRUSTED CERTIFICATE-----") != NULL) {
+		/* Only a certificate that parses: not a damaged one. */
+		BIO	*mem = BIO_new_mem_buf(buf, (int)n);
+		X509	*x = mem != NULL ? PEM_read_bio_X509_AUX(mem, NULL,
+			    NULL, NULL) : NULL;
+
+		if (x != NULL)
+			k = TLS_KIND_CERT;
+		X509_free(x);
+		BIO_free(mem);
+	}
+	else if (strstr(buf, "-----BEGIN X509 CRL-----") != NULL)
+		k = TLS_KIND_CRL;
+	else if ((p12 = d2i_PKCS12(NULL, &p, (long)n)) != NULL) {
+		PKCS12_free(p12);
+		k = TLS_KIND_PKCS12;
+	}
+	ERR_clear_error();
+	free(buf);
+	return k;
+}
+
+/*
+ * Why a certificate file (what: "certificate file", "CA file", "trusted
+ * certificate file") holds no certificate, when its content tells; "" if
+ * it does not.
+ */
+static void
+tls_not_cert_hint(const char *what, const char *path, char *buf, size_t len)
+{
+	bool	server = strcmp(what, "certificate file") == 0;
+
+	buf[0] = '\0';
+	switch (tls_file_kind(path)) {
+	case TLS_KIND_EMPTY:
+		(void)snprintf(buf, len, ": the file is empty");
+		break;
+	case TLS_KIND_KEY:
+		(void)snprintf(buf, len, ": it holds a private key, not a "
+		    "certificate%s", server ? " (are \"cert\" and \"key\" "
+		    "swapped?)" : "");
+		break;
+	case TLS_KIND_CSR:
+		(void)snprintf(buf, len, ": it holds a certificate signing "
+		    "request (CSR), not a certificate: have the CA sign it "
+		    "and name the certificate it returns");
+		break;
+	case TLS_KIND_CRL:
+		(void)snprintf(buf, len, ": it holds a CRL, which belongs in "
+		    "client_auth.crl");
+		break;
+	case TLS_KIND_PKCS12:
+		if (server)
+			(void)snprintf(buf, len, ": it is a PKCS#12 bundle "
+			    "(.p12/.pfx): name it in \"pkcs12\" (with "
+			    "\"pkcs12_passphrase_file\") instead of \"cert\" "
+			    "and \"key\"");
+		else
+			(void)snprintf(buf, len, ": it is a PKCS#12 bundle "
+			    "(.p12/.pfx): take the certificates out with "
+			    "\"openssl pkcs12 -in %s -nokeys -out %s.pem\"",
+			    path, path);
+		break;
+	default:
+		break;
+	}
 }
 
 /* Read every certificate of a PEM file; NULL and a message on failure. */
@@ -303,9 +436,16 @@ tls_read_certs(const struct cfg *cfg, const struct cfg_file *f,
 	}
 	BIO_free(bio);
 	if (sk_X509_num(sk) == 0) {
-		cfg_error(errs, cfg, f->loc, "no certificate found in %s %s "
-		    "(expected PEM \"-----BEGIN CERTIFICATE-----\" blocks)",
-		    what, f->path);
+		char hint[2 * PATH_MAX + 256];
+
+		tls_not_cert_hint(what, f->path, hint, sizeof(hint));
+		if (hint[0] != '\0')
+			cfg_error(errs, cfg, f->loc, "no certificate found in "
+			    "%s %s%s", what, f->path, hint);
+		else
+			cfg_error(errs, cfg, f->loc, "no certificate found in "
+			    "%s %s (expected PEM \"-----BEGIN "
+			    "CERTIFICATE-----\" blocks)", what, f->path);
 		sk_X509_free(sk);
 		return NULL;
 	}
@@ -453,10 +593,24 @@ tls_load_pem_pair(SSL_CTX *ctx, const struct cfg *cfg,
 			cfg_error(errs, cfg, t->key_passphrase_file.loc,
 			    "cannot decrypt key file %s: wrong passphrase in "
 			    "%s", t->key.path, where);
-		else
+		else {
+			enum tls_kind k = tls_file_kind(t->key.path);
+
 			cfg_error(errs, cfg, t->key.loc, "no private key found "
-			    "in %s (expected a PEM \"-----BEGIN ... PRIVATE "
-			    "KEY-----\" block)", t->key.path);
+			    "in %s%s", t->key.path,
+			    k == TLS_KIND_EMPTY ? ": the file is empty" :
+			    k == TLS_KIND_CERT ? ": it holds a certificate, "
+			    "not a private key (are \"cert\" and \"key\" "
+			    "swapped?)" :
+			    k == TLS_KIND_CSR ? ": it holds a certificate "
+			    "signing request (CSR), not a private key" :
+			    k == TLS_KIND_PKCS12 ? ": it is a PKCS#12 bundle "
+			    "(.p12/.pfx): name it in \"pkcs12\" (with "
+			    "\"pkcs12_passphrase_file\") instead of \"cert\" "
+			    "and \"key\"" :
+			    " (expected a PEM \"-----BEGIN ... PRIVATE "
+			    "KEY-----\" block)");
+		}
 		goto fail;
 	}
 	if (SSL_CTX_use_certificate(ctx, sk_X509_value(certs, 0)) != 1) {
@@ -1054,8 +1208,10 @@ tls_explain(struct tls_verdict *v, X509_STORE_CTX *xs,
 		    X509_get_pathlen(cur), depth > 0 ? depth - 1 : 0);
 		break;
 	case X509_V_ERR_CERT_CHAIN_TOO_LONG:
-		set_reason(v, "chain_too_long", "chain too long: more than %d "
-		    "intermediate CAs (client_auth.verify_depth)",
+		set_reason(v, "chain_too_long", "chain too long: more "
+		    "intermediate CAs between the client certificate and its "
+		    "root than client_auth.verify_depth (%d) allows; raise "
+		    "verify_depth if this chain is right",
 		    srv->cfg->client_auth.verify_depth);
 		break;
 	case X509_V_ERR_EE_KEY_TOO_SMALL:
@@ -2280,6 +2436,30 @@ tls_verdict_from_errors(struct tls_verdict *v, SSL *ssl, unsigned long err)
 	else if (r != NULL && strncmp(r, "sslv3 alert ", 12) == 0)
 		set_reason(v, "tls_error", "the client aborted the handshake "
 		    "with alert \"%s\"", r + 12);
+	else if (reason == SSL_R_HTTP_REQUEST)
+		set_reason(v, "tls_error", "the client sent a plain HTTP "
+		    "request to this TLS port (it must use https://)");
+	else if (reason == SSL_R_HTTPS_PROXY_REQUEST)
+		set_reason(v, "tls_error", "the client sent an HTTP proxy "
+		    "request (CONNECT) to this TLS port: it takes mtlsproxy "
+		    "for a forward proxy; it must connect with TLS (https://)");
+	else if (reason == SSL_R_UNSUPPORTED_PROTOCOL)
+		set_reason(v, "tls_error", "unsupported protocol: the client "
+		    "offered only TLS versions below this listener's "
+		    "tls.min_version (%s)", ssl != NULL &&
+		    SSL_get_min_proto_version(ssl) == TLS1_3_VERSION ?
+		    "TLSv1.3" : "TLSv1.2");
+	else if (reason == SSL_R_NO_SHARED_CIPHER)
+		set_reason(v, "tls_error", "no shared cipher: the client "
+		    "offered none of the cipher suites this listener accepts "
+		    "(tls.ciphers for TLS 1.2, tls.ciphersuites for TLS 1.3; "
+		    "the defaults are AEAD suites with forward secrecy)");
+	else if (reason == SSL_R_WRONG_VERSION_NUMBER ||
+	    reason == SSL_R_PACKET_LENGTH_TOO_LONG ||
+	    reason == SSL_R_RECORD_LENGTH_MISMATCH)
+		set_reason(v, "tls_error", "the client did not speak TLS "
+		    "(%s): a plaintext protocol sent to this TLS port?",
+		    r ? r : "unknown error");
 	else
 		set_reason(v, "tls_error", "TLS handshake failed: %s",
 		    r ? r : "unknown error");

@@ -663,8 +663,9 @@ END_TEST
 START_TEST(test_key_not_a_key)
 {
 	config("cert: leaf.pem\nkey: leaf.pem", "ca: cas.pem");
-	EXPECT(AT("key", "no private key found in %s (expected a PEM "
-	    "\"-----BEGIN ... PRIVATE KEY-----\" block)", P("leaf.pem")));
+	EXPECT(AT("key", "no private key found in %s: it holds a "
+	    "certificate, not a private key (are \"cert\" and \"key\" "
+	    "swapped?)", P("leaf.pem")));
 }
 END_TEST
 
@@ -680,18 +681,17 @@ START_TEST(test_cert_has_no_certificate)
 {
 	/* a key file is PEM too, but holds no CERTIFICATE block */
 	config("cert: leaf.key\nkey: leaf.key", "ca: cas.pem");
-	EXPECT(AT("cert", "no certificate found in certificate file %s "
-	    "(expected PEM \"-----BEGIN CERTIFICATE-----\" blocks)",
-	    P("leaf.key")));
+	EXPECT(AT("cert", "no certificate found in certificate file %s: it "
+	    "holds a private key, not a certificate (are \"cert\" and "
+	    "\"key\" swapped?)", P("leaf.key")));
 }
 END_TEST
 
 START_TEST(test_cert_empty_and_garbage)
 {
 	config("cert: empty.txt\nkey: leaf.key", "ca: cas.pem");
-	EXPECT(AT("cert", "no certificate found in certificate file %s "
-	    "(expected PEM \"-----BEGIN CERTIFICATE-----\" blocks)",
-	    P("empty.txt")));
+	EXPECT(AT("cert", "no certificate found in certificate file %s: the "
+	    "file is empty", P("empty.txt")));
 	teardown();
 	setup();
 	config("cert: garbage.bin\nkey: leaf.key", "ca: cas.pem");
@@ -1061,8 +1061,8 @@ END_TEST
 START_TEST(test_ca_empty)
 {
 	config("cert: chain.pem\nkey: leaf.key", "ca: empty.txt");
-	EXPECT(AT("ca", "no certificate found in CA file %s (expected PEM "
-	    "\"-----BEGIN CERTIFICATE-----\" blocks)", P("empty.txt")));
+	EXPECT(AT("ca", "no certificate found in CA file %s: the file is "
+	    "empty", P("empty.txt")));
 }
 END_TEST
 
@@ -1108,8 +1108,8 @@ START_TEST(test_trusted_certs)
 	config("cert: chain.pem\nkey: leaf.key",
 	    "ca: cas.pem\ntrusted_certs:\n  - leaf.pem\n  - empty.txt");
 	EXPECT(at_loc(text_loc("empty.txt"), "no certificate found in "
-	    "trusted certificate file %s (expected PEM \"-----BEGIN "
-	    "CERTIFICATE-----\" blocks)", P("empty.txt")));
+	    "trusted certificate file %s: the file is empty",
+	    P("empty.txt")));
 }
 END_TEST
 
@@ -1226,8 +1226,8 @@ START_TEST(test_all_errors_reported)
 	    AT("ciphers", "no usable cipher in \"NOPE\" (see \"openssl "
 	    "ciphers -v\")"),
 	    AT("groups", "bad groups \"P-999\" (e.g. X25519:P-256)"),
-	    AT("ca", "no certificate found in CA file %s (expected PEM "
-	    "\"-----BEGIN CERTIFICATE-----\" blocks)", P("empty.txt")),
+	    AT("ca", "no certificate found in CA file %s: the file is "
+	    "empty", P("empty.txt")),
 	    AT("crl", "no CRL found in %s (expected PEM \"-----BEGIN X509 "
 	    "CRL-----\" or DER)", P("garbage.bin")));
 }
