@@ -5,6 +5,8 @@
  */
 #include <sys/socket.h>
 #include <sys/uio.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 
 #include <errno.h>
 #include <inttypes.h>
@@ -641,12 +643,52 @@ session_client_event_cb(struct bufferevent *bev, short what, void *arg)
 	session_refused(s);
 }
 
+/*
+ * How long ago (ms) the peer on fd last took data from the kernel's queue:
+ * data went out and was acknowledged. UINT64_MAX when fd is not TCP.
+ * Both must be recent: a peer that answers window probes but reads
+ * nothing sends acknowledgements without data going out; one that is gone
+ * gets retransmissions without acknowledgements.
+ */
+static uint64_t
+session_peer_took_ago(int fd)
+{
+	struct tcp_info	ti;
+	socklen_t	len = sizeof(ti);
+
+	if (fd < 0 || getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) == -1 ||
+	    len < sizeof(ti))
+		return UINT64_MAX;
+	return ti.tcpi_last_data_sent > ti.tcpi_last_ack_recv ?
+	    ti.tcpi_last_data_sent : ti.tcpi_last_ack_recv;
+}
+
+/*
+ * tcp mode: the proxy's own reads and writes can stop for longer than
+ * timeouts.idle while a slow client (or backend) reads at its pace from
+ * the megabytes the kernel queued for it, which the proxy never sees;
+ * that is traffic, not silence. Returns how long ago a peer last took
+ * data, or UINT64_MAX.
+ */
+static uint64_t
+session_kernel_active_ago(struct session *s)
+{
+	uint64_t	a, b;
+
+	if (s->srv->cfg->backend.mode == BACKEND_HTTP || s->client == NULL)
+		return UINT64_MAX;
+	a = session_peer_took_ago(bufferevent_getfd(s->client));
+	b = s->backend != NULL ?
+	    session_peer_took_ago(bufferevent_getfd(s->backend)) : UINT64_MAX;
+	return a < b ? a : b;
+}
+
 static void
 session_timer_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct session	*s = arg;
 	struct timeval	 now, diff;
-	uint64_t	 idle, ms;
+	uint64_t	 idle, ms, ago;
 
 	(void)fd;
 	(void)what;
@@ -668,8 +710,14 @@ session_timer_cb(evutil_socket_t fd, short what, void *arg)
 	timersub(&now, &s->last_active, &diff);
 	ms = (uint64_t)diff.tv_sec * 1000 + (uint64_t)diff.tv_usec / 1000;
 	if (ms >= idle) {
-		session_close(s, "idle_timeout");
-		return;
+		if ((ago = session_kernel_active_ago(s)) >= idle) {
+			session_close(s, "idle_timeout");
+			return;
+		}
+		/* Data still flows out of the kernel's queue: not idle. */
+		diff = ms_timeval(ago);
+		timersub(&now, &diff, &s->last_active);
+		ms = ago;
 	}
 	session_timer_arm(s, idle - ms);
 }

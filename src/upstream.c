@@ -4,6 +4,8 @@
  */
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 
@@ -13,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -22,17 +25,57 @@
 
 #define UPSTREAM_WRITE_MAX	(256 * 1024)	/* bytes per write() */
 
+/*
+ * What a failed connect to a unix socket means, in words a sysadmin can
+ * act on (the errno text alone says "Connection refused" for a regular
+ * file, and nothing about whose permission is missing); "" otherwise.
+ */
+static const char *
+upstream_unix_hint(const struct addr *a, int err, char *buf, size_t len)
+{
+	const struct sockaddr_un	*sun;
+	struct stat			 st;
+
+	if (a->ss.ss_family != AF_UNIX)
+		return "";
+	sun = (const struct sockaddr_un *)&a->ss;
+	switch (err) {
+	case ENOENT:
+		return " (no socket file there: is the backend running and "
+		    "listening on this path?)";
+	case ENOTDIR:
+		return " (a folder in this path is a file)";
+	case EACCES:
+	case EPERM:
+		snprintf(buf, len, " (mtlsproxy runs as uid %lu, gid %lu: it "
+		    "needs write permission on the socket file and search "
+		    "permission on each folder above it)",
+		    (unsigned long)geteuid(), (unsigned long)getegid());
+		return buf;
+	case ECONNREFUSED:
+		if (stat(sun->sun_path, &st) == 0 && !S_ISSOCK(st.st_mode))
+			return " (the file there is not a socket: the backend "
+			    "listens elsewhere, or the path is wrong)";
+		return " (nothing listens on this socket file: the backend "
+		    "has stopped, or has not started yet)";
+	default:
+		return "";
+	}
+}
+
 static void
 upstream_event_cb(struct bufferevent *bev, short what, void *arg)
 {
 	struct session			*s = arg;
 	const struct cfg_backend	*b = &s->srv->cfg->backend;
+	char				 hint[200];
 	int				 err, on = 1;
 
 	if (what & BEV_EVENT_CONNECTED) {
 		bufferevent_set_timeouts(bev, NULL, NULL);
 		(void)setsockopt(bufferevent_getfd(bev), IPPROTO_TCP,
 		    TCP_NODELAY, &on, sizeof(on));
+		s->fd_wait_ms = 0;
 		session_proxy_start(s);
 		return;
 	}
@@ -43,10 +86,11 @@ upstream_event_cb(struct bufferevent *bev, short what, void *arg)
 		    "answer within %" PRIu64 " ms (backend.connect_timeout)",
 		    s->srv->cfg->name, s->backend_addr, b->connect_timeout_ms);
 	else
-		log_warnx("listener \"%s\": backend connect failed: %s: %s",
+		log_warnx("listener \"%s\": backend connect failed: %s: %s%s",
 		    s->srv->cfg->name, s->backend_addr,
 		    err != 0 ? evutil_socket_error_to_string(err) :
-		    "connection closed");
+		    "connection closed", err != 0 ? upstream_unix_hint(
+		    &b->addrs[s->backend_idx], err, hint, sizeof(hint)) : "");
 	bufferevent_free(bev);
 	s->backend = NULL;
 	s->backend_idx++;
@@ -240,20 +284,14 @@ upstream_fd_shed(struct session *s)
 #define FD_WAIT_LOG_SEC		60
 
 /*
- * No descriptor left to connect to the backend with (the open file limit:
- * in http mode backend connections come with requests, so more clients can
- * want one at once than the limit holds): try again shortly, as a client
- * beyond max_connections waits in the backlog, for up to connect_timeout.
- * Said at most once a minute.
+ * Try the same backend address again shortly: after 10 ms, then at
+ * growing intervals up to 200 ms, for up to connect_timeout in all.
  */
 static bool
-upstream_fd_wait(struct session *s, int err)
+upstream_retry_later(struct session *s)
 {
-	static time_t	 logged;	/* atomic */
 	uint64_t	 limit = s->srv->cfg->backend.connect_timeout_ms, ms;
 	struct timeval	 tv;
-	struct rlimit	 rl;
-	time_t		 now, last;
 
 	if (s->fd_wait_ms >= limit)
 		return false;
@@ -266,6 +304,26 @@ upstream_fd_wait(struct session *s, int err)
 	if (evtimer_add(s->timer, &tv) == -1)
 		return false;
 	s->fd_wait_ms += ms;
+	return true;
+}
+
+/*
+ * No descriptor left to connect to the backend with (the open file limit:
+ * in http mode backend connections come with requests, so more clients can
+ * want one at once than the limit holds): try again shortly, as a client
+ * beyond max_connections waits in the backlog, for up to connect_timeout.
+ * Said at most once a minute.
+ */
+static bool
+upstream_fd_wait(struct session *s, int err)
+{
+	static time_t	 logged;	/* atomic */
+	uint64_t	 limit = s->srv->cfg->backend.connect_timeout_ms;
+	struct rlimit	 rl;
+	time_t		 now, last;
+
+	if (!upstream_retry_later(s))
+		return false;
 	now = time(NULL);
 	last = __atomic_load_n(&logged, __ATOMIC_RELAXED);
 	if (now - last >= FD_WAIT_LOG_SEC &&
@@ -291,7 +349,7 @@ upstream_connect(struct session *s)
 	const struct addr		*a;
 	struct bufferevent		*bev;
 	struct timeval			 tv, zero = { 0, 0 };
-	char				 waited[64];
+	char				 waited[160], hint[200];
 	int				 err;
 
 	s->backend_reused = false;
@@ -333,14 +391,28 @@ upstream_connect(struct session *s)
 			if (upstream_fd_wait(s, err))
 				return;
 		}
+		/*
+		 * A unix socket whose listen queue is full refuses at once
+		 * (EAGAIN), where a TCP connect would retry its SYN: the
+		 * backend is alive but behind. Wait for it as TCP would.
+		 */
+		if (err == EAGAIN && a->ss.ss_family == AF_UNIX &&
+		    upstream_retry_later(s))
+			return;
 		metrics_backend_fail(s->li);
 		waited[0] = '\0';
-		if (s->fd_wait_ms > 0)
+		if (err == EAGAIN && a->ss.ss_family == AF_UNIX)
+			snprintf(waited, sizeof(waited), " (the backend's "
+			    "listen queue stayed full for %" PRIu64 " ms "
+			    "(backend.connect_timeout): it accepts connections "
+			    "more slowly than they come)", s->fd_wait_ms);
+		else if (s->fd_wait_ms > 0)
 			snprintf(waited, sizeof(waited), " (no descriptor "
 			    "came free within %" PRIu64 " ms)", s->fd_wait_ms);
-		log_warnx("listener \"%s\": backend connect failed: %s: %s%s",
+		log_warnx("listener \"%s\": backend connect failed: %s: %s%s%s",
 		    s->srv->cfg->name, a->text,
-		    evutil_socket_error_to_string(err), waited);
+		    evutil_socket_error_to_string(err),
+		    upstream_unix_hint(a, err, hint, sizeof(hint)), waited);
 		s->fd_wait_ms = 0;
 	}
 	session_backend_failed(s);
