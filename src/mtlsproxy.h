@@ -588,6 +588,7 @@ struct http;
 void	 http_start(struct session *);
 void	 http_start_failed(struct session *);
 void	 http_free(struct http *);
+void	 http_unanswered(struct http *, const char *);
 bool	 http_backend_idle(const struct http *);
 void	 http_drain(struct http *);
 bool	 http_backend_release(struct session *);

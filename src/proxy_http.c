@@ -1001,7 +1001,8 @@ http_on_message_complete(llhttp_t *p)
 /* ------------------------------------------------------------ responses */
 
 static void
-http_log_request(struct http *h, struct http_req *r, int status)
+http_log_request(struct http *h, struct http_req *r, int status,
+    const char *why)
 {
 	struct session	*s = h->s;
 	struct timeval	 now, d;
@@ -1018,6 +1019,7 @@ http_log_request(struct http *h, struct http_req *r, int status)
 		{ "duration_ms", ms, true },
 		{ "subject", session_ident(s)->subject, false },
 		{ "sha256", session_ident(s)->sha256, false },
+		{ "close", why, false },
 	};
 
 	metrics_http_status(s->li, status);
@@ -1031,7 +1033,8 @@ http_log_request(struct http *h, struct http_req *r, int status)
 	    r->bytes_out - r->bytes_cut : 0);
 	snprintf(ms, sizeof(ms), "%" PRIu64,
 	    (uint64_t)d.tv_sec * 1000 + (uint64_t)d.tv_usec / 1000);
-	log_event(LOG_LEVEL_INFO, "request", f, sizeof(f) / sizeof(f[0]));
+	log_event(LOG_LEVEL_INFO, "request", f, sizeof(f) / sizeof(f[0]) -
+	    (why == NULL ? 1 : 0));
 }
 
 static void
@@ -1054,7 +1057,7 @@ http_req_done(struct http *h, int status)
 	STAILQ_REMOVE_HEAD(&h->pending, entry);
 	if (h->cur == r)
 		h->cur = NULL;
-	http_log_request(h, r, status);
+	http_log_request(h, r, status, NULL);
 	http_req_free(r);
 }
 
@@ -1694,7 +1697,7 @@ http_send_error(struct http *h, int status, const char *why)
 	if ((r = h->errreq) != NULL) {
 		h->errreq = NULL;
 		r->bytes_out = evbuffer_get_length(out);
-		http_log_request(h, r, status);
+		http_log_request(h, r, status, NULL);
 		http_req_free(r);
 	} else if ((r = STAILQ_FIRST(&h->pending)) != NULL) {
 		r->bytes_out += (uint64_t)evbuffer_get_length(out);
@@ -2542,6 +2545,31 @@ http_backend_idle(const struct http *h)
 	    !h->resp_tunnel && !h->resp_started && h->cur == NULL &&
 	    (h->cstate == HTTP_C_HEAD || h->cstate == HTTP_C_STOP) &&
 	    STAILQ_EMPTY(&h->pending);
+}
+
+/*
+ * The connection closes (why: the access line's close value) with requests
+ * whose answers did not end: each still gets its request line, with the
+ * status of an answer already begun, else 0, and close=why. They were
+ * pipelined behind an answer after which the backend closed, or the
+ * client left before its answer (nginx's 499), or the backend broke off.
+ */
+void
+http_unanswered(struct http *h, const char *why)
+{
+	struct http_req	*r;
+	bool		 first = true;
+
+	while ((r = STAILQ_FIRST(&h->pending)) != NULL) {
+		STAILQ_REMOVE_HEAD(&h->pending, entry);
+		if (h->cur == r)
+			h->cur = NULL;
+		http_log_request(h, r, first && h->resp_started &&
+		    !h->rin_head && !h->resp_tunnel ? h->resp.status_code : 0,
+		    why);
+		http_req_free(r);
+		first = false;
+	}
 }
 
 /* Free the HTTP state of a session (from session_close). */

@@ -793,6 +793,8 @@ session_close(struct session *s, const char *why)
 {
 	struct worker	*w = s->w;
 
+	if (s->http != NULL)
+		http_unanswered(s->http, why != NULL ? why : "closed");
 	if (why != NULL && s->state != SESSION_HANDSHAKE &&
 	    s->state != SESSION_LINGER && s->rt->cfg->log_access)
 		session_log_access(s, why);

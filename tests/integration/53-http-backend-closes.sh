@@ -15,7 +15,8 @@
 #  - a request sent while the answer before it is still coming waits, and
 #    then goes to the new backend connection;
 #  - a client that asks to close, or pipelined requests behind such an
-#    answer, are closed as before.
+#    answer, are closed as before; the requests left without an answer
+#    get their request line (status=0, close=backend_closed).
 . "$(dirname -- "$0")/lib.sh"
 . "$(dirname -- "$0")/http-lib.sh"
 
@@ -154,7 +155,8 @@ assert_eq "$(jq_py "$HCL_OUT" '",".join(rh(j["responses"][0], "connection")).low
 assert_eq "$(jq_py "$HCL_OUT" 'j["closedByServer"]')" True "client's Connection: close: closed"
 # three pipelined in one write: the second and third went to a backend
 # connection that closes after the first answer; the client is told to
-# close and send them again (RFC 9112 9.3.2)
+# close and send them again (RFC 9112 9.3.2); each gets its request line
+log_mark
 hclient raw "$P11" --send 'GET /len?p=1 HTTP/1.1\r\nHost: localhost\r\n\r\nGET /len?p=2 HTTP/1.1\r\nHost: localhost\r\n\r\nGET /len?p=3 HTTP/1.1\r\nHost: localhost\r\n\r\n' \
     --responses 3 --wait-close 3000
 R=$HCL_OUT
@@ -162,6 +164,11 @@ assert_eq "$(jq_py "$R" 'len(j["responses"]) >= 1 and j["responses"][0]["status"
 assert_eq "$(jq_py "$R" '",".join(rh(j["responses"][-1], "connection")).lower()')" close "pipelined: the last answer says close"
 assert_eq "$(jq_py "$R" 'j["closedByServer"]')" True "pipelined: closed"
 assert_eq "$(jq_py "$R" '[r["status"] for r in j["responses"]].count(502)')" 0 "pipelined: 502 answers"
+if [ "$(jq_py "$R" 'len(j["responses"])')" = 1 ]; then
+	assert_log_contains 'info request listener=c11 .*path="/len\?p=1" status=200 '
+	assert_log_contains 'info request listener=c11 .*path="/len\?p=2" status=0 .*close=backend_closed'
+	assert_log_contains 'info request listener=c11 .*path="/len\?p=3" status=0 .*close=backend_closed'
+fi
 pass "a client asking to close, and requests pipelined behind an answer that closes: closed with Connection: close, never a 502"
 
 stop_proxy
