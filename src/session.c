@@ -664,10 +664,10 @@ session_peer_took_ago(int fd)
 }
 
 /*
- * tcp mode: the proxy's own reads and writes can stop for longer than
- * timeouts.idle while a slow client (or backend) reads at its pace from
- * the megabytes the kernel queued for it, which the proxy never sees;
- * that is traffic, not silence. Returns how long ago a peer last took
+ * The proxy's own reads and writes can stop for longer than timeouts.idle
+ * while a slow client (or backend) reads at its pace from the megabytes
+ * the kernel queued for it, which the proxy never sees (a download, an
+ * upload; in tcp and http mode alike); that is traffic, not silence. Returns how long ago a peer last took
  * data, or UINT64_MAX.
  */
 static uint64_t
@@ -675,7 +675,7 @@ session_kernel_active_ago(struct session *s)
 {
 	uint64_t	a, b;
 
-	if (s->srv->cfg->backend.mode == BACKEND_HTTP || s->client == NULL)
+	if (s->client == NULL)
 		return UINT64_MAX;
 	a = session_peer_took_ago(bufferevent_getfd(s->client));
 	b = s->backend != NULL ?
