@@ -139,9 +139,16 @@ tcp_event_cb(struct bufferevent *bev, short what, void *arg)
 			snprintf(why, sizeof(why), "client_error: %s",
 			    e != 0 ? ERR_reason_error_string(e) :
 			    err != 0 ? strerror(err) : "connection lost");
-		} else
+		} else {
 			snprintf(why, sizeof(why), "backend_error: %s",
 			    err != 0 ? strerror(err) : "connection lost");
+			/*
+			 * No close_notify: that would tell the client the
+			 * stream ended whole. Without it the client sees the
+			 * end as the error it is (a truncated stream).
+			 */
+			s->client_shut = true;
+		}
 		session_close(s, why);
 	}
 }

@@ -54,8 +54,11 @@ P_STALE=$(free_port)
 P_BUSY=$(free_port)
 P_FULL=$(free_port)
 P_PERM=$(free_port)
+P_RST=$(free_port)
+RST_BACKEND=$(free_port)
 
 start_backend dl "$DL_BACKEND" send "$N"
+start_backend rst "$RST_BACKEND" reset 100000
 start_backend ul "$UL_BACKEND" slowread 200000 5
 : >"$TMPDIR/notsock.sock"
 start_backend stale "unix:$TMPDIR/stale.sock" unlistened
@@ -70,11 +73,12 @@ start_backend full "unix:$TMPDIR/full.sock" busy 60
 	listener stale "$P_STALE" "unix:$TMPDIR/stale.sock" 10s 2s
 	listener busy "$P_BUSY" "unix:$TMPDIR/busy.sock" 10s 5s
 	listener full "$P_FULL" "unix:$TMPDIR/full.sock" 10s 1s
+	listener rst "$P_RST" "127.0.0.1:$RST_BACKEND" 10s 2s
 } >"$TMPDIR/audit.yaml"
 grep -q '^      idle: 2s$' "$TMPDIR/audit.yaml" && grep -q '^      connect_timeout: 1s$' "$TMPDIR/audit.yaml" ||
     fail "test setup: the timeouts were not set in $TMPDIR/audit.yaml"
 start_proxy "$TMPDIR/audit.yaml" "$DL_PORT"
-for p in "$UL_PORT" "$P_MISSING" "$P_NOTSOCK" "$P_STALE" "$P_BUSY" "$P_FULL"; do
+for p in "$UL_PORT" "$P_RST" "$P_MISSING" "$P_NOTSOCK" "$P_STALE" "$P_BUSY" "$P_FULL"; do
 	wait_port "$p" "$PROXY_PID" 5 || fail "listener on 127.0.0.1:$p does not accept"
 done
 
@@ -101,6 +105,20 @@ node_client "$UL_PORT" --cert "$PKI/orders.crt" --key "$PKI/orders.key" \
 assert_log_contains ' access ' 'listener=ul ' "bytes_in=$N " 'close=client_closed'
 assert_log_lacks 'close=idle_timeout'
 pass "a backend reading 200 kB/s (idle 2 s) gets all $N bytes and answers; close=client_closed"
+
+# ----------------------------- a backend that breaks off: no close_notify
+# The backend sends 100 kB, then resets the connection. A close_notify
+# would tell the client the stream ended whole; without one, the client
+# sees the truncation (Python: EOF in violation of protocol).
+log_mark
+timeout -k 2 30 python3 "$CLIENT_PY" "$P_RST" "$PKI" 10000000 0 >"$TMPDIR/rst.out" 2>&1
+RST=$(tail -n 1 "$TMPDIR/rst.out")
+case $RST in
+"bytes "*" end eof" | "bytes "*" end error:UNEXPECTED_EOF_WHILE_READING") ;;
+*) fail "backend reset: the client got [$RST], want the end without close_notify (end eof)" ;;
+esac
+assert_log_contains ' access ' 'listener=rst ' 'close="backend_error: Connection reset by peer"'
+pass "a backend that resets the connection: the client's stream ends without close_notify (truncation visible); close=backend_error"
 
 # ------------------------------------------- unix: why a connect failed
 

@@ -12,6 +12,8 @@ MODE busy DELAY (unix only): listen with a backlog of 0 and fill it with
   a connection of its own, so that connect() to the socket fails with
   EAGAIN ("Resource temporarily unavailable"); after DELAY seconds accept
   everything and answer each connection "echo:" + its first bytes.
+MODE reset N: send N bytes, wait 0.3 s, then reset the connection (RST,
+  as a crashed backend's kernel does).
 MODE echo: answer each connection "echo:" + its first bytes.
 MODE unlistened (unix only): bind the socket file and close it, so the
   file stays with nothing listening; then exit.
@@ -94,6 +96,14 @@ def slowread(c):
     c.close()
 
 
+def reset(c):
+    c.sendall((b"0123456789" * (int(ARGS[0]) // 10 + 1))[:int(ARGS[0])])
+    time.sleep(0.3)
+    c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+    c.close()
+    log("reset")
+
+
 def echo_first(c):
     c.settimeout(5)
     try:
@@ -139,7 +149,7 @@ if MODE == "busy":
 
 s = listen(16)
 log("ready")
-handler = {"send": send, "slowread": slowread, "echo": echo_first}[MODE]
+handler = {"send": send, "slowread": slowread, "echo": echo_first, "reset": reset}[MODE]
 while True:
     c, _ = s.accept()
     threading.Thread(target=handler, args=(c,), daemon=True).start()
