@@ -1313,6 +1313,15 @@ check_collect_cas(struct check *c)
 	}
 }
 
+/* A usage error: the synopsis and where the rest is, not the whole help. */
+static int
+check_usage_error(void)
+{
+	fprintf(stderr, "usage: mtlsproxy check [-c FILE] [--strict]\n"
+	    "try 'mtlsproxy check --help'\n");
+	return 2;
+}
+
 static void
 check_usage(FILE *fp)
 {
@@ -1369,7 +1378,8 @@ check_main(int argc, char *argv[])
 	int		 ch, rc;
 
 	optind = 1;
-	while ((ch = getopt_long(argc, argv, "c:h", longopts, NULL)) != -1) {
+	opterr = 0;
+	while ((ch = getopt_long(argc, argv, ":c:h", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 'c':
 			path = optarg;
@@ -1380,16 +1390,24 @@ check_main(int argc, char *argv[])
 		case 'h':
 			check_usage(stdout);
 			return 0;
+		case ':':
+			fprintf(stderr, "mtlsproxy check: %s needs a value\n",
+			    argv[optind - 1]);
+			return check_usage_error();
 		default:
-			check_usage(stderr);
-			return 2;
+			if (optopt != 0)
+				fprintf(stderr, "mtlsproxy check: unknown "
+				    "option \"-%c\"\n", optopt);
+			else
+				fprintf(stderr, "mtlsproxy check: unknown "
+				    "option \"%s\"\n", argv[optind - 1]);
+			return check_usage_error();
 		}
 	}
 	if (optind != argc) {
 		fprintf(stderr, "mtlsproxy check: unexpected argument \"%s\"\n",
 		    argv[optind]);
-		check_usage(stderr);
-		return 2;
+		return check_usage_error();
 	}
 	if (tls_init() == -1) {
 		fprintf(stderr, "mtlsproxy: cannot initialise OpenSSL\n");
@@ -2211,6 +2229,17 @@ explain_parse_at(const char *s, time_t *out)
 	return 0;
 }
 
+/* A usage error: the synopsis and where the rest is, not the whole help. */
+static int
+explain_usage_error(void)
+{
+	fprintf(stderr,
+	    "usage: mtlsproxy explain [-c FILE] [--listener NAME] --cert FILE\n"
+	    "                         [--chain FILE] [--at DATE]\n"
+	    "try 'mtlsproxy explain --help'\n");
+	return 2;
+}
+
 static void
 explain_usage(FILE *fp)
 {
@@ -2300,7 +2329,8 @@ explain_main(int argc, char *argv[])
 	memset(&v, 0, sizeof(v));
 	memset(&t, 0, sizeof(t));
 	optind = 1;
-	while ((ch = getopt_long(argc, argv, "c:l:h", longopts, NULL)) !=
+	opterr = 0;
+	while ((ch = getopt_long(argc, argv, ":c:l:h", longopts, NULL)) !=
 	    -1) {
 		switch (ch) {
 		case 'c':
@@ -2321,9 +2351,18 @@ explain_main(int argc, char *argv[])
 		case 'h':
 			explain_usage(stdout);
 			return 0;
+		case ':':
+			fprintf(stderr, "mtlsproxy explain: %s needs a value\n",
+			    argv[optind - 1]);
+			return explain_usage_error();
 		default:
-			explain_usage(stderr);
-			return 2;
+			if (optopt != 0)
+				fprintf(stderr, "mtlsproxy explain: unknown "
+				    "option \"-%c\"\n", optopt);
+			else
+				fprintf(stderr, "mtlsproxy explain: unknown "
+				    "option \"%s\"\n", argv[optind - 1]);
+			return explain_usage_error();
 		}
 	}
 	if (optind != argc || certpath == NULL) {
@@ -2333,8 +2372,7 @@ explain_main(int argc, char *argv[])
 		else
 			fprintf(stderr, "mtlsproxy explain: --cert FILE is "
 			    "required\n");
-		explain_usage(stderr);
-		return 2;
+		return explain_usage_error();
 	}
 	e.at = time(NULL);
 	if (at != NULL && explain_parse_at(at, &e.at) == -1) {

@@ -158,6 +158,21 @@ grep -q -F "is given with -c: -c $TMPDIR/proxy.yaml" "$TMPDIR/f2.out" ||
     fail "(f) 'mtlsproxy FILE': $(cat "$TMPDIR/f2.out")"
 pass "(f) a command or a file without -c: the usage error says how"
 
+# check and explain: a usage error is the mistake, the synopsis and where
+# the help is (three lines or four), not the whole help text
+for args in "check --bogus" "check -c" "explain --cert" "explain -c $TMPDIR/proxy.yaml"; do
+	# shellcheck disable=SC2086
+	"$MTLSPROXY" $args >"$TMPDIR/f3.out" 2>&1
+	rc=$?
+	[ "$rc" -eq 2 ] || fail "(f) 'mtlsproxy $args' exited $rc, want 2"
+	[ "$(wc -l <"$TMPDIR/f3.out")" -le 4 ] && grep -q "^try 'mtlsproxy ${args%% *} --help'$" "$TMPDIR/f3.out" ||
+	    fail "(f) 'mtlsproxy $args': $(cat "$TMPDIR/f3.out")"
+done
+grep -q -F 'mtlsproxy explain: --cert FILE is required' "$TMPDIR/f3.out" || fail "(f) explain without --cert: $(cat "$TMPDIR/f3.out")"
+"$MTLSPROXY" check -c >"$TMPDIR/f3.out" 2>&1
+grep -q -F 'mtlsproxy check: -c needs a value' "$TMPDIR/f3.out" || fail "(f) check -c: $(cat "$TMPDIR/f3.out")"
+pass "(f) check and explain usage errors: the mistake, the synopsis, and where the help is"
+
 # --- (g) a retry is logged as one
 log_mark
 cp "$TMPDIR/proxy.yaml" "$TMPDIR/proxy.yaml.good"
