@@ -312,7 +312,8 @@ addr_parse(const char *s, int flags, struct addr *a, const char **why)
 			return -1;
 		}
 		if (strlen(s + 5) >= sizeof(sun->sun_path)) {
-			*why = "unix socket path too long";
+			*why = "unix socket path too long: at most 107 "
+			    "bytes (the kernel's limit)";
 			return -1;
 		}
 		sun->sun_family = AF_UNIX;
@@ -385,6 +386,23 @@ addr_parse(const char *s, int flags, struct addr *a, const char **why)
 	memcpy(&a->ss, res->ai_addr, res->ai_addrlen);
 	a->sslen = res->ai_addrlen;
 	freeaddrinfo(res);
+	if (a->ss.ss_family == AF_INET6 && IN6_IS_ADDR_V4MAPPED(
+	    &((struct sockaddr_in6 *)&a->ss)->sin6_addr)) {
+		/*
+		 * [::ffff:127.0.0.1] is the IPv4 address as an IPv6 socket
+		 * sees it: use it as IPv4 (an IPv6-only listening socket
+		 * could not bind it).
+		 */
+		struct sockaddr_in	sin;
+
+		memset(&sin, 0, sizeof(sin));
+		sin.sin_family = AF_INET;
+		memcpy(&sin.sin_addr, &((struct sockaddr_in6 *)&a->ss)->
+		    sin6_addr.s6_addr[12], 4);
+		memset(&a->ss, 0, sizeof(a->ss));
+		memcpy(&a->ss, &sin, sizeof(sin));
+		a->sslen = sizeof(sin);
+	}
 	if (a->ss.ss_family == AF_INET)
 		((struct sockaddr_in *)&a->ss)->sin_port = port;
 	else

@@ -186,3 +186,23 @@ pass "(g) a reload retry is logged as a retry"
 
 stop_proxy
 check_sanitizers
+
+# --- (h) an IPv4-mapped IPv6 address is the IPv4 address it holds: a
+# listener on [::ffff:127.0.0.1]:P accepts on 127.0.0.1:P (it used to fail
+# to bind with "Invalid argument")
+MPORT=$(free_port)
+MBACK=$(free_port)
+start_echo "$MBACK"
+{
+	config_head
+	config_listener mapped "$MPORT" "\"127.0.0.1:$MBACK\"" |
+	    sed "s/^    listen: .*/    listen: \"[::ffff:127.0.0.1]:$MPORT\"/"
+} >"$TMPDIR/mapped.yaml"
+grep -q -F "listen: \"[::ffff:127.0.0.1]:$MPORT\"" "$TMPDIR/mapped.yaml" || fail "(h) test setup"
+start_proxy "$TMPDIR/mapped.yaml" "$MPORT"
+s_client_send "$MPORT" 'mapped-hello\n' mapped-hello -cert "$PKI/orders.crt" -key "$PKI/orders.key"
+grep -q -F mapped-hello "$SCLIENT_OUT" ||
+    fail "(h) no echo through a listener on [::ffff:127.0.0.1]:$MPORT: rc $SCLIENT_RC $(tail -n 3 "$SCLIENT_ERR")"
+stop_proxy
+check_sanitizers
+pass "(h) a listener on [::ffff:127.0.0.1]:PORT serves 127.0.0.1:PORT"

@@ -104,6 +104,16 @@ START_TEST(test_addr_ipv6)
 	    sizeof(buf)), "[::1]:8443");
 	addr_free(&a);
 
+	/* An IPv4-mapped address is taken as the IPv4 address it holds. */
+	ck_assert_int_eq(addr_parse("[::ffff:127.0.0.1]:9443",
+	    ADDR_ALLOW_WILDCARD, &a, &why), 0);
+	ck_assert_int_eq(a.ss.ss_family, AF_INET);
+	ck_assert_uint_eq(a.sslen, sizeof(struct sockaddr_in));
+	ck_assert(addr_is_loopback(&a));
+	ck_assert_str_eq(sockaddr_str((struct sockaddr *)&a.ss, a.sslen, buf,
+	    sizeof(buf)), "127.0.0.1:9443");
+	addr_free(&a);
+
 	ck_assert_int_eq(addr_parse("::1:8443", 0, &a, &why), -1);
 	ck_assert_str_eq(why, "an IPv6 address must be in brackets: [::1]:port");
 	ck_assert_int_eq(addr_parse("[::1]8443", 0, &a, &why), -1);
