@@ -46,6 +46,7 @@ enum http_cstate {
 /* A request forwarded to the backend whose response has not ended. */
 struct http_req {
 	uint8_t			 method;
+	bool			 http10;	/* an HTTP/1.0 request */
 	bool			 done;		/* whole request sent */
 	bool			 replayable;	/* see http_replay_keep() */
 	bool			 replayed;	/* sent again once already */
@@ -766,6 +767,7 @@ http_on_headers_complete(llhttp_t *p)
 
 	r = xcalloc(1, sizeof(*r));
 	r->method = (uint8_t)llhttp_get_method(p);
+	r->http10 = p->http_major == 1 && p->http_minor == 0;
 	/*
 	 * Only an upgrade to WebSocket is forwarded, and only when Connection
 	 * lists upgrade (RFC 9110 7.8). An upgrade to anything else (h2c) that
@@ -1358,6 +1360,11 @@ http_resp_head_done(struct http *h, bool close, bool v10)
 		nt = http_rlist_names(list, n);
 	if (close && (eol = http_rstatus_end(h)) != 0)
 		http_cut_push(h, eol, 0, "Connection: close\r\n");
+	else if (h->bclose_kept && STAILQ_FIRST(&h->pending) != NULL &&
+	    STAILQ_FIRST(&h->pending)->http10 &&
+	    (eol = http_rstatus_end(h)) != 0)
+		/* An HTTP/1.0 client keeps its connection only if told. */
+		http_cut_push(h, eol, 0, "Connection: keep-alive\r\n");
 	for (i = 0; i < h->nrlines; i++) {
 		const struct http_rline *l = &h->rlines[i];
 

@@ -97,6 +97,16 @@ assert_eq "$(jq_py "$R" 'j["closedByServer"]')" False "HTTP/1.0 backend: the cli
 assert_eq "$(jq_py "$R" 'j["raw"].count("HTTP/1.0")')" 0 "HTTP/1.0 backend: an HTTP/1.0 status line passed on"
 pass "an HTTP/1.0 answer with a length goes on as HTTP/1.1 and the client's connection stays"
 
+# an HTTP/1.0 client asking for keep-alive (as ab -k does) is told it has it
+hclient raw "$P11" --send 'GET /len HTTP/1.0\r\nHost: localhost\r\nConnection: keep-alive\r\n\r\nGET /len HTTP/1.0\r\nHost: localhost\r\nConnection: keep-alive\r\n\r\n' \
+    --sequential --responses 2 --wait-close 500
+R=$HCL_OUT
+assert_eq "$(jq_py "$R" '",".join(str(r["status"]) for r in j["responses"])')" 200,200 "HTTP/1.0 keep-alive client: answers"
+assert_eq "$(jq_py "$R" '",".join(",".join(rh(r, "connection")) for r in j["responses"]).lower()')" keep-alive,keep-alive \
+    "HTTP/1.0 keep-alive client: Connection headers"
+assert_eq "$(jq_py "$R" 'j["closedByServer"]')" False "HTTP/1.0 keep-alive client: the connection stays open"
+pass "an HTTP/1.0 client asking for keep-alive gets Connection: keep-alive and keeps its connection"
+
 # ------------------------------------------------- answers ending at close
 for P in "$P11" "$P10"; do
 	log_mark
