@@ -1313,6 +1313,21 @@ check_collect_cas(struct check *c)
 	}
 }
 
+/* What getopt_long (":" first) refused, for the command cmd. */
+static void
+opt_error(const char *cmd, int ch, char **argv)
+{
+	if (ch == ':')
+		fprintf(stderr, "mtlsproxy %s: %s needs a value\n", cmd,
+		    argv[optind - 1]);
+	else if (optopt != 0)
+		fprintf(stderr, "mtlsproxy %s: unknown option \"-%c\"\n", cmd,
+		    optopt);
+	else
+		fprintf(stderr, "mtlsproxy %s: unknown option \"%s\"\n", cmd,
+		    argv[optind - 1]);
+}
+
 /* A usage error: the synopsis and where the rest is, not the whole help. */
 static int
 check_usage_error(void)
@@ -1390,17 +1405,8 @@ check_main(int argc, char *argv[])
 		case 'h':
 			check_usage(stdout);
 			return 0;
-		case ':':
-			fprintf(stderr, "mtlsproxy check: %s needs a value\n",
-			    argv[optind - 1]);
-			return check_usage_error();
 		default:
-			if (optopt != 0)
-				fprintf(stderr, "mtlsproxy check: unknown "
-				    "option \"-%c\"\n", optopt);
-			else
-				fprintf(stderr, "mtlsproxy check: unknown "
-				    "option \"%s\"\n", argv[optind - 1]);
+			opt_error("check", ch, argv);
 			return check_usage_error();
 		}
 	}
@@ -2351,17 +2357,8 @@ explain_main(int argc, char *argv[])
 		case 'h':
 			explain_usage(stdout);
 			return 0;
-		case ':':
-			fprintf(stderr, "mtlsproxy explain: %s needs a value\n",
-			    argv[optind - 1]);
-			return explain_usage_error();
 		default:
-			if (optopt != 0)
-				fprintf(stderr, "mtlsproxy explain: unknown "
-				    "option \"-%c\"\n", optopt);
-			else
-				fprintf(stderr, "mtlsproxy explain: unknown "
-				    "option \"%s\"\n", argv[optind - 1]);
+			opt_error("explain", ch, argv);
 			return explain_usage_error();
 		}
 	}
