@@ -73,7 +73,14 @@ void	 addr_free(struct addr *);
 void	 addr_copy(struct addr *, const struct addr *);
 const char *sockaddr_str(const struct sockaddr *, socklen_t, char *, size_t);
 int	 hex_decode(const char *, unsigned char *, size_t);
-bool	 is_tchar(unsigned char);
+extern const unsigned char tchar_map[256];
+
+/* Whether c may be in a token (RFC 9110 5.6.2). */
+static inline bool
+is_tchar(unsigned char c)
+{
+	return tchar_map[c] != 0;
+}
 #define RELOAD_RETRIES	10	/* after a failed reload on a file change */
 unsigned reload_retry_delay(unsigned);
 

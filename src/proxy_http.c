@@ -1048,9 +1048,12 @@ http_req_free(struct http_req *r)
 	free(r);
 }
 
-/* Pop the oldest pending request: its response has ended. */
+/*
+ * The oldest pending request ends: its request line (why: see
+ * http_unanswered), then it is freed.
+ */
 static void
-http_req_done(struct http *h, int status)
+http_req_end(struct http *h, int status, const char *why)
 {
 	struct http_req	*r = STAILQ_FIRST(&h->pending);
 
@@ -1059,8 +1062,15 @@ http_req_done(struct http *h, int status)
 	STAILQ_REMOVE_HEAD(&h->pending, entry);
 	if (h->cur == r)
 		h->cur = NULL;
-	http_log_request(h, r, status, NULL);
+	http_log_request(h, r, status, why);
 	http_req_free(r);
+}
+
+/* Pop the oldest pending request: its response has ended. */
+static void
+http_req_done(struct http *h, int status)
+{
+	http_req_end(h, status, NULL);
 }
 
 static int
@@ -2072,8 +2082,6 @@ http_backend_closes(struct http *h)
 	log_debug("session %" PRIu64 ": backend %s closes its connection after "
 	    "each answer; the client's connection stays, and its next request "
 	    "connects again", s->id, s->backend_addr);
-	h->bclose_kept = false;
-	h->no_reuse = false;
 	http_backend_forget(h);
 	if (evbuffer_get_length(bufferevent_get_input(s->client)) > 0) {
 		if (!s->client_eof)
@@ -2287,6 +2295,8 @@ http_backend_forget(struct http *h)
 {
 	session_backend_drop(h->s);
 	h->conn_used = false;
+	h->no_reuse = false;		/* it ended that connection only */
+	h->bclose_kept = false;
 	evtimer_del(h->btimer);
 	llhttp_init(&h->resp, HTTP_RESPONSE, &http_resp_settings);
 	h->resp.data = h;
@@ -2564,17 +2574,11 @@ http_backend_idle(const struct http *h)
 void
 http_unanswered(struct http *h, const char *why)
 {
-	struct http_req	*r;
-	bool		 first = true;
+	bool	first = true;
 
-	while ((r = STAILQ_FIRST(&h->pending)) != NULL) {
-		STAILQ_REMOVE_HEAD(&h->pending, entry);
-		if (h->cur == r)
-			h->cur = NULL;
-		http_log_request(h, r, first && h->resp_started &&
-		    !h->rin_head && !h->resp_tunnel ? h->resp.status_code : 0,
-		    why);
-		http_req_free(r);
+	while (!STAILQ_EMPTY(&h->pending)) {
+		http_req_end(h, first && h->resp_started && !h->rin_head &&
+		    !h->resp_tunnel ? h->resp.status_code : 0, why);
 		first = false;
 	}
 }
