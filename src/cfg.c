@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <netinet/in.h>
 
+#include <ctype.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
@@ -136,6 +137,8 @@ static void	cfg_admin(struct cfg_parser *, const struct cfg_key *,
 static void	cfg_admin_listen(struct cfg_parser *, const struct cfg_key *,
 		    yaml_node_t *, void *);
 static void	cfg_tls(struct cfg_parser *, const struct cfg_key *,
+		    yaml_node_t *, void *);
+static void	cfg_alpn(struct cfg_parser *, const struct cfg_key *,
 		    yaml_node_t *, void *);
 static void	cfg_client_auth(struct cfg_parser *, const struct cfg_key *,
 		    yaml_node_t *, void *);
@@ -276,6 +279,7 @@ static const struct cfg_key cfg_tls_keys[] = {
 	    .loc_off = T(ciphersuites_loc) },
 	{ "groups", CFG_T_STRING, .off = T(groups), .loc_off = T(groups_loc) },
 	{ "session_tickets", CFG_T_BOOL, .off = T(session_tickets) },
+	{ "alpn", CFG_T_FUNC, .fn = cfg_alpn },
 	{ .name = NULL }
 };
 
@@ -1224,6 +1228,110 @@ cfg_admin(struct cfg_parser *p, const struct cfg_key *k, yaml_node_t *n,
 		    cfg->admin.listen.text);
 }
 
+/*
+ * Protocol IDs from IANA's ALPN registry that a listener is likely to be
+ * given. An entry is compared byte for byte with what clients send, so
+ * "HTTP/1.1" or "http1.1" would never be chosen: those are refused, with
+ * the spelling clients use.
+ */
+static const char *const cfg_alpn_known[] = {
+	"h2", "http/1.1", "http/1.0", "http/0.9", "h3", "acme-tls/1", "imap",
+	"pop3", "smtp", "ftp", "xmpp-client", "xmpp-server", "mqtt", "dot",
+	"postgresql", "coap", NULL
+};
+
+/* Lower case, without '/', '.' and '-': "HTTP/1.1" and "http1.1" alike. */
+static void
+cfg_alpn_squeeze(const char *s, char *out, size_t len)
+{
+	size_t	j = 0;
+
+	for (; *s != '\0' && j + 1 < len; s++)
+		if (*s != '/' && *s != '.' && *s != '-')
+			out[j++] = (char)tolower((unsigned char)*s);
+	out[j] = '\0';
+}
+
+static void
+cfg_alpn_item(struct cfg_parser *p, const char *key, yaml_node_t *n,
+    size_t i, void *arg)
+{
+	struct cfg_tls	*t = arg;
+	const char	*s, *hint = NULL;
+	char		 a[64], b[64];
+	size_t		 j, len;
+
+	if ((s = cfg_scalar(p, key, n, "a protocol name such as h2 or "
+	    "http/1.1")) == NULL)
+		return;
+	t->alpn_locs[t->alpn.n] = cfg_loc(n);
+	len = strlen(s);
+	if (len == 0 || len > 255) {
+		cfg_err(p, n, "\"%s\" entry %zu: a protocol name is 1 to 255 "
+		    "bytes long", key, i + 1);
+		return;
+	}
+	if (strchr(s, ',') != NULL || strchr(s, ' ') != NULL) {
+		cfg_err(p, n, "\"%s\": one protocol per entry, as a list: "
+		    "alpn: [h2, http/1.1]", key);
+		return;
+	}
+	cfg_alpn_squeeze(s, a, sizeof(a));
+	if (strcmp(a, "http2") == 0)
+		hint = "h2";
+	for (j = 0; cfg_alpn_known[j] != NULL && hint == NULL; j++) {
+		if (strcmp(s, cfg_alpn_known[j]) == 0)
+			break;
+		cfg_alpn_squeeze(cfg_alpn_known[j], b, sizeof(b));
+		if (strcmp(a, b) == 0)
+			hint = cfg_alpn_known[j];
+	}
+	if (hint != NULL) {
+		cfg_err(p, n, "\"%s\": \"%s\" would never match: clients "
+		    "send \"%s\" (protocol names are compared byte for byte)",
+		    key, s, hint);
+		return;
+	}
+	if (strcasecmp(s, "h2c") == 0) {
+		cfg_err(p, n, "\"%s\": \"h2c\" is HTTP/2 without TLS, which no "
+		    "client offers over TLS; HTTP/2 clients (gRPC too) send "
+		    "\"h2\"", key);
+		return;
+	}
+	if (strcasecmp(s, "grpc") == 0 || strcasecmp(s, "grpc-exp") == 0) {
+		cfg_err(p, n, "\"%s\": gRPC clients offer \"h2\" (gRPC runs "
+		    "over HTTP/2)", key);
+		return;
+	}
+	for (j = 0; j < t->alpn.n; j++)
+		if (strcmp(t->alpn.v[j], s) == 0) {
+			cfg_err(p, n, "\"%s\": \"%s\" is listed twice", key, s);
+			return;
+		}
+	strlist_add(&t->alpn, s);
+}
+
+/*
+ * tls.alpn: the application protocols (ALPN, RFC 7301) the listener
+ * accepts, preferred first.
+ */
+static void
+cfg_alpn(struct cfg_parser *p, const struct cfg_key *k, yaml_node_t *n,
+    void *obj)
+{
+	struct cfg_tls	*t = obj;
+
+	if (n->type == YAML_MAPPING_NODE || cfg_is_null(n)) {
+		cfg_err_type(p, k->name, n, "a list of protocol names such as "
+		    "[h2, http/1.1]");
+		return;
+	}
+	strlist_free(&t->alpn);
+	free(t->alpn_locs);
+	t->alpn_locs = xcalloc(cfg_nitems(n), sizeof(*t->alpn_locs));
+	(void)cfg_items(p, k->name, n, cfg_alpn_item, t);
+}
+
 static void
 cfg_tls(struct cfg_parser *p, const struct cfg_key *k, yaml_node_t *n,
     void *obj)
@@ -1744,6 +1852,23 @@ cfg_mode_is_tcp(struct cfg_parser *p, yaml_node_t *backend)
 	    strcasecmp((const char *)mode->data.scalar.value, "tcp") == 0;
 }
 
+/* http mode speaks HTTP/1.x to clients: tls.alpn may only list that. */
+static void
+cfg_alpn_http(struct cfg_parser *p, const struct cfg_listener *l)
+{
+	const struct cfg_tls	*t = &l->tls;
+	size_t			 i;
+
+	for (i = 0; i < t->alpn.n; i++)
+		if (strcmp(t->alpn.v[i], "http/1.1") != 0 &&
+		    strcmp(t->alpn.v[i], "http/1.0") != 0)
+			cfg_error(p->errs, p->cfg, t->alpn_locs[i], "%s: tls.alpn "
+			    "\"%s\": mode: http speaks HTTP/1.1 to clients, so "
+			    "only http/1.1 and http/1.0 can be offered; for an "
+			    "HTTP/2 or gRPC backend use mode: tcp with alpn: "
+			    "[h2]", p->label, t->alpn.v[i]);
+}
+
 static void
 cfg_listener(struct cfg_parser *p, yaml_node_t *n, size_t idx)
 {
@@ -1775,6 +1900,8 @@ cfg_listener(struct cfg_parser *p, yaml_node_t *n, size_t idx)
 		    "apply to mode: http, but the backend has mode: tcp; set "
 		    "\"mode: http\" in backend, or remove \"headers\"",
 		    p->label);
+	if (l->backend.mode == BACKEND_HTTP)
+		cfg_alpn_http(p, l);
 	free(p->label);
 	p->label = NULL;
 
@@ -2091,6 +2218,8 @@ cfg_listener_free(struct cfg_listener *l)
 	free(t->ciphers);
 	free(t->ciphersuites);
 	free(t->groups);
+	strlist_free(&t->alpn);
+	free(t->alpn_locs);
 
 	cfg_file_free(&ca->ca);
 	for (i = 0; i < ca->n_trusted_certs; i++)

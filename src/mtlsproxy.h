@@ -156,6 +156,8 @@ struct cfg_tls {
 	struct cfg_loc	 groups_loc;
 	bool		 session_tickets;
 	struct cfg_file	 session_ticket_key_file;
+	struct strlist	 alpn;		/* ALPN protocol IDs, preferred first */
+	struct cfg_loc	*alpn_locs;	/* owned; one per alpn entry */
 	struct cfg_loc	 loc;		/* the tls: mapping */
 };
 
@@ -356,6 +358,8 @@ struct tls_server {
 	time_t		 crl_until;	/* earliest CRL nextUpdate, or 0 */
 	STACK_OF(X509)	*cas;		/* owns; client_auth.ca's certificates */
 	STACK_OF(X509_CRL) *crls;	/* owns; client_auth.crl's CRLs */
+	unsigned char	*alpn;		/* owned; ALPN wire format, or NULL */
+	size_t		 alpn_len;
 };
 
 int	 tls_init(void);

@@ -30,6 +30,7 @@
 #define PP2_FAM_TCP4		0x11
 #define PP2_FAM_TCP6		0x21
 
+#define PP2_TYPE_ALPN		0x01
 #define PP2_TYPE_CRC32C		0x03
 #define PP2_TYPE_SSL		0x20
 #define PP2_SUBTYPE_SSL_VERSION	0x21
@@ -341,8 +342,9 @@ pp2_build(unsigned char *buf, size_t len, const struct sockaddr *src,
     const struct sockaddr *dst, SSL *ssl)
 {
 	struct pp2_out	 o;
+	const unsigned char *alpn;
 	size_t		 crc_at;
-	unsigned	 fam;
+	unsigned	 fam, alen = 0;
 
 	o.buf = buf;
 	o.len = len < PP2_LEN_MAX ? len : PP2_LEN_MAX;
@@ -352,8 +354,13 @@ pp2_build(unsigned char *buf, size_t len, const struct sockaddr *src,
 	pp2_put(&o, PP2_SIGNATURE, PP2_SIGNATURE_LEN);
 	pp2_put(&o, pp2_zero, 4);	/* ver_cmd, fam, len: below */
 	fam = pp2_addrs(&o, src, dst);
-	if (ssl != NULL)
+	if (ssl != NULL) {
+		/* The application protocol agreed on (tls.alpn), if any. */
+		SSL_get0_alpn_selected(ssl, &alpn, &alen);
+		if (alen > 0)
+			pp2_tlv(&o, PP2_TYPE_ALPN, alpn, alen);
 		pp2_tlv_ssl(&o, ssl);
+	}
 	crc_at = o.off;
 	pp2_tlv(&o, PP2_TYPE_CRC32C, pp2_zero, 4);
 	if (o.full)

@@ -758,7 +758,11 @@ session_log_access(struct session *s, const char *why)
 {
 	const struct identity *id = session_ident(s);
 	struct timeval	now, d;
-	char		in[24], out[24], ms[24];
+	char		in[24], out[24], ms[24], alpn[256];
+	const unsigned char *ap = NULL;
+	unsigned	alen = 0;
+	SSL		*ssl = s->client != NULL ?
+		    bufferevent_openssl_get_ssl(s->client) : NULL;
 	struct log_field f[] = {
 		{ "listener", s->srv->cfg->name, false },
 		{ "peer", s->peer, false },
@@ -768,12 +772,21 @@ session_log_access(struct session *s, const char *why)
 		{ "sha256", id->sha256, false },
 		{ "backend", s->backend_addr[0] ? s->backend_addr : NULL,
 		    false },
+		{ "alpn", NULL, false },
 		{ "bytes_in", in, true },
 		{ "bytes_out", out, true },
 		{ "duration_ms", ms, true },
 		{ "close", why, false },
 	};
 
+	/* The application protocol the client and the proxy agreed on. */
+	if (ssl != NULL)
+		SSL_get0_alpn_selected(ssl, &ap, &alen);
+	if (alen > 0) {
+		memcpy(alpn, ap, alen < sizeof(alpn) ? alen : sizeof(alpn) - 1);
+		alpn[alen < sizeof(alpn) ? alen : sizeof(alpn) - 1] = '\0';
+		f[7].v = alpn;
+	}
 	event_base_gettimeofday_cached(s->w->base, &now);
 	timersub(&now, &s->start, &d);
 	snprintf(in, sizeof(in), "%" PRIu64, s->bytes_in);

@@ -2223,6 +2223,102 @@ tls_load_identity(SSL_CTX *ctx, const struct cfg *cfg, const struct cfg_tls *t,
 	return errs->n == nerr ? 0 : -1;
 }
 
+/* "h2, http/1.1" from an ALPN list in wire format, for a log line. */
+static void
+tls_alpn_str(const unsigned char *p, size_t n, char *buf, size_t len)
+{
+	size_t	i, j, l, off = 0;
+	int	ch;
+
+	for (i = 0; i < n; i += 1 + l) {
+		l = p[i];
+		if (i + 1 + l > n)
+			break;
+		if (off > 0 && off + 2 < len) {
+			memcpy(buf + off, ", ", 2);
+			off += 2;
+		}
+		for (j = 0; j < l && off + 1 < len; j++) {
+			ch = p[i + 1 + j];
+			buf[off++] = ch >= 0x20 && ch < 0x7f ? (char)ch : '?';
+		}
+	}
+	buf[off] = '\0';
+}
+
+/*
+ * ALPN (RFC 7301): the first protocol of the listener's list that the
+ * client offers, in the listener's order. A client that offers protocols
+ * but none of these gets the no_application_protocol alert, as RFC 7301
+ * 3.2 asks, and a log line naming both lists; it could not have talked to
+ * the backend anyway (an HTTP/2-only gRPC client to an http-mode
+ * listener). A client that offers none is served without ALPN.
+ */
+static int
+tls_alpn_cb(SSL *ssl, const unsigned char **out, unsigned char *outlen,
+    const unsigned char *in, unsigned int inlen, void *arg)
+{
+	const struct tls_server	*srv = arg;
+	struct tls_verdict	*v;
+	unsigned char		*sel;
+	char			 offered[256], ours[256];
+
+	if (SSL_select_next_proto(&sel, outlen, srv->alpn,
+	    (unsigned int)srv->alpn_len, in, inlen) == OPENSSL_NPN_NEGOTIATED) {
+		*out = sel;
+		return SSL_TLSEXT_ERR_OK;
+	}
+	if ((v = SSL_get_ex_data(ssl, tls_verdict_idx)) != NULL) {
+		tls_alpn_str(in, inlen, offered, sizeof(offered));
+		tls_alpn_str(srv->alpn, srv->alpn_len, ours, sizeof(ours));
+		if (srv->cfg->backend.mode == BACKEND_HTTP)
+			set_reason(v, "tls_error", "no common application "
+			    "protocol (ALPN): the client offers only %s, and "
+			    "this listener (backend mode: http) speaks HTTP/1.x "
+			    "(%s); an HTTP/2 or gRPC client needs a listener "
+			    "with backend mode: tcp and tls.alpn: [h2]",
+			    offered, ours);
+		else
+			set_reason(v, "tls_error", "no common application "
+			    "protocol (ALPN): the client offers only %s; "
+			    "tls.alpn lists %s", offered, ours);
+	}
+	return SSL_TLSEXT_ERR_ALERT_FATAL;
+}
+
+/*
+ * The listener's ALPN list in wire format: tls.alpn, or in http mode
+ * HTTP/1.1 (and 1.0), so that a client offering h2 and http/1.1 (curl,
+ * browsers, Go) is told which one it speaks. In tcp mode without
+ * tls.alpn the proxy does not take part in ALPN: it cannot know what the
+ * backend speaks.
+ */
+static void
+tls_alpn_set(struct tls_server *srv, SSL_CTX *ctx,
+    const struct cfg_listener *l)
+{
+	static const char *const http[] = { "http/1.1", "http/1.0" };
+	const char *const	*v = (const char *const *)l->tls.alpn.v;
+	size_t			 n = l->tls.alpn.n, i, len = 0, off = 0;
+
+	if (n == 0 && l->backend.mode == BACKEND_HTTP) {
+		v = http;
+		n = sizeof(http) / sizeof(http[0]);
+	}
+	if (n == 0)
+		return;
+	for (i = 0; i < n; i++)
+		len += 1 + strlen(v[i]);
+	srv->alpn = xmalloc(len);
+	for (i = 0; i < n; i++) {
+		srv->alpn[off++] = (unsigned char)strlen(v[i]);
+		memcpy(srv->alpn + off, v[i], strlen(v[i]));
+		off += strlen(v[i]);
+	}
+	srv->alpn_len = len;
+	SSL_CTX_set_alpn_select_cb(ctx, tls_alpn_cb, srv);
+}
+
 /*
  * Build the server side of one listener, with its tls section (do_tls) and
  * its client_auth section (do_auth); -1 with messages in errs.
@@ -2324,6 +2420,7 @@ tls_server_build(struct tls_server *srv, const struct cfg *cfg,
 		    l->client_auth.client_eku);
 	if (l->backend.mode == BACKEND_HTTP)
 		srv->hdrs = hdr_set_new(&l->headers);
+	tls_alpn_set(srv, ctx, l);
 	tls_auth_digest(srv, l, sid);
 	SSL_CTX_set_session_id_context(ctx, sid, SSL_MAX_SID_CTX_LENGTH);
 	if (errs->n != nerr) {
@@ -2373,6 +2470,7 @@ tls_server_clear(struct tls_server *srv)
 	policy_free(srv->policy);
 	hdr_set_free(srv->hdrs);
 	vcache_free(srv->vcache);
+	free(srv->alpn);
 	memset(srv, 0, sizeof(*srv));
 }
 

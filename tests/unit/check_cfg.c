@@ -567,6 +567,39 @@ START_TEST(test_duplicate_key)
 }
 END_TEST
 
+START_TEST(test_alpn)
+{
+	load_ok("data/alpn.yaml");
+	ck_assert_uint_eq(cfg->listeners[0].tls.alpn.n, 2);
+	ck_assert_str_eq(cfg->listeners[0].tls.alpn.v[0], "h2");
+	ck_assert_str_eq(cfg->listeners[0].tls.alpn.v[1], "http/1.1");
+	/* One name alone is a list of one. */
+	ck_assert_uint_eq(cfg->listeners[1].tls.alpn.n, 1);
+	ck_assert_str_eq(cfg->listeners[1].tls.alpn.v[0], "http/1.1");
+}
+END_TEST
+
+START_TEST(test_alpn_errors)
+{
+	EXPECT("data/bad_alpn.yaml",
+	    "data/bad_alpn.yaml:7:14: \"alpn\": \"HTTP/1.1\" would never "
+	    "match: clients send \"http/1.1\" (protocol names are compared "
+	    "byte for byte)",
+	    "data/bad_alpn.yaml:7:24: \"alpn\": one protocol per entry, as a "
+	    "list: alpn: [h2, http/1.1]",
+	    "data/bad_alpn.yaml:7:39: \"alpn\": \"h2c\" is HTTP/2 without TLS, "
+	    "which no client offers over TLS; HTTP/2 clients (gRPC too) send "
+	    "\"h2\"",
+	    "data/bad_alpn.yaml:7:44: \"alpn\": gRPC clients offer \"h2\" "
+	    "(gRPC runs over HTTP/2)",
+	    "data/bad_alpn.yaml:7:62: \"alpn\": \"acme-tls/1\" is listed twice",
+	    "data/bad_alpn.yaml:17:24: listener \"web\": tls.alpn \"h2\": mode: "
+	    "http speaks HTTP/1.1 to clients, so only http/1.1 and http/1.0 "
+	    "can be offered; for an HTTP/2 or gRPC backend use mode: tcp with "
+	    "alpn: [h2]");
+}
+END_TEST
+
 START_TEST(test_admin_reload_errors)
 {
 	EXPECT("data/admin_reload.yaml",
@@ -1060,6 +1093,7 @@ cfg_suite(void)
 	tcase_add_test(ok, test_http_config);
 	tcase_add_test(ok, test_mode_http);
 	tcase_add_test(ok, test_proxy_protocol);
+	tcase_add_test(ok, test_alpn);
 	tcase_add_test(ok, test_booleans);
 	tcase_add_test(ok, test_relative_to_cwd);
 	tcase_add_test(ok, test_cfg_error_format);
@@ -1082,6 +1116,7 @@ cfg_suite(void)
 	tcase_add_test(bad, test_unknown_key_nested);
 	tcase_add_test(bad, test_duplicate_key);
 	tcase_add_test(bad, test_admin_reload_errors);
+	tcase_add_test(bad, test_alpn_errors);
 	tcase_add_test(bad, test_ops_keys);
 	tcase_add_test(bad, test_bad_int);
 	tcase_add_test(bad, test_bad_bool);

@@ -344,6 +344,55 @@ der(X509 *x, int *len)
 
 /* -- tests -- */
 
+/* The server's side of ALPN in these tests: h2 if the client offers it. */
+static int
+select_h2(SSL *ssl, const unsigned char **out, unsigned char *outlen,
+    const unsigned char *in, unsigned int inlen, void *arg)
+{
+	static const unsigned char h2[] = "\x02h2";
+	unsigned char	*sel;
+
+	(void)ssl;
+	(void)arg;
+	if (SSL_select_next_proto(&sel, outlen, h2, sizeof(h2) - 1, in,
+	    inlen) != OPENSSL_NPN_NEGOTIATED)
+		return SSL_TLSEXT_ERR_NOACK;
+	*out = sel;
+	return SSL_TLSEXT_ERR_OK;
+}
+
+/*
+ * An agreed application protocol travels as PP2_TYPE_ALPN, before the SSL
+ * TLV; without one (the other tests) there is no ALPN TLV at all.
+ */
+START_TEST(test_alpn_tlv)
+{
+	static const unsigned char offer[] = "\x08http/1.1\x02h2";
+	struct tlv	 top[8], sub[8];
+	size_t		 first, ntop;
+	int		 n;
+
+	make_ctxs(TLS1_3_VERSION);
+	SSL_CTX_set_alpn_select_cb(sctx, select_h2, NULL);
+	ck_assert_int_eq(SSL_CTX_set_alpn_protos(cctx, offer,
+	    sizeof(offer) - 1), 0);
+	handshake(NULL);
+	n = pp2_build(buf, PP2_MAX_HEADER, (struct sockaddr *)&src4,
+	    (struct sockaddr *)&dst4, server);
+	ck_assert_int_gt(n, 0);
+	first = check_frame(buf, n, 0x21, 0x11, 12);
+	ntop = split(buf + first, (size_t)n - first, top, NITEMS(top));
+	ck_assert_uint_eq(ntop, 3);
+	ck_assert_uint_eq(top[0].type, 0x01);
+	TLV_STR_EQ(&top[0], "h2");
+	ck_assert_uint_eq(top[1].type, 0x20);
+	ck_assert_uint_eq(top[2].type, 0x03);
+	ck_assert_uint_eq(split(top[1].v + 5, top[1].len - 5, sub,
+	    NITEMS(sub)), 6);
+	TLV_STR_EQ(find(sub, 6, 0x22), "orders");
+}
+END_TEST
+
 START_TEST(test_crc32c_vectors)
 {
 	unsigned char	b[32];
@@ -698,6 +747,7 @@ pp2_suite(void)
 	tcase_add_test(tc, test_big_cert_left_out);
 	tcase_add_test(tc, test_buffer_limits);
 	tcase_add_test(tc, test_no_ssl_addresses_and_crc);
+	tcase_add_test(tc, test_alpn_tlv);
 	suite_add_tcase(s, tc);
 	return s;
 }
