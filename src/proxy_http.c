@@ -1966,6 +1966,15 @@ http_client_input(struct http *h)
 				log_info("%s: bad request: %s", s->peer,
 				    h->bad_why);
 				http_error(h, 400, "bad_request");
+			} else if (h->cstate == HTTP_C_HEAD &&
+			    err == HPE_PAUSED_H2_UPGRADE) {
+				/* "PRI * HTTP/2.0": HTTP/2 by prior knowledge. */
+				log_info("%s: bad request: the client sent the "
+				    "HTTP/2 connection preface without agreeing "
+				    "on h2 in the TLS handshake (ALPN); this "
+				    "listener (backend mode: http) speaks "
+				    "HTTP/1.1", s->peer);
+				http_error(h, 400, "bad_request");
 			} else if (h->cstate == HTTP_C_HEAD) {
 				log_info("%s: bad request: %s (%s)", s->peer,
 				    llhttp_errno_name(err),

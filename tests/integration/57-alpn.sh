@@ -128,6 +128,14 @@ assert_log_contains ' refused ' 'listener=web ' 'code=tls_error' \
     'tls.alpn: \[h2\]'
 pass "http mode: an h2-only client (gRPC) is refused with no_application_protocol and a reason that says what to do"
 
+# HTTP/2 by prior knowledge, without ALPN: a 400 and a log line that says so.
+log_mark
+s_client_send "$P_HTTP" 'PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n' '400 Bad Request' \
+    -cert "$PKI/orders.crt" -key "$PKI/orders.key"
+head -n 1 "$SCLIENT_OUT" | grep -q '^HTTP/1.1 400 Bad Request' || fail "HTTP/2 preface: got [$(head -n 1 "$SCLIENT_OUT")]"
+assert_log_contains 'bad request: the client sent the HTTP/2 connection preface without agreeing on h2 in the TLS handshake \(ALPN\)'
+pass "http mode: an HTTP/2 preface without ALPN gets 400, and the log says what happened"
+
 log_mark
 s_client_send "$P_HTTP" 'GET / HTTP/1.0\r\n\r\n' "$HTTP_BODY" -alpn http/1.0 \
     -cert "$PKI/orders.crt" -key "$PKI/orders.key"
