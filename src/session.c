@@ -753,16 +753,30 @@ session_backend_failed(struct session *s)
 	http_start_failed(s);
 }
 
+/* The application protocol the client and the proxy agreed on, or NULL. */
+static const char *
+session_alpn(struct session *s, char *buf, size_t len)
+{
+	const unsigned char	*p = NULL;
+	unsigned		 n = 0;
+	SSL			*ssl;
+
+	if (s->client == NULL ||
+	    (ssl = bufferevent_openssl_get_ssl(s->client)) == NULL)
+		return NULL;
+	SSL_get0_alpn_selected(ssl, &p, &n);
+	if (n == 0)
+		return NULL;
+	(void)snprintf(buf, len, "%.*s", (int)n, (const char *)p);
+	return buf;
+}
+
 static void
 session_log_access(struct session *s, const char *why)
 {
 	const struct identity *id = session_ident(s);
 	struct timeval	now, d;
 	char		in[24], out[24], ms[24], alpn[256];
-	const unsigned char *ap = NULL;
-	unsigned	alen = 0;
-	SSL		*ssl = s->client != NULL ?
-		    bufferevent_openssl_get_ssl(s->client) : NULL;
 	struct log_field f[] = {
 		{ "listener", s->srv->cfg->name, false },
 		{ "peer", s->peer, false },
@@ -772,21 +786,13 @@ session_log_access(struct session *s, const char *why)
 		{ "sha256", id->sha256, false },
 		{ "backend", s->backend_addr[0] ? s->backend_addr : NULL,
 		    false },
-		{ "alpn", NULL, false },
+		{ "alpn", session_alpn(s, alpn, sizeof(alpn)), false },
 		{ "bytes_in", in, true },
 		{ "bytes_out", out, true },
 		{ "duration_ms", ms, true },
 		{ "close", why, false },
 	};
 
-	/* The application protocol the client and the proxy agreed on. */
-	if (ssl != NULL)
-		SSL_get0_alpn_selected(ssl, &ap, &alen);
-	if (alen > 0) {
-		memcpy(alpn, ap, alen < sizeof(alpn) ? alen : sizeof(alpn) - 1);
-		alpn[alen < sizeof(alpn) ? alen : sizeof(alpn) - 1] = '\0';
-		f[7].v = alpn;
-	}
 	event_base_gettimeofday_cached(s->w->base, &now);
 	timersub(&now, &s->start, &d);
 	snprintf(in, sizeof(in), "%" PRIu64, s->bytes_in);

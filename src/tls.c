@@ -2299,7 +2299,7 @@ tls_alpn_set(struct tls_server *srv, SSL_CTX *ctx,
 {
 	static const char *const http[] = { "http/1.1", "http/1.0" };
 	const char *const	*v = (const char *const *)l->tls.alpn.v;
-	size_t			 n = l->tls.alpn.n, i, len = 0, off = 0;
+	size_t			 n = l->tls.alpn.n, i, plen, len = 0, off = 0;
 
 	if (n == 0 && l->backend.mode == BACKEND_HTTP) {
 		v = http;
@@ -2311,9 +2311,10 @@ tls_alpn_set(struct tls_server *srv, SSL_CTX *ctx,
 		len += 1 + strlen(v[i]);
 	srv->alpn = xmalloc(len);
 	for (i = 0; i < n; i++) {
-		srv->alpn[off++] = (unsigned char)strlen(v[i]);
-		memcpy(srv->alpn + off, v[i], strlen(v[i]));
-		off += strlen(v[i]);
+		plen = strlen(v[i]);	/* 1..255: checked at load */
+		srv->alpn[off++] = (unsigned char)plen;
+		memcpy(srv->alpn + off, v[i], plen);
+		off += plen;
 	}
 	srv->alpn_len = len;
 	SSL_CTX_set_alpn_select_cb(ctx, tls_alpn_cb, srv);
