@@ -412,6 +412,32 @@ listener_resume_cb(evutil_socket_t fd, short what, void *arg)
 	listener_accept_cb(a->fd, EV_READ, a);
 }
 
+#define FD_LOG_SEC	60
+
+/*
+ * No descriptor for a new client: a client waiting to connect comes before
+ * an idle backend connection, so close one of this worker's (the client is
+ * accepted on the next loop pass, once it is closed); with none, leave the
+ * clients in the backlog for 100 ms. Said at most once a minute.
+ */
+static void
+listener_out_of_fds(struct waccept *a, int err)
+{
+	static time_t	 logged;	/* atomic */
+
+	if (upstream_fd_shed(a->w, NULL)) {
+		listener_pause(a, 0);
+		return;
+	}
+	if (log_due(&logged, FD_LOG_SEC))
+		log_warnx("listener \"%s\": no file descriptor free to accept "
+		    "a client (%s; the open file limit is %llu): new clients "
+		    "wait in the backlog until one is; raise the limit or "
+		    "lower max_connections", lstates[a->li].name,
+		    evutil_socket_error_to_string(err), nofile_limit());
+	listener_pause(a, 100);
+}
+
 /* Reserve a connection slot; false at max_connections. */
 static bool
 listener_reserve(struct lstate *ls)
@@ -464,9 +490,7 @@ listener_accept_cb(evutil_socket_t lfd, short what, void *arg)
 			    errno == ECONNABORTED)
 				return;
 			if (errno == EMFILE || errno == ENFILE) {
-				log_errno(LOG_LEVEL_WARN, "listener \"%s\": "
-				    "accept", ls->name);
-				listener_pause(a, 100);
+				listener_out_of_fds(a, errno);
 				return;
 			}
 			log_errno(LOG_LEVEL_WARN, "listener \"%s\": accept",

@@ -83,6 +83,8 @@ is_tchar(unsigned char c)
 }
 #define RELOAD_RETRIES	10	/* after a failed reload on a file change */
 unsigned reload_retry_delay(unsigned);
+bool	 log_due(time_t *, time_t);
+unsigned long long nofile_limit(void);
 
 /* cfg.c */
 struct cfg_loc {
@@ -592,6 +594,7 @@ bool	 tlsout_pending(const struct session *);
 void	 upstream_connect(struct session *);
 bool	 upstream_pool_put(struct session *);
 void	 upstream_pool_clear(struct worker *);
+bool	 upstream_fd_shed(struct worker *, const struct session *);
 void	 upstream_pool_prune(struct worker *, const struct runtime *);
 
 /* proxy_http.c */

@@ -2,7 +2,6 @@
  * upstream.c - connect to the backend: each address in order within
  * connect_timeout, falling over to the next on failure.
  */
-#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -14,7 +13,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
@@ -63,6 +61,18 @@ upstream_unix_hint(const struct addr *a, int err, char *buf, size_t len)
 	}
 }
 
+/* Whether a backend connection in progress has in fact connected. */
+static bool
+upstream_connected(struct bufferevent *bev)
+{
+	struct sockaddr_storage	 ss;
+	socklen_t		 len = sizeof(ss);
+	evutil_socket_t		 fd = bufferevent_getfd(bev);
+
+	return fd != -1 &&
+	    getpeername(fd, (struct sockaddr *)&ss, &len) == 0;
+}
+
 static void
 upstream_event_cb(struct bufferevent *bev, short what, void *arg)
 {
@@ -78,6 +88,16 @@ upstream_event_cb(struct bufferevent *bev, short what, void *arg)
 		s->fd_wait_ms = 0;
 		session_proxy_start(s);
 		return;
+	}
+	if ((what & BEV_EVENT_TIMEOUT) && upstream_connected(bev)) {
+		/*
+		 * The connect completed in time, but the loop came to it
+		 * late (a busy pass, or more ready descriptors than one
+		 * epoll_wait returns): let libevent report it connected.
+		 */
+		bufferevent_set_timeouts(bev, NULL, NULL);
+		if (bufferevent_enable(bev, EV_WRITE) == 0)
+			return;
 	}
 	err = EVUTIL_SOCKET_ERROR();
 	metrics_backend_fail(s->li);
@@ -254,12 +274,12 @@ upstream_pool_clear(struct worker *w)
 /*
  * Free a descriptor of this worker's: close the oldest kept connection, or
  * else the backend connection of the longest-standing client between two
- * requests (http mode; its next request connects again).
+ * requests (http mode; its next request connects again), other than that
+ * of s (may be NULL). The descriptor is closed when the loop pass ends.
  */
-static bool
-upstream_fd_shed(struct session *s)
+bool
+upstream_fd_shed(struct worker *w, const struct session *s)
 {
-	struct worker	*w = s->w;
 	struct pooled	*p = TAILQ_FIRST(&w->pool);
 	struct session	*o;
 	unsigned	 n = 0;
@@ -319,25 +339,16 @@ upstream_fd_wait(struct session *s, int err)
 {
 	static time_t	 logged;	/* atomic */
 	uint64_t	 limit = s->srv->cfg->backend.connect_timeout_ms;
-	struct rlimit	 rl;
-	time_t		 now, last;
 
 	if (!upstream_retry_later(s))
 		return false;
-	now = time(NULL);
-	last = __atomic_load_n(&logged, __ATOMIC_RELAXED);
-	if (now - last >= FD_WAIT_LOG_SEC &&
-	    __atomic_compare_exchange_n(&logged, &last, now, false,
-	    __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
-		if (getrlimit(RLIMIT_NOFILE, &rl) == -1)
-			rl.rlim_cur = 0;
+	if (log_due(&logged, FD_WAIT_LOG_SEC))
 		log_warnx("listener \"%s\": no file descriptor free to connect "
 		    "to the backend (%s; the open file limit is %llu): requests "
 		    "wait up to %" PRIu64 " ms (backend.connect_timeout) for "
 		    "one; raise the limit or lower max_connections",
 		    s->srv->cfg->name, evutil_socket_error_to_string(err),
-		    (unsigned long long)rl.rlim_cur, limit);
-	}
+		    nofile_limit(), limit);
 	return true;
 }
 
@@ -385,7 +396,7 @@ upstream_connect(struct session *s)
 			 * libevent closes it when this loop pass runs its
 			 * finalizers: try again right after that.
 			 */
-			if (upstream_fd_shed(s) &&
+			if (upstream_fd_shed(s->w, s) &&
 			    evtimer_add(s->timer, &zero) == 0)
 				return;
 			if (upstream_fd_wait(s, err))

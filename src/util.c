@@ -3,6 +3,7 @@
  * Free of libevent so the unit tests link it alone.
  */
 #include <sys/types.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <arpa/inet.h>
@@ -16,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "mtlsproxy.h"
 
@@ -567,4 +569,28 @@ reload_retry_delay(unsigned n)
 	if (n == 0 || n > RELOAD_RETRIES)
 		return 0;
 	return n <= 5 ? 1u << (n - 1) : 30;
+}
+
+/*
+ * Whether a message said at most once every sec seconds is due now; *last
+ * (shared between threads) is when it was last said.
+ */
+bool
+log_due(time_t *last, time_t sec)
+{
+	time_t	now = time(NULL);
+	time_t	was = __atomic_load_n(last, __ATOMIC_RELAXED);
+
+	return now - was >= sec && __atomic_compare_exchange_n(last, &was,
+	    now, false, __ATOMIC_RELAXED, __ATOMIC_RELAXED);
+}
+
+/* The soft open file limit (0 if unknown), for messages. */
+unsigned long long
+nofile_limit(void)
+{
+	struct rlimit	rl;
+
+	return getrlimit(RLIMIT_NOFILE, &rl) == -1 ? 0 :
+	    (unsigned long long)rl.rlim_cur;
 }

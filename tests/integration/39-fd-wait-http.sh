@@ -7,14 +7,20 @@
 #    no descriptor free for its backend connection waits for one (idle kept
 #    backend connections are closed first) instead of failing, so all 110
 #    get 200; the log says once that requests wait, and why;
+#  - while 110 clients' answers (2 s) hold every descriptor, one more
+#    client waits in the backlog (the log says once that clients wait, and
+#    why) and is served when answers free descriptors;
 #  - with a backend.connect_timeout shorter than the backend's answers, a
 #    request that gets no descriptor in time gets 502 Bad Gateway and the
 #    log says what it waited for; the daemon goes on serving;
 #  - 85 clients holding their keep-alive connections open between requests
 #    (each with a backend connection) take nearly all the descriptors: 30
-#    new clients' requests still all get 200 at once, as idle clients'
-#    backend connections are closed to free descriptors (an idle client's
-#    next request connects again).
+#    new clients (handshakes first, then their requests) are accepted and
+#    their requests all get 200 at once, as idle clients' backend
+#    connections are closed to free descriptors (an idle client's next
+#    request connects again).
+# The parallel clients finish every handshake before sending any request,
+# so the requests are at the proxy at once however slow the machine.
 . "$(dirname -- "$0")/lib.sh"
 . "$ITEST_DIR/http-lib.sh"
 
@@ -50,6 +56,30 @@ hcurl "$P" /headers
 stop_proxy
 [ "$PROXY_RC" = 0 ] || fail "mtlsproxy exited with $PROXY_RC"
 pass "still serving after the burst; clean exit"
+
+# 110 clients whose answers take 2 s hold every descriptor (their own, and
+# backend connections for as many as fit, the others waiting for one): a
+# client that comes now waits in the backlog, said once, and is served
+# once answers free descriptors
+PROXY_ULIMIT="-n 200" start_proxy "$TMPDIR/wait.yaml" "$P"
+log_mark
+BURST_OUT=$TMPDIR/burst.json
+timeout -k 2 40 node "$HTTP_CLIENT_JS" parallel "$P" --ca "$PKI/root-ca.crt" \
+    --cert "$PKI/orders.crt" --key "$PKI/orders.key" --count 110 \
+    --path "/slow?ms=2000" --timeout 30000 >"$BURST_OUT" 2>"$TMPDIR/burst.err" &
+BURST=$!
+track "$BURST"
+assert_log_contains 'no file descriptor free to connect to the backend'
+HC_MAX_TIME=15 hcurl "$P" /headers
+[ "$HC_CODE" = 200 ] || fail "a client beside 110 busy ones: $HC_CODE $(cat "$HC_ERR")"
+assert_log_contains 'warn listener "api": no file descriptor free to accept a client \(Too many open files; the open file limit is 200\): new clients wait in the backlog until one is; raise the limit or lower max_connections'
+n=$(new_log_lines | grep -c 'no file descriptor free to accept')
+[ "$n" = 1 ] || fail "the accept wait was logged $n times, want once"
+wait "$BURST" || fail "110 clients with 2 s answers: $(cat "$BURST_OUT")"
+untrack "$BURST"
+stop_proxy
+[ "$PROXY_RC" = 0 ] || fail "mtlsproxy exited with $PROXY_RC"
+pass "a client beside 110 busy ones under 200 descriptors waits in the backlog (said once) and is served; all 110 answered"
 
 # connect_timeout 300ms, answers that take 3 s: those without a descriptor
 # give up after 300 ms
@@ -93,6 +123,7 @@ ms=$(( $(now_ms) - t0 ))
 [ "$HCL_RC" = 0 ] || fail "30 new clients beside 85 idle ones: answers $(jq_py "$HCL_OUT" 'j["codes"]'), errors $(jq_py "$HCL_OUT" 'j["errors"][:3]')"
 [ "$ms" -lt 2000 ] || fail "30 new clients took $ms ms: they waited for descriptors instead of getting idle clients' ones"
 assert_log_contains "debug session [0-9]+: backend connection closed between requests to free a descriptor"
+assert_log_lacks 'no file descriptor free to accept'
 wait "$HOLD" || fail "the 85 idle clients: $(cat "$HOLD_OUT")"
 untrack "$HOLD"
 assert_eq "$(jq_py "$HOLD_OUT" 'j["closedEarly"]')" 0 "idle clients closed by the proxy"

@@ -44,7 +44,7 @@
 //
 //   parallel PORT --count N --path P
 //       N GETs of P at once, each on a connection of its own (no keep-alive;
-//       Connection: close). Prints {count, codes: {status: n}, errors: [...]}
+//       Connection: close): all N handshakes first, then all N requests. Prints {count, codes: {status: n}, errors: [...]}
 //       and exits 0 when all N answered 200.
 //
 //   ws PORT --path P [--binary-size N] [--header 'Name: value']...
@@ -176,7 +176,17 @@ function parallel() {
     clearTimeout(timer);
     done(out, out.codes['200'] === opt.count ? 0 : 1);
   };
+  // Every connection finishes its handshake first; then all N requests go
+  // out together, so they are at the proxy at once however slowly the
+  // handshakes came (a busy machine).
+  const reqs = [];
+  let pending = opt.count;
+  const ready = () => {
+    if (--pending === 0) for (const r of reqs) if (!r.destroyed) r.end();
+  };
   for (let n = 0; n < opt.count; n++) {
+    let counted = false;
+    const once = () => { if (!counted) { counted = true; ready(); } };
     const req = https.request({ ...base, agent: false, method: 'GET', path: opt.path,
       headers: { Connection: 'close' } }, (res) => {
       res.resume();
@@ -186,8 +196,9 @@ function parallel() {
         finish();
       });
     });
-    req.on('error', (e) => { out.errors.push(`${e.code || ''} ${e.message}`); finish(); });
-    req.end();
+    req.on('socket', (sk) => sk.once('secureConnect', once));
+    req.on('error', (e) => { out.errors.push(`${e.code || ''} ${e.message}`); once(); finish(); });
+    reqs.push(req);
   }
 }
 

@@ -202,6 +202,22 @@ START_TEST(test_reload_retry_delay)
 }
 END_TEST
 
+START_TEST(test_log_due)
+{
+	time_t	last = 0;
+
+	/* The first time is due; the same minute again is not. */
+	ck_assert(log_due(&last, 60));
+	ck_assert(last != 0);
+	ck_assert(!log_due(&last, 60));
+	ck_assert(!log_due(&last, 60));
+	/* A minute later it is due again. */
+	last -= 60;
+	ck_assert(log_due(&last, 60));
+	ck_assert(!log_due(&last, 60));
+}
+END_TEST
+
 Suite *
 util_suite(void)
 {
@@ -216,6 +232,7 @@ util_suite(void)
 	tcase_add_test(tc, test_addr_errors);
 	tcase_add_test(tc, test_hex_decode);
 	tcase_add_test(tc, test_reload_retry_delay);
+	tcase_add_test(tc, test_log_due);
 	suite_add_tcase(s, tc);
 	return s;
 }
