@@ -195,6 +195,12 @@ static const struct cfg_enum cfg_backend_modes[] = {
 	{ .name = NULL }
 };
 
+static const struct cfg_enum cfg_backend_balances[] = {
+	{ "failover", BALANCE_FAILOVER },
+	{ "round_robin", BALANCE_ROUND_ROBIN },
+	{ .name = NULL }
+};
+
 static const struct cfg_enum cfg_reload_modes[] = {
 	{ "watch", RELOAD_WATCH },
 	{ "signal", RELOAD_SIGNAL },
@@ -316,6 +322,8 @@ static const struct cfg_key cfg_backend_keys[] = {
 	{ "address", CFG_T_FUNC, CFG_REQUIRED, .fn = cfg_backend_address },
 	{ "remote", CFG_T_BOOL, .off = B(remote) },
 	{ "mode", CFG_T_ENUM, .off = B(mode), .values = cfg_backend_modes },
+	{ "balance", CFG_T_ENUM, .off = B(balance),
+	    .values = cfg_backend_balances },
 	{ "proxy_protocol", CFG_T_BOOL, .off = B(proxy_protocol) },
 	{ "connect_timeout", CFG_T_DURATION, .off = B(connect_timeout_ms),
 	    .min = 1 },

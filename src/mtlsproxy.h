@@ -84,6 +84,7 @@ is_tchar(unsigned char c)
 #define RELOAD_RETRIES	10	/* after a failed reload on a file change */
 unsigned reload_retry_delay(unsigned);
 bool	 log_due(time_t *, time_t);
+uint64_t monotonic_ms(void);
 unsigned long long nofile_limit(void);
 
 /* cfg.c */
@@ -175,9 +176,15 @@ struct cfg_client_auth {
 	struct cfg_loc	 loc;		/* the client_auth: mapping */
 };
 
+enum backend_balance {
+	BALANCE_FAILOVER,	/* the first address; the next when it fails */
+	BALANCE_ROUND_ROBIN	/* each connection starts at the next address */
+};
+
 struct cfg_backend {
-	struct addr	*addrs;		/* owned; failover order */
+	struct addr	*addrs;		/* owned; in the order written */
 	size_t		 naddrs;
+	enum backend_balance balance;
 	bool		 remote;
 	enum backend_mode mode;
 	bool		 proxy_protocol;
@@ -387,11 +394,18 @@ time_t	 tls_peer_chain_end(SSL *);
 
 /* runtime.c */
 /* An immutable, reference-counted build of one configuration. */
+/* What connects learn about a listener's backend addresses (atomic). */
+struct backend_state {
+	unsigned	 next;		/* round_robin: where the next starts */
+	uint64_t	*down_until;	/* owned; per address: monotonic ms */
+};
+
 struct runtime {
 	int		 refs;		/* atomic */
 	uint64_t	 generation;
 	struct cfg	*cfg;		/* owns */
 	struct tls_server *servers;	/* owns; one per cfg listener */
+	struct backend_state *backends;	/* owns; one per cfg listener */
 	size_t		 nservers;
 };
 struct runtime	*runtime_new(struct cfg *, struct errlist *);
@@ -541,6 +555,9 @@ struct session {
 	bool			 bread_big;	/* the last read was large */
 	struct event		*timer;		/* owns; handshake/idle */
 	size_t			 backend_idx;	/* address being tried */
+	unsigned		 backend_tries;	/* this round's tries so far */
+	unsigned		 backend_first;	/* this round's first address */
+	uint64_t		 backend_down;	/* bit i: address i had failed */
 	bool			 backend_reused; /* kept from another client */
 	bool			 backend_fresh;	/* next connect: not a kept one */
 	uint64_t		 fd_wait_ms;	/* waited for a descriptor */
@@ -592,6 +609,7 @@ bool	 tlsout_pending(const struct session *);
 
 /* upstream.c */
 void	 upstream_connect(struct session *);
+void	 upstream_retry(struct session *);
 bool	 upstream_pool_put(struct session *);
 void	 upstream_pool_clear(struct worker *);
 bool	 upstream_fd_shed(struct worker *, const struct session *);

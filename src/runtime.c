@@ -33,6 +33,10 @@ runtime_new(struct cfg *cfg, struct errlist *errs)
 			rt->nservers = i + 1;
 	}
 	rt->nservers = cfg->nlisteners;
+	rt->backends = xcalloc(cfg->nlisteners, sizeof(*rt->backends));
+	for (i = 0; i < cfg->nlisteners; i++)
+		rt->backends[i].down_until = xcalloc(
+		    cfg->listeners[i].backend.naddrs, sizeof(uint64_t));
 	if (failed) {
 		runtime_unref(rt);
 		return NULL;
@@ -72,9 +76,13 @@ runtime_unref(struct runtime *rt)
 	if (rt == NULL || __atomic_sub_fetch(&rt->refs, 1,
 	    __ATOMIC_ACQ_REL) != 0)
 		return;
-	for (i = 0; i < rt->nservers; i++)
+	for (i = 0; i < rt->nservers; i++) {
 		tls_server_clear(&rt->servers[i]);
+		if (rt->backends != NULL)
+			free(rt->backends[i].down_until);
+	}
 	free(rt->servers);
+	free(rt->backends);
 	cfg_free(rt->cfg);
 	free(rt);
 }

@@ -240,7 +240,6 @@ session_backend_drop(struct session *s)
 	s->backend_eof = false;
 	s->backend_shut = false;
 	s->bread_big = false;
-	s->backend_idx = 0;
 }
 
 /*
@@ -694,7 +693,7 @@ session_timer_cb(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	if (s->state == SESSION_CONNECTING) {
 		/* Waited for a descriptor (upstream.c): try again. */
-		upstream_connect(s);
+		upstream_retry(s);
 		return;
 	}
 	if (s->state == SESSION_HANDSHAKE) {

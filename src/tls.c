@@ -1800,14 +1800,6 @@ struct ticket_key {
 static pthread_mutex_t	 ticket_mu = PTHREAD_MUTEX_INITIALIZER;
 static struct ticket_key ticket_ring[TICKET_KEYS];	/* [0]: newest */
 
-static uint64_t
-tls_monotonic_ms(void)
-{
-	struct timespec	ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 /*
  * With ticket_mu held: one fresh key per rotation period gone by since the
@@ -1818,7 +1810,7 @@ static int
 tls_ticket_rotate(uint64_t every_ms)
 {
 	struct ticket_key	k;
-	uint64_t		now = tls_monotonic_ms(), due;
+	uint64_t		now = monotonic_ms(), due;
 
 	if (!ticket_ring[0].set)
 		due = 1;

@@ -73,6 +73,46 @@ upstream_connected(struct bufferevent *bev)
 	    getpeername(fd, (struct sockaddr *)&ss, &len) == 0;
 }
 
+static void	upstream_next(struct session *);
+
+/*
+ * An address whose connect failed is passed over for BACKEND_DOWN_MS while
+ * the listener has others that have not failed (as nginx's max_fails=1,
+ * fail_timeout=10s), so that clients do not each wait for it; when all
+ * have failed, all are tried. A connect that succeeds clears it.
+ */
+#define BACKEND_DOWN_MS		10000
+#define BACKEND_DOWN_BITS	64	/* addresses beyond are never passed over */
+
+/* The address failed: note it; what the log line adds about it. */
+static const char *
+upstream_mark_down(struct session *s)
+{
+	struct backend_state	*st = &s->rt->backends[s->li];
+
+	if (s->srv->cfg->backend.naddrs < 2)
+		return "";
+	__atomic_store_n(&st->down_until[s->backend_idx],
+	    monotonic_ms() + BACKEND_DOWN_MS, __ATOMIC_RELAXED);
+	return s->backend_idx < BACKEND_DOWN_BITS ? "; the other addresses "
+	    "come first for the next 10 s" : "";
+}
+
+/* Connected: an address that had failed is back; say so once. */
+static void
+upstream_mark_up(struct session *s)
+{
+	struct backend_state	*st = &s->rt->backends[s->li];
+
+	if (s->srv->cfg->backend.naddrs >= 2 &&
+	    __atomic_load_n(&st->down_until[s->backend_idx],
+	    __ATOMIC_RELAXED) != 0 &&
+	    __atomic_exchange_n(&st->down_until[s->backend_idx], 0,
+	    __ATOMIC_RELAXED) != 0)
+		log_info("listener \"%s\": backend %s answers again",
+		    s->srv->cfg->name, s->backend_addr);
+}
+
 static void
 upstream_event_cb(struct bufferevent *bev, short what, void *arg)
 {
@@ -86,6 +126,7 @@ upstream_event_cb(struct bufferevent *bev, short what, void *arg)
 		(void)setsockopt(bufferevent_getfd(bev), IPPROTO_TCP,
 		    TCP_NODELAY, &on, sizeof(on));
 		s->fd_wait_ms = 0;
+		upstream_mark_up(s);
 		session_proxy_start(s);
 		return;
 	}
@@ -103,18 +144,20 @@ upstream_event_cb(struct bufferevent *bev, short what, void *arg)
 	metrics_backend_fail(s->li);
 	if (what & BEV_EVENT_TIMEOUT)
 		log_warnx("listener \"%s\": backend connect failed: %s: no "
-		    "answer within %" PRIu64 " ms (backend.connect_timeout)",
-		    s->srv->cfg->name, s->backend_addr, b->connect_timeout_ms);
+		    "answer within %" PRIu64 " ms (backend.connect_timeout)%s",
+		    s->srv->cfg->name, s->backend_addr, b->connect_timeout_ms,
+		    upstream_mark_down(s));
 	else
-		log_warnx("listener \"%s\": backend connect failed: %s: %s%s",
+		log_warnx("listener \"%s\": backend connect failed: %s: %s%s%s",
 		    s->srv->cfg->name, s->backend_addr,
 		    err != 0 ? evutil_socket_error_to_string(err) :
 		    "connection closed", err != 0 ? upstream_unix_hint(
-		    &b->addrs[s->backend_idx], err, hint, sizeof(hint)) : "");
+		    &b->addrs[s->backend_idx], err, hint, sizeof(hint)) : "",
+		    upstream_mark_down(s));
 	bufferevent_free(bev);
 	s->backend = NULL;
-	s->backend_idx++;
-	upstream_connect(s);
+	s->backend_tries++;
+	upstream_next(s);
 }
 
 /*
@@ -352,9 +395,77 @@ upstream_fd_wait(struct session *s, int err)
 	return true;
 }
 
-/* Connect to the next backend address; close the session if none left. */
+/*
+ * Connect to the backend: a kept connection (http mode, backend.keepalive),
+ * else the addresses in turn. failover: from the first; round_robin: from
+ * the one after where the listener's previous connection started. Those
+ * that failed in the last 10 s come after the others.
+ */
 void
 upstream_connect(struct session *s)
+{
+	const struct cfg_backend	*b = &s->srv->cfg->backend;
+	struct backend_state		*st = &s->rt->backends[s->li];
+	uint64_t			 now = 0;
+	size_t				 i;
+
+	s->backend_reused = false;
+	if (b->keepalive > 0 && !s->backend_fresh && upstream_pool_get(s)) {
+		s->backend_reused = true;
+		session_proxy_start(s);
+		return;
+	}
+	s->backend_tries = 0;
+	s->backend_first = 0;
+	if (b->balance == BALANCE_ROUND_ROBIN && b->naddrs > 1)
+		s->backend_first = __atomic_fetch_add(&st->next, 1,
+		    __ATOMIC_RELAXED) % b->naddrs;
+	s->backend_down = 0;
+	for (i = 0; i < b->naddrs && i < BACKEND_DOWN_BITS; i++) {
+		if (__atomic_load_n(&st->down_until[i], __ATOMIC_RELAXED) == 0)
+			continue;
+		if (now == 0)
+			now = monotonic_ms();
+		if (__atomic_load_n(&st->down_until[i], __ATOMIC_RELAXED) >
+		    now)
+			s->backend_down |= UINT64_C(1) << i;
+	}
+	upstream_next(s);
+}
+
+/*
+ * The address of this round's try s->backend_tries, or of the next one not
+ * passed over: tries 0..n-1 are the addresses from backend_first on that
+ * had not failed when the round began, tries n..2n-1 those that had.
+ */
+static bool
+upstream_pick(struct session *s)
+{
+	size_t	n = s->srv->cfg->backend.naddrs, k, i;
+	bool	down;
+
+	for (; (k = s->backend_tries) < 2 * n; s->backend_tries++) {
+		i = (s->backend_first + k % n) % n;
+		down = i < BACKEND_DOWN_BITS &&
+		    (s->backend_down & (UINT64_C(1) << i)) != 0;
+		if ((k < n) != down) {
+			s->backend_idx = i;
+			return true;
+		}
+	}
+	return false;
+}
+
+/* A descriptor may be free now (session.c's timer): try again. */
+void
+upstream_retry(struct session *s)
+{
+	upstream_next(s);
+}
+
+/* Connect to this round's next address; close the session if none left. */
+static void
+upstream_next(struct session *s)
 {
 	const struct cfg_backend	*b = &s->srv->cfg->backend;
 	const struct addr		*a;
@@ -363,14 +474,7 @@ upstream_connect(struct session *s)
 	char				 waited[160], hint[200];
 	int				 err;
 
-	s->backend_reused = false;
-	if (s->backend_idx == 0 && b->keepalive > 0 && !s->backend_fresh &&
-	    upstream_pool_get(s)) {
-		s->backend_reused = true;
-		session_proxy_start(s);
-		return;
-	}
-	for (; s->backend_idx < b->naddrs; s->backend_idx++) {
+	for (; upstream_pick(s); s->backend_tries++) {
 		a = &b->addrs[s->backend_idx];
 		snprintf(s->backend_addr, sizeof(s->backend_addr), "%s",
 		    a->text);
@@ -420,10 +524,12 @@ upstream_connect(struct session *s)
 		else if (s->fd_wait_ms > 0)
 			snprintf(waited, sizeof(waited), " (no descriptor "
 			    "came free within %" PRIu64 " ms)", s->fd_wait_ms);
-		log_warnx("listener \"%s\": backend connect failed: %s: %s%s%s",
+		log_warnx("listener \"%s\": backend connect failed: %s: %s%s%s%s",
 		    s->srv->cfg->name, a->text,
 		    evutil_socket_error_to_string(err),
-		    upstream_unix_hint(a, err, hint, sizeof(hint)), waited);
+		    upstream_unix_hint(a, err, hint, sizeof(hint)), waited,
+		    err == EMFILE || err == ENFILE ? "" :
+		    upstream_mark_down(s));
 		s->fd_wait_ms = 0;
 	}
 	session_backend_failed(s);

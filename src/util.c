@@ -594,3 +594,13 @@ nofile_limit(void)
 	return getrlimit(RLIMIT_NOFILE, &rl) == -1 ? 0 :
 	    (unsigned long long)rl.rlim_cur;
 }
+
+/* Milliseconds on the monotonic clock. */
+uint64_t
+monotonic_ms(void)
+{
+	struct timespec	ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}

@@ -1,0 +1,182 @@
+#!/usr/bin/env bash
+# Several backend addresses (backend.address as a list):
+#  - balance: round_robin spreads new connections over them in turn (http
+#    mode: 20 curl requests, 10 to each of two backends; tcp mode: 10 Node
+#    clients, 5 to each);
+#  - the default, failover, sends every connection to the first;
+#  - an address whose connect fails is passed over for 10 s while another
+#    answers, so clients do not each wait for it: [refused, live, live]
+#    with round_robin: 30 requests all answered, the refused one tried once;
+#    [no answer, live] with connect_timeout 1s: 6 requests, one wait;
+#  - when every address has failed, all are tried again: [down, down] gives
+#    502; once the second comes up, the next request gets 200 and the log
+#    says it answers again; after that it is used without trying the other;
+#  - a misspelt balance is a config error naming file:line:column.
+. "$(dirname -- "$0")/lib.sh"
+. "$ITEST_DIR/http-lib.sh"
+
+B1=$(free_port)
+B2=$(free_port)
+E1=$(free_port)
+E2=$(free_port)
+DEAD=$(free_port)
+LATE=$(free_port)
+SILENT=$(free_port)
+P_RR=$(free_port)
+P_FO=$(free_port)
+P_RR3=$(free_port)
+P_TCP=$(free_port)
+P_SIL=$(free_port)
+P_ALL=$(free_port)
+start_http_backend "$B1"
+LOG_B1=$HB_LOG
+start_http_backend "$B2"
+LOG_B2=$HB_LOG
+start_echo "$E1"
+start_echo "$E2"
+port_accepts "$DEAD" && fail "port $DEAD was supposed to be free"
+port_accepts "$LATE" && fail "port $LATE was supposed to be free"
+
+# A listener that never accepts, its accept queue full: connects to it get
+# no answer.
+cat >"$TMPDIR/silent.py" <<'PY'
+import socket, sys, time
+port = int(sys.argv[1])
+ls = socket.socket()
+ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+ls.bind(('127.0.0.1', port))
+ls.listen(0)
+held = []
+for _ in range(4):
+    c = socket.socket()
+    c.setblocking(False)
+    try:
+        c.connect(('127.0.0.1', port))
+    except BlockingIOError:
+        pass
+    held.append(c)
+print('silent', flush=True)
+time.sleep(120)
+PY
+/usr/bin/python3 "$TMPDIR/silent.py" "$SILENT" >"$TMPDIR/silent.out" 2>&1 &
+track $!
+for _ in $(seq 50); do
+	grep -q silent "$TMPDIR/silent.out" && break
+	sleep 0.1
+done
+grep -q silent "$TMPDIR/silent.out" || fail "the silent listener did not start: $(cat "$TMPDIR/silent.out")"
+
+{
+	config_head
+	config_http_listener rr "$P_RR" "[\"127.0.0.1:$B1\", \"127.0.0.1:$B2\"]" "" \
+	    "      balance: round_robin"
+	config_http_listener fo "$P_FO" "[\"127.0.0.1:$B1\", \"127.0.0.1:$B2\"]"
+	config_http_listener rr3 "$P_RR3" \
+	    "[\"127.0.0.1:$DEAD\", \"127.0.0.1:$B1\", \"127.0.0.1:$B2\"]" "" \
+	    "      balance: round_robin"
+	config_listener tcprr "$P_TCP" "[\"127.0.0.1:$E1\", \"127.0.0.1:$E2\"]" |
+	    sed "s/^      mode: tcp\$/&\\n      balance: round_robin/"
+	config_http_listener sil "$P_SIL" "[\"127.0.0.1:$SILENT\", \"127.0.0.1:$B1\"]" |
+	    sed "s/connect_timeout: 2s/connect_timeout: 1s/"
+	config_http_listener all "$P_ALL" "[\"127.0.0.1:$DEAD\", \"127.0.0.1:$LATE\"]"
+} >"$TMPDIR/bal.yaml"
+"$MTLSPROXY" -t -c "$TMPDIR/bal.yaml" >"$TMPDIR/t.out" 2>&1 || fail "config check: $(cat "$TMPDIR/t.out")"
+start_proxy "$TMPDIR/bal.yaml" "$P_RR"
+for p in "$P_FO" "$P_RR3" "$P_TCP" "$P_SIL" "$P_ALL"; do
+	wait_port "$p" "$PROXY_PID" 5 || fail "listener on 127.0.0.1:$p does not accept"
+done
+
+# reqs LOG: requests a backend has seen
+reqs() {
+	grep -c '^req ' "$1"
+}
+
+# round_robin, http: 20 requests, one connection each
+a1=$(reqs "$LOG_B1")
+a2=$(reqs "$LOG_B2")
+for i in $(seq 20); do
+	hcurl "$P_RR" "/headers?i=$i"
+	[ "$HC_CODE" = 200 ] || fail "round_robin request $i: $HC_CODE $(cat "$HC_ERR")"
+done
+n1=$(($(reqs "$LOG_B1") - a1))
+n2=$(($(reqs "$LOG_B2") - a2))
+[ "$n1" = 10 ] && [ "$n2" = 10 ] || fail "round_robin: $n1 requests to the first backend and $n2 to the second, want 10 and 10"
+pass "round_robin (http): 20 connections, 10 to each backend"
+
+# failover (the default): every connection to the first
+a1=$(reqs "$LOG_B1")
+a2=$(reqs "$LOG_B2")
+for i in $(seq 10); do
+	hcurl "$P_FO" "/headers?i=$i"
+	[ "$HC_CODE" = 200 ] || fail "failover request $i: $HC_CODE $(cat "$HC_ERR")"
+done
+n1=$(($(reqs "$LOG_B1") - a1))
+n2=$(($(reqs "$LOG_B2") - a2))
+[ "$n1" = 10 ] && [ "$n2" = 0 ] || fail "failover: $n1 requests to the first backend and $n2 to the second, want 10 and 0"
+pass "failover (the default): 10 connections, all to the first address"
+
+# round_robin, tcp: the access lines name the backend
+log_mark
+for i in $(seq 10); do
+	node_client "$P_TCP" --cert "$PKI/orders.crt" --key "$PKI/orders.key" --send "rr $i\n" --echo
+	[ "$NODE_RC" -eq 0 ] || fail "tcp round_robin connection $i: $(cat "$NODE_OUT")"
+done
+assert_log_contains ' access ' 'listener=tcprr' "backend=127\.0\.0\.1:$E2"
+n1=$(new_log_lines | grep ' access ' | grep 'listener=tcprr' | grep -c "backend=127\.0\.0\.1:$E1 ")
+n2=$(new_log_lines | grep ' access ' | grep 'listener=tcprr' | grep -c "backend=127\.0\.0\.1:$E2 ")
+[ "$n1" = 5 ] && [ "$n2" = 5 ] || fail "tcp round_robin: $n1 connections to the first backend and $n2 to the second, want 5 and 5"
+pass "round_robin (tcp): 10 connections, 5 to each backend"
+
+# [refused, live, live], round_robin: the refused address once, then passed over
+log_mark
+for i in $(seq 30); do
+	hcurl "$P_RR3" "/headers?i=$i"
+	[ "$HC_CODE" = 200 ] || fail "[refused, live, live] request $i: $HC_CODE $(cat "$HC_ERR")"
+done
+assert_log_contains "warn listener \"rr3\": backend connect failed: 127\.0\.0\.1:$DEAD: Connection refused; the other addresses come first for the next 10 s"
+n=$(new_log_lines | grep -c "backend connect failed: 127\.0\.0\.1:$DEAD")
+[ "$n" = 1 ] || fail "[refused, live, live]: the refused address was tried $n times in 30 requests, want once"
+pass "[refused, live, live], round_robin: 30 requests answered, the refused address tried once"
+
+# [no answer, live]: one client waits for connect_timeout, the next do not
+log_mark
+for i in $(seq 6); do
+	hcurl "$P_SIL" "/headers?i=$i"
+	[ "$HC_CODE" = 200 ] || fail "[no answer, live] request $i: $HC_CODE $(cat "$HC_ERR")"
+done
+assert_log_contains "warn listener \"sil\": backend connect failed: 127\.0\.0\.1:$SILENT: no answer within 1000 ms \(backend\.connect_timeout\); the other addresses come first for the next 10 s"
+n=$(new_log_lines | grep -c "backend connect failed: 127\.0\.0\.1:$SILENT")
+[ "$n" = 1 ] || fail "[no answer, live]: $n waits for the silent address in 6 requests, want 1"
+pass "[no answer, live]: 6 requests answered, one of them waited for connect_timeout"
+
+# [down, down]: 502; the second comes up: both tried, 200, said once
+log_mark
+hcurl "$P_ALL" /headers
+[ "$HC_CODE" = 502 ] || fail "[down, down]: $HC_CODE, want 502"
+assert_log_contains "backend connect failed: 127\.0\.0\.1:$LATE: Connection refused"
+start_http_backend "$LATE"
+LOG_LATE=$HB_LOG
+log_mark
+hcurl "$P_ALL" /headers
+[ "$HC_CODE" = 200 ] || fail "[down, up again]: $HC_CODE $(cat "$HC_ERR")"
+assert_log_contains "backend connect failed: 127\.0\.0\.1:$DEAD: Connection refused"
+assert_log_contains "info listener \"all\": backend 127\.0\.0\.1:$LATE answers again"
+log_mark
+for i in 1 2 3; do
+	hcurl "$P_ALL" "/headers?i=$i"
+	[ "$HC_CODE" = 200 ] || fail "[down, up] request $i: $HC_CODE $(cat "$HC_ERR")"
+done
+assert_log_lacks "backend connect failed"
+assert_log_lacks "answers again"
+[ "$(reqs "$LOG_LATE")" = 4 ] || fail "the backend that came up saw $(reqs "$LOG_LATE") requests, want 4"
+pass "[down, down]: 502; once the second is up, 200, 'answers again' said once, the dead one no longer tried first"
+
+stop_proxy
+[ "$PROXY_RC" -eq 0 ] || fail "mtlsproxy exited $PROXY_RC on SIGTERM"
+
+# a misspelt value
+sed "s/balance: round_robin/balance: roundrobin/" "$TMPDIR/bal.yaml" >"$TMPDIR/bad.yaml"
+"$MTLSPROXY" -t -c "$TMPDIR/bad.yaml" >"$TMPDIR/bad.out" 2>&1 && fail "balance: roundrobin was accepted"
+grep -E "bad\.yaml:[0-9]+:[0-9]+: .*roundrobin" "$TMPDIR/bad.out" | grep -q "round_robin" ||
+    fail "balance: roundrobin: the error does not name the place and the values: $(cat "$TMPDIR/bad.out")"
+pass "balance: roundrobin: $(grep -m1 roundrobin "$TMPDIR/bad.out")"
