@@ -68,33 +68,7 @@ stop_proxy
 # A listener that never accepts, its accept queue filled: a connect to it
 # gets no answer.
 SILENT=$(free_port)
-cat >"$TMPDIR/silent.py" <<'PY'
-import socket, sys, time
-port = int(sys.argv[1])
-ls = socket.socket()
-ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-ls.bind(('127.0.0.1', port))
-ls.listen(0)
-held = []
-for _ in range(4):
-    c = socket.socket()
-    c.setblocking(False)
-    try:
-        c.connect(('127.0.0.1', port))
-    except BlockingIOError:
-        pass
-    held.append(c)
-print('silent', flush=True)
-time.sleep(120)
-PY
-/usr/bin/python3 "$TMPDIR/silent.py" "$SILENT" >"$TMPDIR/silent.out" 2>&1 &
-SILENT_PID=$!
-track "$SILENT_PID"
-for _ in $(seq 50); do
-	grep -q silent "$TMPDIR/silent.out" && break
-	sleep 0.1
-done
-grep -q silent "$TMPDIR/silent.out" || fail "the silent listener did not start: $(cat "$TMPDIR/silent.out")"
+start_silent "$SILENT"
 HTTP_BP=$(free_port)
 start_http_backend "$HTTP_BP"
 PS=$(free_port)

@@ -39,32 +39,7 @@ port_accepts "$LATE" && fail "port $LATE was supposed to be free"
 
 # A listener that never accepts, its accept queue full: connects to it get
 # no answer.
-cat >"$TMPDIR/silent.py" <<'PY'
-import socket, sys, time
-port = int(sys.argv[1])
-ls = socket.socket()
-ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-ls.bind(('127.0.0.1', port))
-ls.listen(0)
-held = []
-for _ in range(4):
-    c = socket.socket()
-    c.setblocking(False)
-    try:
-        c.connect(('127.0.0.1', port))
-    except BlockingIOError:
-        pass
-    held.append(c)
-print('silent', flush=True)
-time.sleep(120)
-PY
-/usr/bin/python3 "$TMPDIR/silent.py" "$SILENT" >"$TMPDIR/silent.out" 2>&1 &
-track $!
-for _ in $(seq 50); do
-	grep -q silent "$TMPDIR/silent.out" && break
-	sleep 0.1
-done
-grep -q silent "$TMPDIR/silent.out" || fail "the silent listener did not start: $(cat "$TMPDIR/silent.out")"
+start_silent "$SILENT"
 
 {
 	config_head

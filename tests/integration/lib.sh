@@ -164,6 +164,20 @@ start_echo() {
 	ECHO_PID=$pid
 }
 
+# start_silent PORT: a port on 127.0.0.1 where connects get no answer
+# (silent-listener.py).
+start_silent() {
+	local port=$1 pid i
+	/usr/bin/python3 "$ITEST_DIR/silent-listener.py" "$port" >"$TMPDIR/silent-$port.out" 2>&1 &
+	pid=$!
+	track "$pid"
+	for i in $(seq 50); do
+		grep -q silent "$TMPDIR/silent-$port.out" && return 0
+		sleep 0.1
+	done
+	fail "the silent listener did not start on 127.0.0.1:$port: $(cat "$TMPDIR/silent-$port.out")"
+}
+
 # start_http PORT: a small HTTP backend (scripts/demo-backend.py) that
 # answers every GET with HTTP_BODY.
 HTTP_BODY="hello from the demo backend, you reached it through mtlsproxy"
