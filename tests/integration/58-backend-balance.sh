@@ -66,13 +66,19 @@ reqs() {
 	grep -c '^req ' "$1"
 }
 
+# get_all PORT N WHAT: N requests, one connection each: all must get 200
+get_all() {
+	local i
+	for i in $(seq "$2"); do
+		hcurl "$1" "/headers?i=$i"
+		[ "$HC_CODE" = 200 ] || fail "$3, request $i: $HC_CODE $(cat "$HC_ERR")"
+	done
+}
+
 # round_robin, http: 20 requests, one connection each
 a1=$(reqs "$LOG_B1")
 a2=$(reqs "$LOG_B2")
-for i in $(seq 20); do
-	hcurl "$P_RR" "/headers?i=$i"
-	[ "$HC_CODE" = 200 ] || fail "round_robin request $i: $HC_CODE $(cat "$HC_ERR")"
-done
+get_all "$P_RR" 20 "round_robin"
 n1=$(($(reqs "$LOG_B1") - a1))
 n2=$(($(reqs "$LOG_B2") - a2))
 [ "$n1" = 10 ] && [ "$n2" = 10 ] || fail "round_robin: $n1 requests to the first backend and $n2 to the second, want 10 and 10"
@@ -81,10 +87,7 @@ pass "round_robin (http): 20 connections, 10 to each backend"
 # failover (the default): every connection to the first
 a1=$(reqs "$LOG_B1")
 a2=$(reqs "$LOG_B2")
-for i in $(seq 10); do
-	hcurl "$P_FO" "/headers?i=$i"
-	[ "$HC_CODE" = 200 ] || fail "failover request $i: $HC_CODE $(cat "$HC_ERR")"
-done
+get_all "$P_FO" 10 "failover"
 n1=$(($(reqs "$LOG_B1") - a1))
 n2=$(($(reqs "$LOG_B2") - a2))
 [ "$n1" = 10 ] && [ "$n2" = 0 ] || fail "failover: $n1 requests to the first backend and $n2 to the second, want 10 and 0"
@@ -104,10 +107,7 @@ pass "round_robin (tcp): 10 connections, 5 to each backend"
 
 # [refused, live, live], round_robin: the refused address once, then passed over
 log_mark
-for i in $(seq 30); do
-	hcurl "$P_RR3" "/headers?i=$i"
-	[ "$HC_CODE" = 200 ] || fail "[refused, live, live] request $i: $HC_CODE $(cat "$HC_ERR")"
-done
+get_all "$P_RR3" 30 "[refused, live, live]"
 assert_log_contains "warn listener \"rr3\": backend connect failed: 127\.0\.0\.1:$DEAD: Connection refused; the other addresses come first for the next 10 s"
 n=$(new_log_lines | grep -c "backend connect failed: 127\.0\.0\.1:$DEAD")
 [ "$n" = 1 ] || fail "[refused, live, live]: the refused address was tried $n times in 30 requests, want once"
@@ -115,10 +115,7 @@ pass "[refused, live, live], round_robin: 30 requests answered, the refused addr
 
 # [no answer, live]: one client waits for connect_timeout, the next do not
 log_mark
-for i in $(seq 6); do
-	hcurl "$P_SIL" "/headers?i=$i"
-	[ "$HC_CODE" = 200 ] || fail "[no answer, live] request $i: $HC_CODE $(cat "$HC_ERR")"
-done
+get_all "$P_SIL" 6 "[no answer, live]"
 assert_log_contains "warn listener \"sil\": backend connect failed: 127\.0\.0\.1:$SILENT: no answer within 1000 ms \(backend\.connect_timeout\); the other addresses come first for the next 10 s"
 n=$(new_log_lines | grep -c "backend connect failed: 127\.0\.0\.1:$SILENT")
 [ "$n" = 1 ] || fail "[no answer, live]: $n waits for the silent address in 6 requests, want 1"
@@ -137,10 +134,7 @@ hcurl "$P_ALL" /headers
 assert_log_contains "backend connect failed: 127\.0\.0\.1:$DEAD: Connection refused"
 assert_log_contains "info listener \"all\": backend 127\.0\.0\.1:$LATE answers again"
 log_mark
-for i in 1 2 3; do
-	hcurl "$P_ALL" "/headers?i=$i"
-	[ "$HC_CODE" = 200 ] || fail "[down, up] request $i: $HC_CODE $(cat "$HC_ERR")"
-done
+get_all "$P_ALL" 3 "[down, up]"
 assert_log_lacks "backend connect failed"
 assert_log_lacks "answers again"
 [ "$(reqs "$LOG_LATE")" = 4 ] || fail "the backend that came up saw $(reqs "$LOG_LATE") requests, want 4"
