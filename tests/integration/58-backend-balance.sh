@@ -105,20 +105,24 @@ n2=$(new_log_lines | grep ' access ' | grep 'listener=tcprr' | grep -c "backend=
 [ "$n1" = 5 ] && [ "$n2" = 5 ] || fail "tcp round_robin: $n1 connections to the first backend and $n2 to the second, want 5 and 5"
 pass "round_robin (tcp): 10 connections, 5 to each backend"
 
-# [refused, live, live], round_robin: the refused address once, then passed over
-log_mark
-get_all "$P_RR3" 30 "[refused, live, live]"
-assert_log_contains "warn listener \"rr3\": backend connect failed: 127\.0\.0\.1:$DEAD: Connection refused; the other addresses come first for the next 10 s"
-n=$(new_log_lines | grep -c "backend connect failed: 127\.0\.0\.1:$DEAD")
-[ "$n" = 1 ] || fail "[refused, live, live]: the refused address was tried $n times in 30 requests, want once"
+# tried_once LISTENER PORT N ADDRPORT REASON WHAT: N requests all get 200,
+# and ADDRPORT, which fails with REASON, is tried once: then passed over
+tried_once() {
+	local n
+	log_mark
+	get_all "$2" "$3" "$6"
+	assert_log_contains "warn listener \"$1\": backend connect failed: 127\.0\.0\.1:$4: $5; the other addresses come first for the next 10 s"
+	n=$(new_log_lines | grep -c "backend connect failed: 127\.0\.0\.1:$4")
+	[ "$n" = 1 ] || fail "$6: 127.0.0.1:$4 was tried $n times in $3 requests, want once"
+}
+
+# [refused, live, live], round_robin: the refused address once
+tried_once rr3 "$P_RR3" 30 "$DEAD" "Connection refused" "[refused, live, live]"
 pass "[refused, live, live], round_robin: 30 requests answered, the refused address tried once"
 
 # [no answer, live]: one client waits for connect_timeout, the next do not
-log_mark
-get_all "$P_SIL" 6 "[no answer, live]"
-assert_log_contains "warn listener \"sil\": backend connect failed: 127\.0\.0\.1:$SILENT: no answer within 1000 ms \(backend\.connect_timeout\); the other addresses come first for the next 10 s"
-n=$(new_log_lines | grep -c "backend connect failed: 127\.0\.0\.1:$SILENT")
-[ "$n" = 1 ] || fail "[no answer, live]: $n waits for the silent address in 6 requests, want 1"
+tried_once sil "$P_SIL" 6 "$SILENT" \
+    "no answer within 1000 ms \(backend\.connect_timeout\)" "[no answer, live]"
 pass "[no answer, live]: 6 requests answered, one of them waited for connect_timeout"
 
 # [down, down]: 502; the second comes up: both tried, 200, said once
