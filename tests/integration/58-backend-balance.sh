@@ -75,22 +75,23 @@ get_all() {
 	done
 }
 
-# round_robin, http: 20 requests, one connection each
-a1=$(reqs "$LOG_B1")
-a2=$(reqs "$LOG_B2")
-get_all "$P_RR" 20 "round_robin"
-n1=$(($(reqs "$LOG_B1") - a1))
-n2=$(($(reqs "$LOG_B2") - a2))
-[ "$n1" = 10 ] && [ "$n2" = 10 ] || fail "round_robin: $n1 requests to the first backend and $n2 to the second, want 10 and 10"
+# spread PORT N WANT1 WANT2 WHAT: N requests, one connection each, all 200;
+# WANT1 of them reach the first backend and WANT2 the second
+spread() {
+	local a1 a2 n1 n2
+	a1=$(reqs "$LOG_B1")
+	a2=$(reqs "$LOG_B2")
+	get_all "$1" "$2" "$5"
+	n1=$(($(reqs "$LOG_B1") - a1))
+	n2=$(($(reqs "$LOG_B2") - a2))
+	[ "$n1" = "$3" ] && [ "$n2" = "$4" ] ||
+	    fail "$5: $n1 requests to the first backend and $n2 to the second, want $3 and $4"
+}
+
+spread "$P_RR" 20 10 10 "round_robin"
 pass "round_robin (http): 20 connections, 10 to each backend"
 
-# failover (the default): every connection to the first
-a1=$(reqs "$LOG_B1")
-a2=$(reqs "$LOG_B2")
-get_all "$P_FO" 10 "failover"
-n1=$(($(reqs "$LOG_B1") - a1))
-n2=$(($(reqs "$LOG_B2") - a2))
-[ "$n1" = 10 ] && [ "$n2" = 0 ] || fail "failover: $n1 requests to the first backend and $n2 to the second, want 10 and 0"
+spread "$P_FO" 10 10 0 "failover"
 pass "failover (the default): 10 connections, all to the first address"
 
 # round_robin, tcp: the access lines name the backend
