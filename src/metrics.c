@@ -252,6 +252,31 @@ metrics_asn1_time(const ASN1_TIME *t, bool *ok)
 	return *ok ? (int64_t)timegm(&tm) : 0;
 }
 
+/* Listeners with several backend addresses: which are passed over. */
+static void
+metrics_render_addrs(struct mbuf *b, const struct runtime *rt)
+{
+	const struct cfg_backend	*be;
+	uint64_t			 now = monotonic_ms(), until;
+	size_t				 i, j;
+
+	mb_family(b, "backend_address_passed_over", "gauge", "1 while a "
+	    "backend address whose connect failed is passed over (for 10 s, "
+	    "while another address of the listener has not failed), else 0; "
+	    "only for listeners with several addresses.");
+	for (i = 0; rt != NULL && rt->backends != NULL && i < rt->nservers;
+	    i++) {
+		be = &rt->servers[i].cfg->backend;
+		for (j = 0; be->naddrs > 1 && j < be->naddrs; j++) {
+			until = __atomic_load_n(&rt->backends[i].down_until[j],
+			    __ATOMIC_RELAXED);
+			mb_sample(b, "backend_address_passed_over",
+			    rt->servers[i].cfg->name, "address",
+			    be->addrs[j].text, until > now ? 1 : 0);
+		}
+	}
+}
+
 /* The client CA certificates of every listener of rt. */
 static void
 metrics_render_cas(struct mbuf *b, const struct runtime *rt)
@@ -464,6 +489,7 @@ metrics_render(const struct runtime *rt, size_t *len)
 		if (GET(&mx[i].backend_up) >= 0)
 			mb_sample(&b, "backend_up", mx_names[i], NULL, NULL,
 			    (uint64_t)GET(&mx[i].backend_up));
+	metrics_render_addrs(&b, rt);
 	mb_family(&b, "http_requests_total", "counter", "HTTP requests "
 	    "answered (http mode), by status class of the response.");
 	for (i = 0; i < mx_n; i++)

@@ -11,6 +11,8 @@
 #  - when every address has failed, all are tried again: [down, down] gives
 #    502; once the second comes up, the next request gets 200 and the log
 #    says it answers again; after that it is used without trying the other;
+#  - /metrics: mtlsproxy_backend_address_passed_over is 1 for an address
+#    being passed over, 0 for the others;
 #  - a misspelt balance is a config error naming file:line:column.
 . "$(dirname -- "$0")/lib.sh"
 . "$ITEST_DIR/http-lib.sh"
@@ -41,8 +43,9 @@ port_accepts "$LATE" && fail "port $LATE was supposed to be free"
 # no answer.
 start_silent "$SILENT"
 
+PA=$(free_port)
 {
-	config_head
+	config_head | sed "s/^listeners:/admin:\\n  listen: \"127.0.0.1:$PA\"\\n&/"
 	config_http_listener rr "$P_RR" "[\"127.0.0.1:$B1\", \"127.0.0.1:$B2\"]" "" \
 	    "      balance: round_robin"
 	config_http_listener fo "$P_FO" "[\"127.0.0.1:$B1\", \"127.0.0.1:$B2\"]"
@@ -119,7 +122,15 @@ tried_once() {
 
 # [refused, live, live], round_robin: the refused address once
 tried_once rr3 "$P_RR3" 30 "$DEAD" "Connection refused" "[refused, live, live]"
-pass "[refused, live, live], round_robin: 30 requests answered, the refused address tried once"
+# passed_over LISTENER ADDRPORT: the gauge's value on /metrics
+passed_over() {
+	curl -sS --max-time 5 "http://127.0.0.1:$PA/metrics" |
+	    grep -F "mtlsproxy_backend_address_passed_over{listener=\"$1\",address=\"127.0.0.1:$2\"} " |
+	    awk '{ print $2 }'
+}
+assert_eq "$(passed_over rr3 "$DEAD")" 1 "passed_over gauge of the refused address"
+assert_eq "$(passed_over rr3 "$B1")" 0 "passed_over gauge of a live address"
+pass "[refused, live, live], round_robin: 30 requests answered, the refused address tried once; /metrics: passed_over 1 for it, 0 for the others"
 
 # [no answer, live]: one client waits for connect_timeout, the next do not
 tried_once sil "$P_SIL" 6 "$SILENT" \
@@ -143,6 +154,8 @@ get_all "$P_ALL" 3 "[down, up]"
 assert_log_lacks "backend connect failed"
 assert_log_lacks "answers again"
 [ "$(reqs "$LOG_LATE")" = 4 ] || fail "the backend that came up saw $(reqs "$LOG_LATE") requests, want 4"
+assert_eq "$(passed_over all "$LATE")" 0 "passed_over gauge of the address that came back"
+assert_eq "$(passed_over all "$DEAD")" 1 "passed_over gauge of the address still down"
 pass "[down, down]: 502; once the second is up, 200, 'answers again' said once, the dead one no longer tried first"
 
 stop_proxy

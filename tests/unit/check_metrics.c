@@ -273,7 +273,7 @@ START_TEST(test_text_format)
 		ck_assert_msg(seen, "sample before its TYPE line: %s", line);
 		free(name);
 	}
-	ck_assert_uint_eq(ntypes, 17);
+	ck_assert_uint_eq(ntypes, 18);
 	ck_assert_uint_gt(nlines, 60);
 	free(copy);
 	regfree(&sample);
@@ -410,6 +410,48 @@ START_TEST(test_runtime_gauges)
 }
 END_TEST
 
+/* Which backend addresses of a listener with several are passed over. */
+START_TEST(test_backend_passed_over)
+{
+	struct addr		 addrs[2];
+	uint64_t		 down[2];
+	struct cfg_listener	 l[2];
+	struct tls_server	 srv[2];
+	struct backend_state	 st[2];
+	struct runtime		 rt;
+
+	memset(addrs, 0, sizeof(addrs));
+	addrs[0].text = "127.0.0.1:8081";
+	addrs[1].text = "unix:/run/app.sock";
+	memset(l, 0, sizeof(l));
+	l[0].name = "api";
+	l[0].backend.addrs = addrs;
+	l[0].backend.naddrs = 2;
+	l[1].name = "one";		/* a single address: no series */
+	l[1].backend.addrs = addrs;
+	l[1].backend.naddrs = 1;
+	memset(srv, 0, sizeof(srv));
+	srv[0].cfg = &l[0];
+	srv[1].cfg = &l[1];
+	down[0] = monotonic_ms() + 10000;	/* failed just now */
+	down[1] = monotonic_ms() - 1;		/* failed over 10 s ago */
+	memset(st, 0, sizeof(st));
+	st[0].down_until = down;
+	st[1].down_until = down;
+	memset(&rt, 0, sizeof(rt));
+	rt.servers = srv;
+	rt.backends = st;
+	rt.nservers = 2;
+
+	render(&rt);
+	has_line("mtlsproxy_backend_address_passed_over{listener=\"api\","
+	    "address=\"127.0.0.1:8081\"} 1");
+	has_line("mtlsproxy_backend_address_passed_over{listener=\"api\","
+	    "address=\"unix:/run/app.sock\"} 0");
+	lacks("mtlsproxy_backend_address_passed_over{listener=\"one\"");
+}
+END_TEST
+
 Suite *
 metrics_suite(void)
 {
@@ -418,6 +460,7 @@ metrics_suite(void)
 
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, test_counters);
+	tcase_add_test(tc, test_backend_passed_over);
 	tcase_add_test(tc, test_every_reason_declared);
 	tcase_add_test(tc, test_reload_timestamp);
 	tcase_add_test(tc, test_text_format);
