@@ -249,9 +249,14 @@ upstream_pool_put(struct session *s)
 	return true;
 }
 
-/* Take the newest kept connection for this session's listener, if any. */
+#define ANY_ADDR	SIZE_MAX
+
+/*
+ * Take the newest kept connection for this session's listener, if any: to
+ * backend address idx, or to any (ANY_ADDR).
+ */
 static bool
-upstream_pool_get(struct session *s)
+upstream_pool_get(struct session *s, size_t idx)
 {
 	struct worker		*w = s->w;
 	struct pooled		*p, *prev;
@@ -261,7 +266,8 @@ upstream_pool_get(struct session *s)
 
 	for (p = TAILQ_LAST(&w->pool, pooled_list); p != NULL; p = prev) {
 		prev = TAILQ_PREV(p, pooled_list, entry);
-		if (p->rt != s->rt || p->li != s->li)
+		if (p->rt != s->rt || p->li != s->li ||
+		    (idx != ANY_ADDR && p->idx != idx))
 			continue;
 		/* Closed or talking since the last loop pass: not usable. */
 		r = recv(bufferevent_getfd(p->bev), &c, 1,
@@ -395,11 +401,15 @@ upstream_fd_wait(struct session *s, int err)
 	return true;
 }
 
+static bool	upstream_pick(struct session *);
+
 /*
- * Connect to the backend: a kept connection (http mode, backend.keepalive),
- * else the addresses in turn. failover: from the first; round_robin: from
- * the one after where the listener's previous connection started. Those
- * that failed in the last 10 s come after the others.
+ * Connect to the backend: the addresses in turn. failover: from the first;
+ * round_robin: from the one after where the listener's previous connection
+ * started. Those that failed in the last 10 s come after the others. In
+ * http mode with backend.keepalive, a kept connection comes first: any
+ * (failover), or one to the address whose turn it is (round_robin, so that
+ * requests still go round, as with nginx's keepalive).
  */
 void
 upstream_connect(struct session *s)
@@ -410,7 +420,8 @@ upstream_connect(struct session *s)
 	size_t				 i;
 
 	s->backend_reused = false;
-	if (b->keepalive > 0 && !s->backend_fresh && upstream_pool_get(s)) {
+	if (b->keepalive > 0 && !s->backend_fresh &&
+	    b->balance == BALANCE_FAILOVER && upstream_pool_get(s, ANY_ADDR)) {
 		s->backend_reused = true;
 		session_proxy_start(s);
 		return;
@@ -429,6 +440,13 @@ upstream_connect(struct session *s)
 		if (__atomic_load_n(&st->down_until[i], __ATOMIC_RELAXED) >
 		    now)
 			s->backend_down |= UINT64_C(1) << i;
+	}
+	if (b->keepalive > 0 && !s->backend_fresh &&
+	    b->balance == BALANCE_ROUND_ROBIN && upstream_pick(s) &&
+	    upstream_pool_get(s, s->backend_idx)) {
+		s->backend_reused = true;
+		session_proxy_start(s);
+		return;
 	}
 	upstream_next(s);
 }

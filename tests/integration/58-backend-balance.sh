@@ -3,6 +3,9 @@
 #  - balance: round_robin spreads new connections over them in turn (http
 #    mode: 20 curl requests, 10 to each of two backends; tcp mode: 10 Node
 #    clients, 5 to each);
+#  - with backend.keepalive, kept backend connections are reused and
+#    requests still go round (20 clients: 10 requests to each backend over
+#    at most 10 backend connections);
 #  - the default, failover, sends every connection to the first;
 #  - an address whose connect fails is passed over for 10 s while another
 #    answers, so clients do not each wait for it: [refused, live, live]
@@ -26,6 +29,7 @@ LATE=$(free_port)
 SILENT=$(free_port)
 P_RR=$(free_port)
 P_FO=$(free_port)
+P_RRK=$(free_port)
 P_RR3=$(free_port)
 P_TCP=$(free_port)
 P_SIL=$(free_port)
@@ -48,6 +52,9 @@ PA=$(free_port)
 	config_head | sed "s/^listeners:/admin:\\n  listen: \"127.0.0.1:$PA\"\\n&/"
 	config_http_listener rr "$P_RR" "[\"127.0.0.1:$B1\", \"127.0.0.1:$B2\"]" "" \
 	    "      balance: round_robin"
+	config_http_listener rrk "$P_RRK" "[\"127.0.0.1:$B1\", \"127.0.0.1:$B2\"]" "" \
+	    "      balance: round_robin
+      keepalive: 8"
 	config_http_listener fo "$P_FO" "[\"127.0.0.1:$B1\", \"127.0.0.1:$B2\"]"
 	config_http_listener rr3 "$P_RR3" \
 	    "[\"127.0.0.1:$DEAD\", \"127.0.0.1:$B1\", \"127.0.0.1:$B2\"]" "" \
@@ -60,7 +67,7 @@ PA=$(free_port)
 } >"$TMPDIR/bal.yaml"
 "$MTLSPROXY" -t -c "$TMPDIR/bal.yaml" >"$TMPDIR/t.out" 2>&1 || fail "config check: $(cat "$TMPDIR/t.out")"
 start_proxy "$TMPDIR/bal.yaml" "$P_RR"
-for p in "$P_FO" "$P_RR3" "$P_TCP" "$P_SIL" "$P_ALL"; do
+for p in "$P_RRK" "$P_FO" "$P_RR3" "$P_TCP" "$P_SIL" "$P_ALL"; do
 	wait_port "$p" "$PROXY_PID" 5 || fail "listener on 127.0.0.1:$p does not accept"
 done
 
@@ -93,6 +100,14 @@ spread() {
 
 spread "$P_RR" 20 10 10 "round_robin"
 pass "round_robin (http): 20 connections, 10 to each backend"
+
+# with backend.keepalive, kept connections are reused and requests still
+# go round
+c0=$(($(grep -c '^conn$' "$LOG_B1") + $(grep -c '^conn$' "$LOG_B2")))
+spread "$P_RRK" 20 10 10 "round_robin with keepalive"
+conns=$(($(grep -c '^conn$' "$LOG_B1") + $(grep -c '^conn$' "$LOG_B2") - c0))
+[ "$conns" -le 10 ] || fail "round_robin with keepalive: $conns backend connections for 20 requests, want kept ones reused"
+pass "round_robin with keepalive: 20 clients, 10 requests to each backend over $conns backend connections"
 
 spread "$P_FO" 10 10 0 "failover"
 pass "failover (the default): 10 connections, all to the first address"
