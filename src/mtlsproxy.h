@@ -609,7 +609,7 @@ bool	 tlsout_pending(const struct session *);
 
 /* upstream.c */
 void	 upstream_connect(struct session *);
-void	 upstream_retry(struct session *);
+void	 upstream_next(struct session *);
 bool	 upstream_pool_put(struct session *);
 void	 upstream_pool_clear(struct worker *);
 bool	 upstream_fd_shed(struct worker *, const struct session *);

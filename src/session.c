@@ -693,7 +693,7 @@ session_timer_cb(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	if (s->state == SESSION_CONNECTING) {
 		/* Waited for a descriptor (upstream.c): try again. */
-		upstream_retry(s);
+		upstream_next(s);
 		return;
 	}
 	if (s->state == SESSION_HANDSHAKE) {

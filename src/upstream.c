@@ -73,8 +73,6 @@ upstream_connected(struct bufferevent *bev)
 	    getpeername(fd, (struct sockaddr *)&ss, &len) == 0;
 }
 
-static void	upstream_next(struct session *);
-
 /*
  * An address whose connect failed is passed over for BACKEND_DOWN_MS while
  * the listener has others that have not failed (as nginx's max_fails=1,
@@ -474,15 +472,11 @@ upstream_pick(struct session *s)
 	return false;
 }
 
-/* A descriptor may be free now (session.c's timer): try again. */
+/*
+ * Connect to this round's next address (again, after a wait for a
+ * descriptor: session.c's timer); close the session if none is left.
+ */
 void
-upstream_retry(struct session *s)
-{
-	upstream_next(s);
-}
-
-/* Connect to this round's next address; close the session if none left. */
-static void
 upstream_next(struct session *s)
 {
 	const struct cfg_backend	*b = &s->srv->cfg->backend;
