@@ -198,6 +198,7 @@ static const struct cfg_enum cfg_backend_modes[] = {
 static const struct cfg_enum cfg_backend_balances[] = {
 	{ "failover", BALANCE_FAILOVER },
 	{ "round_robin", BALANCE_ROUND_ROBIN },
+	{ "least_conn", BALANCE_LEAST_CONN },
 	{ .name = NULL }
 };
 

@@ -252,7 +252,7 @@ metrics_asn1_time(const ASN1_TIME *t, bool *ok)
 	return *ok ? (int64_t)timegm(&tm) : 0;
 }
 
-/* Listeners with several backend addresses: which are passed over. */
+/* Per backend address: passed over (several addresses), connections. */
 static void
 metrics_render_addrs(struct mbuf *b, const struct runtime *rt)
 {
@@ -274,6 +274,18 @@ metrics_render_addrs(struct mbuf *b, const struct runtime *rt)
 			    rt->servers[i].cfg->name, "address",
 			    be->addrs[j].text, until > now ? 1 : 0);
 		}
+	}
+	mb_family(b, "backend_address_connections", "gauge", "Connections "
+	    "to a backend address in use by clients now (kept idle ones "
+	    "not counted), for the current configuration.");
+	for (i = 0; rt != NULL && rt->backends != NULL && i < rt->nservers;
+	    i++) {
+		be = &rt->servers[i].cfg->backend;
+		for (j = 0; j < be->naddrs; j++)
+			mb_sample(b, "backend_address_connections",
+			    rt->servers[i].cfg->name, "address",
+			    be->addrs[j].text, (uint64_t)__atomic_load_n(
+			    &rt->backends[i].active[j], __ATOMIC_RELAXED));
 	}
 }
 

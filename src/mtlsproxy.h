@@ -178,7 +178,8 @@ struct cfg_client_auth {
 
 enum backend_balance {
 	BALANCE_FAILOVER,	/* the first address; the next when it fails */
-	BALANCE_ROUND_ROBIN	/* each connection starts at the next address */
+	BALANCE_ROUND_ROBIN,	/* each connection starts at the next address */
+	BALANCE_LEAST_CONN	/* at the one with the fewest connections */
 };
 
 struct cfg_backend {
@@ -398,6 +399,7 @@ time_t	 tls_peer_chain_end(SSL *);
 struct backend_state {
 	unsigned	 next;		/* round_robin: where the next starts */
 	uint64_t	*down_until;	/* owned; per address: monotonic ms */
+	int		*active;	/* owned; per address: connections */
 };
 
 struct runtime {
@@ -610,6 +612,8 @@ bool	 tlsout_pending(const struct session *);
 /* upstream.c */
 void	 upstream_connect(struct session *);
 void	 upstream_next(struct session *);
+void	 upstream_attach(struct session *, struct bufferevent *);
+struct bufferevent *upstream_detach(struct session *);
 bool	 upstream_pool_put(struct session *);
 void	 upstream_pool_clear(struct worker *);
 bool	 upstream_fd_shed(struct worker *, const struct session *);

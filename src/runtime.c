@@ -34,9 +34,12 @@ runtime_new(struct cfg *cfg, struct errlist *errs)
 	}
 	rt->nservers = cfg->nlisteners;
 	rt->backends = xcalloc(cfg->nlisteners, sizeof(*rt->backends));
-	for (i = 0; i < cfg->nlisteners; i++)
+	for (i = 0; i < cfg->nlisteners; i++) {
 		rt->backends[i].down_until = xcalloc(
 		    cfg->listeners[i].backend.naddrs, sizeof(uint64_t));
+		rt->backends[i].active = xcalloc(
+		    cfg->listeners[i].backend.naddrs, sizeof(int));
+	}
 	if (failed) {
 		runtime_unref(rt);
 		return NULL;
@@ -78,8 +81,10 @@ runtime_unref(struct runtime *rt)
 		return;
 	for (i = 0; i < rt->nservers; i++) {
 		tls_server_clear(&rt->servers[i]);
-		if (rt->backends != NULL)
+		if (rt->backends != NULL) {
 			free(rt->backends[i].down_until);
+			free(rt->backends[i].active);
+		}
 	}
 	free(rt->servers);
 	free(rt->backends);

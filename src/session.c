@@ -233,10 +233,8 @@ session_backend_drop(struct session *s)
 		event_free(s->bread);
 		s->bread = NULL;
 	}
-	if (s->backend != NULL) {
-		bufferevent_free(s->backend);
-		s->backend = NULL;
-	}
+	if (s->backend != NULL)
+		bufferevent_free(upstream_detach(s));
 	s->backend_eof = false;
 	s->backend_shut = false;
 	s->bread_big = false;
@@ -830,7 +828,7 @@ session_close(struct session *s, const char *why)
 	if (s->bread != NULL)
 		event_free(s->bread);
 	if (s->backend != NULL && !upstream_pool_put(s))
-		bufferevent_free(s->backend);
+		bufferevent_free(upstream_detach(s));
 	if (s->linger_ev != NULL)
 		event_free(s->linger_ev);
 	if (s->expiry != NULL)

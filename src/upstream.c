@@ -61,6 +61,32 @@ upstream_unix_hint(const struct addr *a, int err, char *buf, size_t len)
 	}
 }
 
+/*
+ * s holds a connection to backend address s->backend_idx from now on, or
+ * not any longer (returned, NULL if none): counted per address for
+ * balance: least_conn and the metrics. Kept idle connections do not count.
+ */
+void
+upstream_attach(struct session *s, struct bufferevent *bev)
+{
+	s->backend = bev;
+	__atomic_add_fetch(&s->rt->backends[s->li].active[s->backend_idx], 1,
+	    __ATOMIC_RELAXED);
+}
+
+struct bufferevent *
+upstream_detach(struct session *s)
+{
+	struct bufferevent	*bev = s->backend;
+
+	if (bev != NULL)
+		__atomic_sub_fetch(
+		    &s->rt->backends[s->li].active[s->backend_idx], 1,
+		    __ATOMIC_RELAXED);
+	s->backend = NULL;
+	return bev;
+}
+
 /* Whether a backend connection in progress has in fact connected. */
 static bool
 upstream_connected(struct bufferevent *bev)
@@ -152,8 +178,7 @@ upstream_event_cb(struct bufferevent *bev, short what, void *arg)
 		    "connection closed", err != 0 ? upstream_unix_hint(
 		    &b->addrs[s->backend_idx], err, hint, sizeof(hint)) : "",
 		    upstream_mark_down(s));
-	bufferevent_free(bev);
-	s->backend = NULL;
+	bufferevent_free(upstream_detach(s));
 	s->backend_tries++;
 	upstream_next(s);
 }
@@ -236,8 +261,7 @@ upstream_pool_put(struct session *s)
 	p->rt = runtime_ref(s->rt);
 	p->li = s->li;
 	p->idx = s->backend_idx;
-	p->bev = s->backend;
-	s->backend = NULL;
+	p->bev = upstream_detach(s);
 	bufferevent_setcb(p->bev, pool_read_cb, NULL, pool_event_cb, p);
 	tv = ms_timeval(b->keepalive_timeout_ms);
 	bufferevent_set_timeouts(p->bev, &tv, NULL);
@@ -284,7 +308,7 @@ upstream_pool_get(struct session *s, size_t idx)
 		bufferevent_setcb(bev, NULL, NULL, NULL, NULL);
 		snprintf(s->backend_addr, sizeof(s->backend_addr), "%s",
 		    s->srv->cfg->backend.addrs[s->backend_idx].text);
-		s->backend = bev;
+		upstream_attach(s, bev);
 		return true;
 	}
 	return false;
@@ -402,11 +426,39 @@ upstream_fd_wait(struct session *s, int err)
 static bool	upstream_pick(struct session *);
 
 /*
+ * least_conn: the round starts at the address with the fewest connections
+ * in use among those that had not failed (ties: the first from where
+ * round_robin would start).
+ */
+static void
+upstream_least(struct session *s)
+{
+	const struct backend_state	*st = &s->rt->backends[s->li];
+	size_t				 n = s->srv->cfg->backend.naddrs, k, i;
+	size_t				 best = s->backend_first;
+	int				 c, min = -1;
+
+	for (k = 0; k < n; k++) {
+		i = (s->backend_first + k) % n;
+		if (i < BACKEND_DOWN_BITS &&
+		    (s->backend_down & (UINT64_C(1) << i)) != 0)
+			continue;
+		c = __atomic_load_n(&st->active[i], __ATOMIC_RELAXED);
+		if (min == -1 || c < min) {
+			min = c;
+			best = i;
+		}
+	}
+	s->backend_first = (unsigned)best;
+}
+
+/*
  * Connect to the backend: the addresses in turn. failover: from the first;
  * round_robin: from the one after where the listener's previous connection
- * started. Those that failed in the last 10 s come after the others. In
- * http mode with backend.keepalive, a kept connection comes first: any
- * (failover), or one to the address whose turn it is (round_robin, so that
+ * started; least_conn: from the one with the fewest connections in use.
+ * Those that failed in the last 10 s come after the others. In http mode
+ * with backend.keepalive, a kept connection comes first: any (failover),
+ * or one to the address whose turn it is (round_robin, least_conn: so that
  * requests still go round, as with nginx's keepalive).
  */
 void
@@ -426,7 +478,7 @@ upstream_connect(struct session *s)
 	}
 	s->backend_tries = 0;
 	s->backend_first = 0;
-	if (b->balance == BALANCE_ROUND_ROBIN && b->naddrs > 1)
+	if (b->balance != BALANCE_FAILOVER && b->naddrs > 1)
 		s->backend_first = __atomic_fetch_add(&st->next, 1,
 		    __ATOMIC_RELAXED) % b->naddrs;
 	s->backend_down = 0;
@@ -439,8 +491,10 @@ upstream_connect(struct session *s)
 		    now)
 			s->backend_down |= UINT64_C(1) << i;
 	}
+	if (b->balance == BALANCE_LEAST_CONN && b->naddrs > 1)
+		upstream_least(s);
 	if (b->keepalive > 0 && !s->backend_fresh &&
-	    b->balance == BALANCE_ROUND_ROBIN && upstream_pick(s) &&
+	    b->balance != BALANCE_FAILOVER && upstream_pick(s) &&
 	    upstream_pool_get(s, s->backend_idx)) {
 		s->backend_reused = true;
 		session_proxy_start(s);
@@ -499,13 +553,12 @@ upstream_next(struct session *s)
 		(void)bufferevent_set_max_single_write(bev, UPSTREAM_WRITE_MAX);
 		tv = ms_timeval(b->connect_timeout_ms);
 		bufferevent_set_timeouts(bev, NULL, &tv);
-		s->backend = bev;
+		upstream_attach(s, bev);
 		if (bufferevent_socket_connect(bev,
 		    (const struct sockaddr *)&a->ss, (int)a->sslen) == 0)
 			return;
 		err = EVUTIL_SOCKET_ERROR();
-		bufferevent_free(bev);
-		s->backend = NULL;
+		bufferevent_free(upstream_detach(s));
 		if (err == EMFILE || err == ENFILE) {
 			/*
 			 * An idle backend connection gives its descriptor.

@@ -7,6 +7,9 @@
 #    requests still go round (20 clients: 10 requests to each backend over
 #    at most 10 backend connections);
 #  - the default, failover, sends every connection to the first;
+#  - least_conn: beside a connection held to one address, the next ones
+#    (tcp mode) all go to the other; /metrics counts connections in use per
+#    address, and none once every client has gone;
 #  - an address whose connect fails is passed over for 10 s while another
 #    answers, so clients do not each wait for it: [refused, live, live]
 #    with round_robin: 30 requests all answered, the refused one tried once;
@@ -32,6 +35,7 @@ P_FO=$(free_port)
 P_RRK=$(free_port)
 P_RR3=$(free_port)
 P_TCP=$(free_port)
+P_LC=$(free_port)
 P_SIL=$(free_port)
 P_ALL=$(free_port)
 start_http_backend "$B1"
@@ -61,19 +65,31 @@ PA=$(free_port)
 	    "      balance: round_robin"
 	config_listener tcprr "$P_TCP" "[\"127.0.0.1:$E1\", \"127.0.0.1:$E2\"]" |
 	    sed "s/^      mode: tcp\$/&\\n      balance: round_robin/"
+	config_listener lc "$P_LC" "[\"127.0.0.1:$E1\", \"127.0.0.1:$E2\"]" |
+	    sed "s/^      mode: tcp\$/&\\n      balance: least_conn/"
 	config_http_listener sil "$P_SIL" "[\"127.0.0.1:$SILENT\", \"127.0.0.1:$B1\"]" |
 	    sed "s/connect_timeout: 2s/connect_timeout: 1s/"
 	config_http_listener all "$P_ALL" "[\"127.0.0.1:$DEAD\", \"127.0.0.1:$LATE\"]"
 } >"$TMPDIR/bal.yaml"
 "$MTLSPROXY" -t -c "$TMPDIR/bal.yaml" >"$TMPDIR/t.out" 2>&1 || fail "config check: $(cat "$TMPDIR/t.out")"
 start_proxy "$TMPDIR/bal.yaml" "$P_RR"
-for p in "$P_RRK" "$P_FO" "$P_RR3" "$P_TCP" "$P_SIL" "$P_ALL"; do
+for p in "$P_RRK" "$P_FO" "$P_RR3" "$P_TCP" "$P_LC" "$P_SIL" "$P_ALL"; do
 	wait_port "$p" "$PROXY_PID" 5 || fail "listener on 127.0.0.1:$p does not accept"
 done
 
 # reqs LOG: requests a backend has seen
 reqs() {
 	grep -c '^req ' "$1"
+}
+
+# gauge NAME LISTENER ADDRPORT: mtlsproxy_NAME{listener,address} on /metrics
+gauge() {
+	curl -sS --max-time 5 "http://127.0.0.1:$PA/metrics" |
+	    grep -F "mtlsproxy_$1{listener=\"$2\",address=\"127.0.0.1:$3\"} " |
+	    awk '{ print $2 }'
+}
+passed_over() {
+	gauge backend_address_passed_over "$@"
 }
 
 # get_all PORT N WHAT: N requests, one connection each: all must get 200
@@ -124,6 +140,37 @@ n2=$(new_log_lines | grep ' access ' | grep 'listener=tcprr' | grep -c "backend=
 [ "$n1" = 5 ] && [ "$n2" = 5 ] || fail "tcp round_robin: $n1 connections to the first backend and $n2 to the second, want 5 and 5"
 pass "round_robin (tcp): 10 connections, 5 to each backend"
 
+# least_conn, tcp: one client holds a connection; the next ones, each
+# closed before the next comes, all go to the other address
+# (its stdin a FIFO held open on fd 7: closing that ends it)
+mkfifo "$TMPDIR/hold.fifo"
+timeout -k 2 60 openssl s_client -quiet -no_ign_eof -connect "127.0.0.1:$P_LC" \
+    -servername localhost -CAfile "$PKI/root-ca.crt" -cert "$PKI/orders.crt" \
+    -key "$PKI/orders.key" <"$TMPDIR/hold.fifo" >/dev/null 2>"$TMPDIR/hold.err" &
+HOLD=$!
+track "$HOLD"
+exec 7>"$TMPDIR/hold.fifo"
+held=
+for _ in $(seq 50); do
+	[ "$(gauge backend_address_connections lc "$E1")" = 1 ] && held=$E1 other=$E2
+	[ "$(gauge backend_address_connections lc "$E2")" = 1 ] && held=$E2 other=$E1
+	[ -n "$held" ] && break
+	sleep 0.1
+done
+[ -n "$held" ] || fail "least_conn: the held connection does not show on /metrics: $(curl -sS "http://127.0.0.1:$PA/metrics" | grep 'connections{listener="lc"'); $(cat "$TMPDIR/hold.err")"
+log_mark
+for i in 1 2 3 4; do
+	node_client "$P_LC" --cert "$PKI/orders.crt" --key "$PKI/orders.key" --send "lc $i\n" --echo
+	[ "$NODE_RC" -eq 0 ] || fail "least_conn connection $i: $(cat "$NODE_OUT")"
+done
+assert_log_contains ' access ' 'listener=lc' "backend=127\.0\.0\.1:$other "
+n=$(new_log_lines | grep ' access ' | grep 'listener=lc' | grep -c "backend=127\.0\.0\.1:$other ")
+[ "$n" = 4 ] || fail "least_conn: $n of 4 connections went to the address without the held one"
+exec 7>&-
+wait "$HOLD" 2>/dev/null
+untrack "$HOLD"
+pass "least_conn (tcp): beside a held connection to one address, 4 connections all went to the other; /metrics counts the held one"
+
 # tried_once LISTENER PORT N ADDRPORT REASON WHAT: N requests all get 200,
 # and ADDRPORT, which fails with REASON, is tried once: then passed over
 tried_once() {
@@ -137,12 +184,6 @@ tried_once() {
 
 # [refused, live, live], round_robin: the refused address once
 tried_once rr3 "$P_RR3" 30 "$DEAD" "Connection refused" "[refused, live, live]"
-# passed_over LISTENER ADDRPORT: the gauge's value on /metrics
-passed_over() {
-	curl -sS --max-time 5 "http://127.0.0.1:$PA/metrics" |
-	    grep -F "mtlsproxy_backend_address_passed_over{listener=\"$1\",address=\"127.0.0.1:$2\"} " |
-	    awk '{ print $2 }'
-}
 assert_eq "$(passed_over rr3 "$DEAD")" 1 "passed_over gauge of the refused address"
 assert_eq "$(passed_over rr3 "$B1")" 0 "passed_over gauge of a live address"
 pass "[refused, live, live], round_robin: 30 requests answered, the refused address tried once; /metrics: passed_over 1 for it, 0 for the others"
@@ -172,6 +213,17 @@ assert_log_lacks "answers again"
 assert_eq "$(passed_over all "$LATE")" 0 "passed_over gauge of the address that came back"
 assert_eq "$(passed_over all "$DEAD")" 1 "passed_over gauge of the address still down"
 pass "[down, down]: 502; once the second is up, 200, 'answers again' said once, the dead one no longer tried first"
+
+# with no client left, no backend connection is counted in use (kept idle
+# ones do not count)
+for _ in $(seq 30); do
+	busy=$(curl -sS --max-time 5 "http://127.0.0.1:$PA/metrics" |
+	    grep '^mtlsproxy_backend_address_connections{' | grep -v '} 0$')
+	[ -z "$busy" ] && break
+	sleep 0.1
+done
+[ -z "$busy" ] || fail "connections still counted with no client: $busy"
+pass "no client left: every backend_address_connections is 0"
 
 stop_proxy
 [ "$PROXY_RC" -eq 0 ] || fail "mtlsproxy exited $PROXY_RC on SIGTERM"

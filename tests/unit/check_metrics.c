@@ -273,7 +273,7 @@ START_TEST(test_text_format)
 		ck_assert_msg(seen, "sample before its TYPE line: %s", line);
 		free(name);
 	}
-	ck_assert_uint_eq(ntypes, 18);
+	ck_assert_uint_eq(ntypes, 19);
 	ck_assert_uint_gt(nlines, 60);
 	free(copy);
 	regfree(&sample);
@@ -410,11 +410,12 @@ START_TEST(test_runtime_gauges)
 }
 END_TEST
 
-/* Which backend addresses of a listener with several are passed over. */
+/* Per backend address: passed over (listeners with several), in use. */
 START_TEST(test_backend_passed_over)
 {
 	struct addr		 addrs[2];
 	uint64_t		 down[2];
+	int			 active[2] = { 3, 0 };
 	struct cfg_listener	 l[2];
 	struct tls_server	 srv[2];
 	struct backend_state	 st[2];
@@ -438,6 +439,8 @@ START_TEST(test_backend_passed_over)
 	memset(st, 0, sizeof(st));
 	st[0].down_until = down;
 	st[1].down_until = down;
+	st[0].active = active;
+	st[1].active = active;
 	memset(&rt, 0, sizeof(rt));
 	rt.servers = srv;
 	rt.backends = st;
@@ -449,6 +452,13 @@ START_TEST(test_backend_passed_over)
 	has_line("mtlsproxy_backend_address_passed_over{listener=\"api\","
 	    "address=\"unix:/run/app.sock\"} 0");
 	lacks("mtlsproxy_backend_address_passed_over{listener=\"one\"");
+	/* Connections in use: every listener's addresses. */
+	has_line("mtlsproxy_backend_address_connections{listener=\"api\","
+	    "address=\"127.0.0.1:8081\"} 3");
+	has_line("mtlsproxy_backend_address_connections{listener=\"api\","
+	    "address=\"unix:/run/app.sock\"} 0");
+	has_line("mtlsproxy_backend_address_connections{listener=\"one\","
+	    "address=\"127.0.0.1:8081\"} 3");
 }
 END_TEST
 
