@@ -261,9 +261,9 @@ metrics_render_addrs(struct mbuf *b, const struct runtime *rt)
 	size_t				 i, j;
 
 	mb_family(b, "backend_address_passed_over", "gauge", "1 while a "
-	    "backend address whose connect failed is passed over (for 10 s, "
-	    "while another address of the listener has not failed), else 0; "
-	    "only for listeners with several addresses.");
+	    "backend address whose connect failed is passed over (for "
+	    "backend.fail_timeout, while another address of the listener has "
+	    "not failed), else 0; only for listeners with several addresses.");
 	for (i = 0; rt != NULL && rt->backends != NULL && i < rt->nservers;
 	    i++) {
 		be = &rt->servers[i].cfg->backend;

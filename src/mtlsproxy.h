@@ -190,6 +190,7 @@ struct cfg_backend {
 	enum backend_mode mode;
 	bool		 proxy_protocol;
 	uint64_t	 connect_timeout_ms;
+	uint64_t	 fail_timeout_ms; /* a failed address passed over */
 	unsigned	 keepalive;	/* idle connections kept per worker */
 	uint64_t	 keepalive_timeout_ms;
 	struct cfg_loc	 loc;

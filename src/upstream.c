@@ -100,26 +100,35 @@ upstream_connected(struct bufferevent *bev)
 }
 
 /*
- * An address whose connect failed is passed over for BACKEND_DOWN_MS while
- * the listener has others that have not failed (as nginx's max_fails=1,
- * fail_timeout=10s), so that clients do not each wait for it; when all
- * have failed, all are tried. A connect that succeeds clears it.
+ * An address whose connect failed is passed over for backend.fail_timeout
+ * while the listener has others that have not failed (as nginx's
+ * max_fails=1 fail_timeout=10s), so that clients do not each wait for it;
+ * when all have failed, all are tried. A connect that succeeds clears it.
  */
-#define BACKEND_DOWN_MS		10000
 #define BACKEND_DOWN_BITS	64	/* addresses beyond are never passed over */
 
 /* The address failed: note it; what the log line adds about it. */
 static const char *
 upstream_mark_down(struct session *s)
 {
-	struct backend_state	*st = &s->rt->backends[s->li];
+	static _Thread_local char	 said[96];
+	const struct cfg_backend	*b = &s->srv->cfg->backend;
+	struct backend_state		*st = &s->rt->backends[s->li];
 
-	if (s->srv->cfg->backend.naddrs < 2)
+	if (b->naddrs < 2 || b->fail_timeout_ms == 0 ||
+	    s->backend_idx >= BACKEND_DOWN_BITS)
 		return "";
 	__atomic_store_n(&st->down_until[s->backend_idx],
-	    monotonic_ms() + BACKEND_DOWN_MS, __ATOMIC_RELAXED);
-	return s->backend_idx < BACKEND_DOWN_BITS ? "; the other addresses "
-	    "come first for the next 10 s" : "";
+	    monotonic_ms() + b->fail_timeout_ms, __ATOMIC_RELAXED);
+	if (b->fail_timeout_ms % 1000 == 0)
+		snprintf(said, sizeof(said), "; the other addresses come first "
+		    "for the next %" PRIu64 " s (backend.fail_timeout)",
+		    b->fail_timeout_ms / 1000);
+	else
+		snprintf(said, sizeof(said), "; the other addresses come first "
+		    "for the next %" PRIu64 " ms (backend.fail_timeout)",
+		    b->fail_timeout_ms);
+	return said;
 }
 
 /* Connected: an address that had failed is back; say so once. */

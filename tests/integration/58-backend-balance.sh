@@ -10,8 +10,9 @@
 #  - least_conn: beside a connection held to one address, the next ones
 #    (tcp mode) all go to the other; /metrics counts connections in use per
 #    address, and none once every client has gone;
-#  - an address whose connect fails is passed over for 10 s while another
-#    answers, so clients do not each wait for it: [refused, live, live]
+#  - an address whose connect fails is passed over for 10 s (the default
+#    backend.fail_timeout) while another answers, so clients do not each
+#    wait for it: [refused, live, live]
 #    with round_robin: 30 requests all answered, the refused one tried once;
 #    [no answer, live] with connect_timeout 1s: 6 requests, one wait;
 #  - when every address has failed, all are tried again: [down, down] gives
@@ -19,6 +20,8 @@
 #    says it answers again; after that it is used without trying the other;
 #  - /metrics: mtlsproxy_backend_address_passed_over is 1 for an address
 #    being passed over, 0 for the others;
+#  - backend.fail_timeout sets how long (1500ms: passed over, then tried
+#    again 1.6 s later); 0 turns passing over off;
 #  - a misspelt balance is a config error naming file:line:column.
 . "$(dirname -- "$0")/lib.sh"
 . "$ITEST_DIR/http-lib.sh"
@@ -38,6 +41,8 @@ P_TCP=$(free_port)
 P_LC=$(free_port)
 P_SIL=$(free_port)
 P_ALL=$(free_port)
+P_FT=$(free_port)
+P_FT0=$(free_port)
 start_http_backend "$B1"
 LOG_B1=$HB_LOG
 start_http_backend "$B2"
@@ -70,10 +75,14 @@ PA=$(free_port)
 	config_http_listener sil "$P_SIL" "[\"127.0.0.1:$SILENT\", \"127.0.0.1:$B1\"]" |
 	    sed "s/connect_timeout: 2s/connect_timeout: 1s/"
 	config_http_listener all "$P_ALL" "[\"127.0.0.1:$DEAD\", \"127.0.0.1:$LATE\"]"
+	config_http_listener ft "$P_FT" "[\"127.0.0.1:$DEAD\", \"127.0.0.1:$B1\"]" "" \
+	    "      fail_timeout: 1500ms"
+	config_http_listener ft0 "$P_FT0" "[\"127.0.0.1:$DEAD\", \"127.0.0.1:$B1\"]" "" \
+	    "      fail_timeout: 0"
 } >"$TMPDIR/bal.yaml"
 "$MTLSPROXY" -t -c "$TMPDIR/bal.yaml" >"$TMPDIR/t.out" 2>&1 || fail "config check: $(cat "$TMPDIR/t.out")"
 start_proxy "$TMPDIR/bal.yaml" "$P_RR"
-for p in "$P_RRK" "$P_FO" "$P_RR3" "$P_TCP" "$P_LC" "$P_SIL" "$P_ALL"; do
+for p in "$P_FT" "$P_FT0" "$P_RRK" "$P_FO" "$P_RR3" "$P_TCP" "$P_LC" "$P_SIL" "$P_ALL"; do
 	wait_port "$p" "$PROXY_PID" 5 || fail "listener on 127.0.0.1:$p does not accept"
 done
 
@@ -177,7 +186,7 @@ tried_once() {
 	local n
 	log_mark
 	get_all "$2" "$3" "$6"
-	assert_log_contains "warn listener \"$1\": backend connect failed: 127\.0\.0\.1:$4: $5; the other addresses come first for the next 10 s"
+	assert_log_contains "warn listener \"$1\": backend connect failed: 127\.0\.0\.1:$4: $5; the other addresses come first for the next 10 s \(backend\.fail_timeout\)"
 	n=$(new_log_lines | grep -c "backend connect failed: 127\.0\.0\.1:$4")
 	[ "$n" = 1 ] || fail "$6: 127.0.0.1:$4 was tried $n times in $3 requests, want once"
 }
@@ -213,6 +222,23 @@ assert_log_lacks "answers again"
 assert_eq "$(passed_over all "$LATE")" 0 "passed_over gauge of the address that came back"
 assert_eq "$(passed_over all "$DEAD")" 1 "passed_over gauge of the address still down"
 pass "[down, down]: 502; once the second is up, 200, 'answers again' said once, the dead one no longer tried first"
+
+# fail_timeout 1500ms: passed over for 1.5 s, then tried again; 0: always
+# tried
+log_mark
+get_all "$P_FT" 2 "fail_timeout 1500ms"
+assert_log_contains "warn listener \"ft\": backend connect failed: 127\.0\.0\.1:$DEAD: Connection refused; the other addresses come first for the next 1500 ms \(backend\.fail_timeout\)"
+n=$(new_log_lines | grep -c "listener \"ft\": backend connect failed")
+[ "$n" = 1 ] || fail "fail_timeout 1500ms: the failed address was tried $n times in 2 requests, want once"
+sleep 1.6
+get_all "$P_FT" 1 "fail_timeout 1500ms, later"
+n=$(new_log_lines | grep -c "listener \"ft\": backend connect failed")
+[ "$n" = 2 ] || fail "fail_timeout 1500ms: 1.6 s later the failed address was not tried again ($n failures logged, want 2)"
+log_mark
+get_all "$P_FT0" 3 "fail_timeout 0"
+n=$(new_log_lines | grep -c "listener \"ft0\": backend connect failed: 127\.0\.0\.1:$DEAD: Connection refused$")
+[ "$n" = 3 ] || fail "fail_timeout 0: the failed address was tried $n times in 3 requests, want every time"
+pass "fail_timeout 1500ms: the failed address passed over, tried again 1.6 s later; fail_timeout 0: tried every time"
 
 # with no client left, no backend connection is counted in use (kept idle
 # ones do not count)
