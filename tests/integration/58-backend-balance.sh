@@ -63,7 +63,8 @@ PA=$(free_port)
 	    "      balance: round_robin"
 	config_http_listener rrk "$P_RRK" "[\"127.0.0.1:$B1\", \"127.0.0.1:$B2\"]" "" \
 	    "      balance: round_robin
-      keepalive: 8"
+      keepalive: 8
+      keepalive_timeout: 30s"
 	config_http_listener fo "$P_FO" "[\"127.0.0.1:$B1\", \"127.0.0.1:$B2\"]"
 	config_http_listener rr3 "$P_RR3" \
 	    "[\"127.0.0.1:$DEAD\", \"127.0.0.1:$B1\", \"127.0.0.1:$B2\"]" "" \
