@@ -1800,7 +1800,6 @@ struct ticket_key {
 static pthread_mutex_t	 ticket_mu = PTHREAD_MUTEX_INITIALIZER;
 static struct ticket_key ticket_ring[TICKET_KEYS];	/* [0]: newest */
 
-
 /*
  * With ticket_mu held: one fresh key per rotation period gone by since the
  * newest was made (rotation happens when handshakes ask for keys, so after

@@ -1,6 +1,7 @@
 /*
- * upstream.c - connect to the backend: each address in order within
- * connect_timeout, falling over to the next on failure.
+ * upstream.c - connect to the backend: the addresses in the order
+ * backend.balance gives, each within connect_timeout, falling over to the
+ * next on failure; kept idle connections (backend.keepalive).
  */
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -107,28 +108,35 @@ upstream_connected(struct bufferevent *bev)
  */
 #define BACKEND_DOWN_BITS	64	/* addresses beyond are never passed over */
 
-/* The address failed: note it; what the log line adds about it. */
-static const char *
-upstream_mark_down(struct session *s)
+/*
+ * The address failed: note it, and put in said what the log line adds
+ * about it ("" when it is not passed over).
+ */
+static void
+upstream_mark_down(struct session *s, char *said, size_t len)
 {
-	static _Thread_local char	 said[96];
 	const struct cfg_backend	*b = &s->srv->cfg->backend;
 	struct backend_state		*st = &s->rt->backends[s->li];
+	bool				 secs = b->fail_timeout_ms % 1000 == 0;
 
+	said[0] = '\0';
 	if (b->naddrs < 2 || b->fail_timeout_ms == 0 ||
 	    s->backend_idx >= BACKEND_DOWN_BITS)
-		return "";
+		return;
 	__atomic_store_n(&st->down_until[s->backend_idx],
 	    monotonic_ms() + b->fail_timeout_ms, __ATOMIC_RELAXED);
-	if (b->fail_timeout_ms % 1000 == 0)
-		snprintf(said, sizeof(said), "; the other addresses come first "
-		    "for the next %" PRIu64 " s (backend.fail_timeout)",
-		    b->fail_timeout_ms / 1000);
-	else
-		snprintf(said, sizeof(said), "; the other addresses come first "
-		    "for the next %" PRIu64 " ms (backend.fail_timeout)",
-		    b->fail_timeout_ms);
-	return said;
+	snprintf(said, len, "; the other addresses come first for the next "
+	    "%" PRIu64 " %s (backend.fail_timeout)",
+	    secs ? b->fail_timeout_ms / 1000 : b->fail_timeout_ms,
+	    secs ? "s" : "ms");
+}
+
+/* Whether address i had failed when this round of connects began. */
+static bool
+upstream_was_down(const struct session *s, size_t i)
+{
+	return i < BACKEND_DOWN_BITS &&
+	    (s->backend_down & (UINT64_C(1) << i)) != 0;
 }
 
 /* Connected: an address that had failed is back; say so once. */
@@ -151,7 +159,7 @@ upstream_event_cb(struct bufferevent *bev, short what, void *arg)
 {
 	struct session			*s = arg;
 	const struct cfg_backend	*b = &s->srv->cfg->backend;
-	char				 hint[200];
+	char				 hint[200], said[96];
 	int				 err, on = 1;
 
 	if (what & BEV_EVENT_CONNECTED) {
@@ -175,18 +183,19 @@ upstream_event_cb(struct bufferevent *bev, short what, void *arg)
 	}
 	err = EVUTIL_SOCKET_ERROR();
 	metrics_backend_fail(s->li);
+	upstream_mark_down(s, said, sizeof(said));
 	if (what & BEV_EVENT_TIMEOUT)
 		log_warnx("listener \"%s\": backend connect failed: %s: no "
 		    "answer within %" PRIu64 " ms (backend.connect_timeout)%s",
 		    s->srv->cfg->name, s->backend_addr, b->connect_timeout_ms,
-		    upstream_mark_down(s));
+		    said);
 	else
 		log_warnx("listener \"%s\": backend connect failed: %s: %s%s%s",
 		    s->srv->cfg->name, s->backend_addr,
 		    err != 0 ? evutil_socket_error_to_string(err) :
 		    "connection closed", err != 0 ? upstream_unix_hint(
 		    &b->addrs[s->backend_idx], err, hint, sizeof(hint)) : "",
-		    upstream_mark_down(s));
+		    said);
 	bufferevent_free(upstream_detach(s));
 	s->backend_tries++;
 	upstream_next(s);
@@ -449,8 +458,7 @@ upstream_least(struct session *s)
 
 	for (k = 0; k < n; k++) {
 		i = (s->backend_first + k) % n;
-		if (i < BACKEND_DOWN_BITS &&
-		    (s->backend_down & (UINT64_C(1) << i)) != 0)
+		if (upstream_was_down(s, i))
 			continue;
 		c = __atomic_load_n(&st->active[i], __ATOMIC_RELAXED);
 		if (min == -1 || c < min) {
@@ -465,26 +473,20 @@ upstream_least(struct session *s)
  * Connect to the backend: the addresses in turn. failover: from the first;
  * round_robin: from the one after where the listener's previous connection
  * started; least_conn: from the one with the fewest connections in use.
- * Those that failed in the last 10 s come after the others. In http mode
- * with backend.keepalive, a kept connection comes first: any (failover),
- * or one to the address whose turn it is (round_robin, least_conn: so that
- * requests still go round, as with nginx's keepalive).
+ * Those that failed within backend.fail_timeout come after the others. In
+ * http mode with backend.keepalive, a kept connection comes first: any
+ * (failover), or one to the address whose turn it is (round_robin,
+ * least_conn: so that requests still go round, as with nginx's keepalive).
  */
 void
 upstream_connect(struct session *s)
 {
 	const struct cfg_backend	*b = &s->srv->cfg->backend;
 	struct backend_state		*st = &s->rt->backends[s->li];
-	uint64_t			 now = 0;
+	uint64_t			 now = 0, until;
 	size_t				 i;
 
 	s->backend_reused = false;
-	if (b->keepalive > 0 && !s->backend_fresh &&
-	    b->balance == BALANCE_FAILOVER && upstream_pool_get(s, ANY_ADDR)) {
-		s->backend_reused = true;
-		session_proxy_start(s);
-		return;
-	}
 	s->backend_tries = 0;
 	s->backend_first = 0;
 	if (b->balance != BALANCE_FAILOVER && b->naddrs > 1)
@@ -492,19 +494,19 @@ upstream_connect(struct session *s)
 		    __ATOMIC_RELAXED) % b->naddrs;
 	s->backend_down = 0;
 	for (i = 0; i < b->naddrs && i < BACKEND_DOWN_BITS; i++) {
-		if (__atomic_load_n(&st->down_until[i], __ATOMIC_RELAXED) == 0)
+		until = __atomic_load_n(&st->down_until[i], __ATOMIC_RELAXED);
+		if (until == 0)
 			continue;
 		if (now == 0)
 			now = monotonic_ms();
-		if (__atomic_load_n(&st->down_until[i], __ATOMIC_RELAXED) >
-		    now)
+		if (until > now)
 			s->backend_down |= UINT64_C(1) << i;
 	}
 	if (b->balance == BALANCE_LEAST_CONN && b->naddrs > 1)
 		upstream_least(s);
-	if (b->keepalive > 0 && !s->backend_fresh &&
-	    b->balance != BALANCE_FAILOVER && upstream_pick(s) &&
-	    upstream_pool_get(s, s->backend_idx)) {
+	if (b->keepalive > 0 && !s->backend_fresh && upstream_pick(s) &&
+	    upstream_pool_get(s, b->balance == BALANCE_FAILOVER ? ANY_ADDR :
+	    s->backend_idx)) {
 		s->backend_reused = true;
 		session_proxy_start(s);
 		return;
@@ -521,13 +523,10 @@ static bool
 upstream_pick(struct session *s)
 {
 	size_t	n = s->srv->cfg->backend.naddrs, k, i;
-	bool	down;
 
 	for (; (k = s->backend_tries) < 2 * n; s->backend_tries++) {
 		i = (s->backend_first + k % n) % n;
-		down = i < BACKEND_DOWN_BITS &&
-		    (s->backend_down & (UINT64_C(1) << i)) != 0;
-		if ((k < n) != down) {
+		if ((k < n) != upstream_was_down(s, i)) {
 			s->backend_idx = i;
 			return true;
 		}
@@ -546,7 +545,7 @@ upstream_next(struct session *s)
 	const struct addr		*a;
 	struct bufferevent		*bev;
 	struct timeval			 tv, zero = { 0, 0 };
-	char				 waited[160], hint[200];
+	char				 waited[160], hint[200], said[96];
 	int				 err;
 
 	for (; upstream_pick(s); s->backend_tries++) {
@@ -598,12 +597,14 @@ upstream_next(struct session *s)
 		else if (s->fd_wait_ms > 0)
 			snprintf(waited, sizeof(waited), " (no descriptor "
 			    "came free within %" PRIu64 " ms)", s->fd_wait_ms);
+		said[0] = '\0';
+		if (err != EMFILE && err != ENFILE)	/* ours, not its */
+			upstream_mark_down(s, said, sizeof(said));
 		log_warnx("listener \"%s\": backend connect failed: %s: %s%s%s%s",
 		    s->srv->cfg->name, a->text,
 		    evutil_socket_error_to_string(err),
 		    upstream_unix_hint(a, err, hint, sizeof(hint)), waited,
-		    err == EMFILE || err == ENFILE ? "" :
-		    upstream_mark_down(s));
+		    said);
 		s->fd_wait_ms = 0;
 	}
 	session_backend_failed(s);

@@ -44,7 +44,8 @@
 //
 //   parallel PORT --count N --path P
 //       N GETs of P at once, each on a connection of its own (no keep-alive;
-//       Connection: close): all N handshakes first, then all N requests. Prints {count, codes: {status: n}, errors: [...]}
+//       Connection: close): all N handshakes first, then all N requests.
+//       Prints {count, codes: {status: n}, errors: [...]}
 //       and exits 0 when all N answered 200.
 //
 //   ws PORT --path P [--binary-size N] [--header 'Name: value']...
