@@ -268,7 +268,7 @@ metrics_render_addrs(struct mbuf *b, const struct runtime *rt)
 	    i++) {
 		be = &rt->servers[i].cfg->backend;
 		for (j = 0; be->naddrs > 1 && j < be->naddrs; j++) {
-			until = __atomic_load_n(&rt->backends[i].down_until[j],
+			until = __atomic_load_n(&rt->backends[i]->down_until[j],
 			    __ATOMIC_RELAXED);
 			mb_sample(b, "backend_address_passed_over",
 			    rt->servers[i].cfg->name, "address",
@@ -277,7 +277,8 @@ metrics_render_addrs(struct mbuf *b, const struct runtime *rt)
 	}
 	mb_family(b, "backend_address_connections", "gauge", "Connections "
 	    "to a backend address in use by clients now (kept idle ones "
-	    "not counted), for the current configuration.");
+	    "not counted), including those made before a reload that kept "
+	    "the address.");
 	for (i = 0; rt != NULL && rt->backends != NULL && i < rt->nservers;
 	    i++) {
 		be = &rt->servers[i].cfg->backend;
@@ -285,7 +286,7 @@ metrics_render_addrs(struct mbuf *b, const struct runtime *rt)
 			mb_sample(b, "backend_address_connections",
 			    rt->servers[i].cfg->name, "address",
 			    be->addrs[j].text, (uint64_t)__atomic_load_n(
-			    &rt->backends[i].active[j], __ATOMIC_RELAXED));
+			    &rt->backends[i]->active[j], __ATOMIC_RELAXED));
 	}
 }
 

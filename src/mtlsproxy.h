@@ -396,8 +396,14 @@ time_t	 tls_peer_chain_end(SSL *);
 
 /* runtime.c */
 /* An immutable, reference-counted build of one configuration. */
-/* What connects learn about a listener's backend addresses (atomic). */
+/*
+ * What connects learn about a listener's backend addresses (atomic).
+ * Reference-counted: a reload that keeps a listener's name and addresses
+ * hands it on, so that connections made before it still count.
+ */
 struct backend_state {
+	int		 refs;		/* atomic */
+	size_t		 naddrs;
 	unsigned	 next;		/* round_robin: where the next starts */
 	uint64_t	*down_until;	/* owned; per address: monotonic ms */
 	int		*active;	/* owned; per address: connections */
@@ -408,7 +414,7 @@ struct runtime {
 	uint64_t	 generation;
 	struct cfg	*cfg;		/* owns */
 	struct tls_server *servers;	/* owns; one per cfg listener */
-	struct backend_state *backends;	/* owns; one per cfg listener */
+	struct backend_state **backends; /* refs; one per cfg listener */
 	size_t		 nservers;
 };
 struct runtime	*runtime_new(struct cfg *, struct errlist *);

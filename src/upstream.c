@@ -71,7 +71,7 @@ void
 upstream_attach(struct session *s, struct bufferevent *bev)
 {
 	s->backend = bev;
-	__atomic_add_fetch(&s->rt->backends[s->li].active[s->backend_idx], 1,
+	__atomic_add_fetch(&s->rt->backends[s->li]->active[s->backend_idx], 1,
 	    __ATOMIC_RELAXED);
 }
 
@@ -82,7 +82,7 @@ upstream_detach(struct session *s)
 
 	if (bev != NULL)
 		__atomic_sub_fetch(
-		    &s->rt->backends[s->li].active[s->backend_idx], 1,
+		    &s->rt->backends[s->li]->active[s->backend_idx], 1,
 		    __ATOMIC_RELAXED);
 	s->backend = NULL;
 	return bev;
@@ -116,7 +116,7 @@ static void
 upstream_mark_down(struct session *s, char *said, size_t len)
 {
 	const struct cfg_backend	*b = &s->srv->cfg->backend;
-	struct backend_state		*st = &s->rt->backends[s->li];
+	struct backend_state		*st = s->rt->backends[s->li];
 	bool				 secs = b->fail_timeout_ms % 1000 == 0;
 
 	said[0] = '\0';
@@ -143,7 +143,7 @@ upstream_was_down(const struct session *s, size_t i)
 static void
 upstream_mark_up(struct session *s)
 {
-	struct backend_state	*st = &s->rt->backends[s->li];
+	struct backend_state	*st = s->rt->backends[s->li];
 
 	if (s->srv->cfg->backend.naddrs >= 2 &&
 	    __atomic_load_n(&st->down_until[s->backend_idx],
@@ -451,7 +451,7 @@ static bool	upstream_pick(struct session *);
 static void
 upstream_least(struct session *s)
 {
-	const struct backend_state	*st = &s->rt->backends[s->li];
+	const struct backend_state	*st = s->rt->backends[s->li];
 	size_t				 n = s->srv->cfg->backend.naddrs, k, i;
 	size_t				 best = s->backend_first;
 	int				 c, min = -1;
@@ -482,7 +482,7 @@ void
 upstream_connect(struct session *s)
 {
 	const struct cfg_backend	*b = &s->srv->cfg->backend;
-	struct backend_state		*st = &s->rt->backends[s->li];
+	struct backend_state		*st = s->rt->backends[s->li];
 	uint64_t			 now = 0, until;
 	size_t				 i;
 

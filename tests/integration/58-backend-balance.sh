@@ -8,8 +8,9 @@
 #    at most 10 backend connections);
 #  - the default, failover, sends every connection to the first;
 #  - least_conn: beside a connection held to one address, the next ones
-#    (tcp mode) all go to the other; /metrics counts connections in use per
-#    address, and none once every client has gone;
+#    (tcp mode) all go to the other, also after a reload (SIGHUP) that
+#    keeps the addresses; /metrics counts connections in use per address,
+#    and none once every client has gone;
 #  - an address whose connect fails is passed over for 10 s (the default
 #    backend.fail_timeout) while another answers, so clients do not each
 #    wait for it: [refused, live, live]
@@ -176,10 +177,20 @@ done
 assert_log_contains ' access ' 'listener=lc' "backend=127\.0\.0\.1:$other "
 n=$(new_log_lines | grep ' access ' | grep 'listener=lc' | grep -c "backend=127\.0\.0\.1:$other ")
 [ "$n" = 4 ] || fail "least_conn: $n of 4 connections went to the address without the held one"
+# a reload that keeps the listener's addresses still counts the held one
+hup_ok
+assert_eq "$(gauge backend_address_connections lc "$held")" 1 "connections to the held address on /metrics after a reload"
+log_mark
+for i in 5 6 7 8; do
+	node_client "$P_LC" --cert "$PKI/orders.crt" --key "$PKI/orders.key" --send "lc $i\n" --echo
+	[ "$NODE_RC" -eq 0 ] || fail "least_conn connection $i (after a reload): $(cat "$NODE_OUT")"
+done
+n=$(new_log_lines | grep ' access ' | grep 'listener=lc' | grep -c "backend=127\.0\.0\.1:$other ")
+[ "$n" = 4 ] || fail "least_conn after a reload: $n of 4 connections went to the address without the held one (made before the reload)"
 exec 7>&-
 wait "$HOLD" 2>/dev/null
 untrack "$HOLD"
-pass "least_conn (tcp): beside a held connection to one address, 4 connections all went to the other; /metrics counts the held one"
+pass "least_conn (tcp): beside a held connection to one address, 4 connections all went to the other, and 4 more after a reload; /metrics counts the held one"
 
 # tried_once LISTENER PORT N ADDRPORT REASON WHAT: N requests all get 200,
 # and ADDRPORT, which fails with REASON, is tried once: then passed over

@@ -419,6 +419,7 @@ START_TEST(test_backend_passed_over)
 	struct cfg_listener	 l[2];
 	struct tls_server	 srv[2];
 	struct backend_state	 st[2];
+	struct backend_state	*stp[2] = { &st[0], &st[1] };
 	struct runtime		 rt;
 
 	memset(addrs, 0, sizeof(addrs));
@@ -443,7 +444,7 @@ START_TEST(test_backend_passed_over)
 	st[1].active = active;
 	memset(&rt, 0, sizeof(rt));
 	rt.servers = srv;
-	rt.backends = st;
+	rt.backends = stp;
 	rt.nservers = 2;
 
 	render(&rt);
